@@ -1,0 +1,479 @@
+/*
+ * hydracache/cache.h - the local cache runtime of libhcpg.
+ *
+ * Threading: unless a function says otherwise, every function taking an
+ * hc_cache * may be called from any thread concurrently with any other,
+ * except hc_cache_free, which must be called once, after every other use of
+ * the cache (and of its views, subscribers and listeners) has finished.
+ *
+ * Ownership: strings passed in are copied when kept; hc_value references
+ * handed out must be released with hc_value_release.
+ *
+ * Errors: functions return hc_status; when the optional hc_error *err is not
+ * NULL it receives the same code and a human message.  No function aborts,
+ * exits or prints on bad input.
+ */
+#ifndef HYDRACACHE_CACHE_H
+#define HYDRACACHE_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(HC_BUILDING_LIBRARY) && defined(__GNUC__)
+#define HC_EXTERN __attribute__((visibility("default")))
+#else
+#define HC_EXTERN
+#endif
+
+#define HC_VERSION_MAJOR 0
+#define HC_VERSION_MINOR 1
+#define HC_VERSION_PATCH 0
+#define HC_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------ status */
+
+/*
+ * Status codes.  Append-only: values are never renumbered or removed.
+ * Non-negative values are outcomes, negative values are errors.
+ */
+typedef enum hc_status {
+    HC_OK = 0,
+    HC_MISS = 1,          /* key absent or expired */
+    HC_LAGGED = 2,        /* subscriber fell behind; see hc_event.lost */
+    HC_TIMEOUT = 3,       /* a wait ran out */
+    HC_ERR_INVALID = -1,  /* NULL or malformed argument */
+    HC_ERR_NOMEM = -2,    /* allocation failed; nothing was changed */
+    HC_ERR_TOO_LARGE = -3,/* key/tag/value over its limit */
+    HC_ERR_LOADER = -4,   /* a loader failed (message from the loader) */
+    HC_ERR_PG = -5,       /* PostgreSQL/libpq error (message from libpq) */
+    HC_ERR_CODEC = -6,    /* corrupt or undecodable cached bytes */
+    HC_ERR_CLOSED = -7,   /* object was shut down */
+    HC_ERR_BUSY = -8,     /* resource already in use (e.g. a second bus) */
+    HC_ERR_STATE = -9,    /* call not valid in the current state */
+    HC_ERR_SYSTEM = -10   /* OS error (thread, pipe, clock) */
+} hc_status;
+
+/* Static, never NULL; "unknown status" for values not listed above. */
+HC_EXTERN const char *hc_status_str(hc_status st);
+
+#define HC_ERROR_MSG_MAX 256
+
+/* Optional error out-parameter.  Caller-owned; one per call site/thread. */
+typedef struct hc_error {
+    hc_status code;
+    char message[HC_ERROR_MSG_MAX];
+} hc_error;
+
+/* Set err (if not NULL) to code + printf-style message; returns code. */
+HC_EXTERN hc_status hc_error_set(hc_error *err, hc_status code, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ------------------------------------------------------------------ limits */
+
+#define HC_MAX_KEY_LEN 1024        /* bytes, excluding NUL; keys and tags */
+#define HC_MAX_TAGS 64             /* tags per entry */
+#define HC_MAX_VALUE_LEN ((size_t)1 << 30)
+#define HC_TTL_DEFAULT ((uint64_t)0)          /* use hc_config.default_ttl_ms */
+#define HC_TTL_FOREVER ((uint64_t)UINT64_MAX) /* never expires */
+
+/* ------------------------------------------------------------------ values */
+
+/*
+ * Immutable, reference-counted byte blob.  A cache hit hands out a new
+ * reference, never a copy.  Thread-safe: references may be retained and
+ * released from any thread.  Data is always followed by a NUL byte that is
+ * not counted in hc_value_len (convenient for text).
+ */
+typedef struct hc_value hc_value;
+
+/* Copy len bytes into a new value (refcount 1).  NULL on OOM or len too big. */
+HC_EXTERN hc_value *hc_value_new(const void *data, size_t len);
+/* New value of len bytes to be filled by the caller through *data_out before
+ * it is shared.  NULL on OOM. */
+HC_EXTERN hc_value *hc_value_alloc(size_t len, void **data_out);
+HC_EXTERN const void *hc_value_data(const hc_value *v);
+HC_EXTERN size_t hc_value_len(const hc_value *v);
+/* Returns v with one more reference.  NULL-safe. */
+HC_EXTERN hc_value *hc_value_retain(hc_value *v);
+/* Drops one reference; frees at zero.  NULL-safe. */
+HC_EXTERN void hc_value_release(hc_value *v);
+
+/* ------------------------------------------------------------------ keys */
+
+/*
+ * Build a key from segments joined by ':'.  Inside a segment '\', ':' and
+ * '*' are escaped with a backslash; a NULL segment stands for SQL NULL and is
+ * written "\N" (see docs/PROTOCOL.md).  So ("user","a:b") and ("user:a","b")
+ * never collide.  Writes a NUL-terminated key into buf (capacity cap) and its
+ * length into *len_out (may be NULL).
+ * HC_ERR_INVALID: buf/segs NULL or nsegs == 0.  HC_ERR_TOO_LARGE: the key
+ * would exceed HC_MAX_KEY_LEN or cap - 1.  Thread-safe (pure function).
+ */
+HC_EXTERN hc_status hc_key_build(char *buf, size_t cap, size_t *len_out,
+                                 const char *const *segs, size_t nsegs, hc_error *err);
+
+/* HC_KEY(buf, cap, &st, "user", id): hc_key_build over literal segments. */
+#define HC_KEY(buf, cap, err, ...)                                                   \
+    hc_key_build((buf), (cap), NULL, (const char *const[]){__VA_ARGS__},             \
+                 sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *), (err))
+
+/* The table-wide tag of an entity: esc(entity) ":*" (docs/PROTOCOL.md). */
+HC_EXTERN hc_status hc_key_table_tag(char *buf, size_t cap, const char *entity, hc_error *err);
+
+/* ------------------------------------------------------------------ tags */
+
+/* A borrowed list of tags (the strings must live for the duration of the call). */
+typedef struct hc_tags {
+    const char *const *v;
+    size_t n;
+} hc_tags;
+
+#define HC_TAGS(...)                                                                  \
+    ((hc_tags){(const char *const[]){__VA_ARGS__},                                    \
+               sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)})
+
+/*
+ * Reusable owned set of tags (deduplicated, insertion order kept).
+ * Not thread-safe for writers; once built it may be read (used in hc_opts)
+ * from many threads at once.
+ */
+typedef struct hc_tagset hc_tagset;
+HC_EXTERN hc_tagset *hc_tagset_new(void);
+HC_EXTERN void hc_tagset_free(hc_tagset *ts); /* NULL-safe */
+/* Copies tag.  HC_ERR_INVALID (NULL/empty), HC_ERR_TOO_LARGE (len or count). */
+HC_EXTERN hc_status hc_tagset_add(hc_tagset *ts, const char *tag, hc_error *err);
+HC_EXTERN size_t hc_tagset_count(const hc_tagset *ts);
+HC_EXTERN const char *hc_tagset_get(const hc_tagset *ts, size_t i);
+
+/* ------------------------------------------------------------------ options */
+
+/* Per-call options.  All fields optional; a NULL hc_opts * means defaults. */
+typedef struct hc_opts {
+    uint64_t ttl_ms;          /* HC_TTL_DEFAULT, HC_TTL_FOREVER or milliseconds */
+    hc_tags tags;             /* borrowed */
+    const hc_tagset *tagset;  /* borrowed, merged with tags */
+} hc_opts;
+
+/* HC_OPTS(.ttl_ms = 30000, .tags = HC_TAGS("users", "user:42")) -> const hc_opts * */
+#define HC_OPTS(...) (&(const hc_opts){__VA_ARGS__})
+
+/* ------------------------------------------------------------------ cache */
+
+typedef struct hc_cache hc_cache;
+
+/* Monotonic clock in milliseconds.  Must be thread-safe. */
+typedef uint64_t (*hc_clock_fn)(void *ctx);
+
+typedef struct hc_config {
+    const char *name;         /* copied; NULL -> "default" */
+    size_t max_bytes;         /* 0 -> 64 MiB; counts keys, values, tags, overhead */
+    size_t max_entries;       /* 0 -> unlimited */
+    uint64_t default_ttl_ms;  /* 0 -> entries never expire unless given a TTL */
+    unsigned shards;          /* 0 -> 16; rounded up to a power of two, max 1024 */
+    hc_clock_fn clock;        /* NULL -> CLOCK_MONOTONIC */
+    void *clock_ctx;
+} hc_config;
+
+/* cfg may be NULL (all defaults).  NULL on error (err says why). */
+HC_EXTERN hc_cache *hc_cache_new(const hc_config *cfg, hc_error *err);
+/* NULL-safe.  Detach buses and free views/subscribers/listeners first. */
+HC_EXTERN void hc_cache_free(hc_cache *c);
+HC_EXTERN const char *hc_cache_name(const hc_cache *c);
+
+/*
+ * Lookup.  HC_OK and *out = new reference on a hit; HC_MISS (and *out = NULL)
+ * when absent or expired (an expired entry is dropped).
+ */
+HC_EXTERN hc_status hc_get(hc_cache *c, const char *key, hc_value **out, hc_error *err);
+/* Store a copy of data under key, replacing any entry. */
+HC_EXTERN hc_status hc_put(hc_cache *c, const char *key, const void *data, size_t len,
+                           const hc_opts *opts, hc_error *err);
+/* Store a reference to v (the cache takes its own reference). */
+HC_EXTERN hc_status hc_put_value(hc_cache *c, const char *key, hc_value *v,
+                                 const hc_opts *opts, hc_error *err);
+/* HC_OK if key maps to a live value, HC_MISS otherwise (expired entries are dropped). */
+HC_EXTERN hc_status hc_contains(hc_cache *c, const char *key, hc_error *err);
+/* Remove one key; HC_OK whether or not it was present.  Published to an attached bus. */
+HC_EXTERN hc_status hc_invalidate_key(hc_cache *c, const char *key, hc_error *err);
+HC_EXTERN hc_status hc_remove(hc_cache *c, const char *key, hc_error *err);
+/* Remove every entry carrying tag and make in-flight loads carrying it stale. */
+HC_EXTERN hc_status hc_invalidate_tag(hc_cache *c, const char *tag, hc_error *err);
+/* Remove everything and make every in-flight load stale. */
+HC_EXTERN hc_status hc_flush(hc_cache *c, hc_error *err);
+
+/*
+ * Loader: produce the value for key into *out (a new reference the runtime
+ * takes over) and return HC_OK, or return an error status with err filled.
+ * Called without any cache lock held; may call the cache (other keys).
+ */
+typedef hc_status (*hc_loader_fn)(void *ctx, const char *key, hc_value **out, hc_error *err);
+
+/*
+ * Return the cached value, or run loader once per key under single-flight:
+ * concurrent callers for the same missing key wait for that one run and get
+ * its value (counted as joins).  Tag generations (and the flush epoch, and the
+ * key's own invalidation count) are recorded before the loader starts; if any
+ * changed by the time it returns, the value is handed to the waiting callers
+ * but not stored (stale_load_discards), and callers arriving after the
+ * invalidation start or join a fresh load.  Loader errors reach every joined
+ * caller with the loader's status and message and are never cached.  A loader
+ * that returns HC_OK with *out NULL yields HC_ERR_LOADER.
+ * In bypass mode (see hc_cache_set_bypass) the loader runs and nothing is stored.
+ */
+HC_EXTERN hc_status hc_get_or_load(hc_cache *c, const char *key, const hc_opts *opts,
+                                   hc_loader_fn loader, void *ctx, hc_value **out,
+                                   hc_error *err);
+/* Same as hc_get_or_load. */
+HC_EXTERN hc_status hc_try_get_or_insert_with(hc_cache *c, const char *key, const hc_opts *opts,
+                                              hc_loader_fn loader, void *ctx, hc_value **out,
+                                              hc_error *err);
+/* Loader that cannot fail: returns a new reference; NULL only on OOM. */
+typedef hc_value *(*hc_infallible_loader_fn)(void *ctx, const char *key);
+HC_EXTERN hc_status hc_get_or_insert_with(hc_cache *c, const char *key, const hc_opts *opts,
+                                          hc_infallible_loader_fn loader, void *ctx,
+                                          hc_value **out, hc_error *err);
+
+/* Drop expired entries now (also done lazily and by a cheap incremental sweep). */
+HC_EXTERN size_t hc_cache_sweep(hc_cache *c);
+
+/* ------------------------------------------------------------------ views */
+
+/*
+ * Codec for typed views.  encode turns an object into a new hc_value; decode
+ * builds a new object from bytes (HC_ERR_CODEC on bad bytes); free releases an
+ * object returned by decode.  Must be thread-safe.
+ */
+typedef struct hc_codec {
+    hc_status (*encode)(void *ctx, const void *obj, hc_value **out, hc_error *err);
+    hc_status (*decode)(void *ctx, const void *data, size_t len, void **obj_out, hc_error *err);
+    void (*free)(void *ctx, void *obj);
+    void *ctx;
+} hc_codec;
+
+/*
+ * A typed view: keys are prefixed "<esc(ns)>:" and values pass through the
+ * codec.  Same storage, stats, single-flight and invalidation as the cache.
+ * The codec struct is copied.  Free views before the cache.  Thread-safe.
+ */
+typedef struct hc_view hc_view;
+HC_EXTERN hc_view *hc_cache_view(hc_cache *c, const char *ns, const hc_codec *codec,
+                                 hc_error *err);
+HC_EXTERN void hc_view_free(hc_view *v); /* NULL-safe */
+/* *obj_out receives a new decoded object the caller frees with codec.free. */
+HC_EXTERN hc_status hc_view_get(hc_view *v, const char *key, void **obj_out, hc_error *err);
+HC_EXTERN hc_status hc_view_put(hc_view *v, const char *key, const void *obj,
+                                const hc_opts *opts, hc_error *err);
+typedef hc_status (*hc_obj_loader_fn)(void *ctx, const char *key, void **obj_out, hc_error *err);
+/* On a miss the loader's object is encoded and stored, and a decoded copy is returned. */
+HC_EXTERN hc_status hc_view_get_or_load(hc_view *v, const char *key, const hc_opts *opts,
+                                        hc_obj_loader_fn loader, void *ctx, void **obj_out,
+                                        hc_error *err);
+HC_EXTERN hc_status hc_view_contains(hc_view *v, const char *key, hc_error *err);
+HC_EXTERN hc_status hc_view_invalidate_key(hc_view *v, const char *key, hc_error *err);
+HC_EXTERN hc_status hc_view_remove(hc_view *v, const char *key, hc_error *err);
+/* Full cache key of a view key ("<esc(ns)>:<key>") into buf. */
+HC_EXTERN hc_status hc_view_key(const hc_view *v, const char *key, char *buf, size_t cap,
+                                hc_error *err);
+
+/* ------------------------------------------------------------------ stats */
+
+typedef enum hc_bus_state {
+    HC_BUS_NONE = 0,         /* no bus attached */
+    HC_BUS_CONNECTING = 1,   /* attached, LISTEN not yet active: bypass */
+    HC_BUS_LISTENING = 2,    /* LISTEN active */
+    HC_BUS_DISCONNECTED = 3, /* lost, reconnecting: bypass */
+    HC_BUS_LOCAL = 4         /* in-process bus */
+} hc_bus_state;
+
+HC_EXTERN const char *hc_bus_state_str(hc_bus_state st);
+
+/* A consistent-enough snapshot of the counters (each counter is exact). */
+typedef struct hc_stats {
+    uint64_t hits;
+    uint64_t misses;
+    uint64_t loads;
+    uint64_t load_errors;
+    uint64_t single_flight_joins;
+    uint64_t stale_load_discards;
+    uint64_t puts;
+    uint64_t invalidations_key;
+    uint64_t invalidations_tag;
+    uint64_t invalidations_flush;
+    uint64_t evictions_capacity;
+    uint64_t evictions_expired;
+    uint64_t events_published;
+    uint64_t subscriber_lag;       /* events lost by slow subscribers */
+    uint64_t bus_published;
+    uint64_t bus_received;
+    uint64_t bus_applied;
+    uint64_t bus_malformed;
+    uint64_t bus_publish_failures;
+    uint64_t bus_disconnects;
+    uint64_t bus_reconnects;
+    uint64_t bypassed_loads;
+} hc_stats;
+
+HC_EXTERN void hc_cache_stats(const hc_cache *c, hc_stats *out);
+HC_EXTERN uint64_t hc_stats_total_requests(const hc_stats *s); /* hits + misses */
+HC_EXTERN double hc_stats_hit_ratio(const hc_stats *s);         /* 0.0 when no requests */
+
+typedef struct hc_diagnostics {
+    hc_stats stats;
+    size_t entries;
+    size_t bytes_used;
+    size_t bytes_limit;
+    size_t entries_limit;       /* 0 = unlimited */
+    hc_bus_state bus_state;
+    bool bypass;
+    double notify_queue_usage;  /* pg_notification_queue_usage(), -1 when unknown */
+} hc_diagnostics;
+
+HC_EXTERN void hc_cache_diagnostics(const hc_cache *c, hc_diagnostics *out);
+
+/* ------------------------------------------------------------------ events */
+
+typedef enum hc_event_kind {
+    HC_EV_PUT = 1u << 0,
+    HC_EV_INVALIDATE_KEY = 1u << 1,
+    HC_EV_INVALIDATE_TAG = 1u << 2,
+    HC_EV_FLUSH = 1u << 3,
+    HC_EV_EVICT = 1u << 4,
+    HC_EV_STALE_DISCARD = 1u << 5,
+    HC_EV_BUS_DISCONNECT = 1u << 6,
+    HC_EV_BUS_RECONNECT = 1u << 7,
+    HC_EV_BYPASS_ON = 1u << 8,
+    HC_EV_BYPASS_OFF = 1u << 9,
+    /* access events: only after hc_enable_access_events(c, true) */
+    HC_EV_HIT = 1u << 16,
+    HC_EV_MISS = 1u << 17,
+    HC_EV_LOAD = 1u << 18,
+    HC_EV_LOAD_ERROR = 1u << 19
+} hc_event_kind;
+
+#define HC_EV_MUTATIONS 0x0000ffffu
+#define HC_EV_ACCESS 0xffff0000u
+#define HC_EV_ALL 0xffffffffu
+
+typedef enum hc_origin {
+    HC_ORIGIN_LOCAL = 0,    /* this process's call */
+    HC_ORIGIN_BUS = 1,      /* another libhcpg node */
+    HC_ORIGIN_DATABASE = 2  /* the hydracache extension (trigger / SQL) */
+} hc_origin;
+
+HC_EXTERN const char *hc_origin_str(hc_origin o);
+
+typedef enum hc_evict_reason {
+    HC_EVICT_NONE = 0,
+    HC_EVICT_CAPACITY = 1,
+    HC_EVICT_EXPIRED = 2
+} hc_evict_reason;
+
+#define HC_EVENT_SUBJECT_MAX 256
+
+typedef struct hc_event {
+    hc_event_kind kind;
+    hc_origin origin;
+    hc_evict_reason reason;       /* HC_EV_EVICT only */
+    uint64_t seq;                 /* per-cache sequence number */
+    uint64_t time_ms;             /* cache clock */
+    uint64_t lost;                /* with HC_LAGGED: events dropped */
+    bool subject_truncated;
+    char subject[HC_EVENT_SUBJECT_MAX]; /* key, tag or detail; NUL-terminated */
+} hc_event;
+
+HC_EXTERN const char *hc_event_kind_str(hc_event_kind k);
+
+/* Turn hit/miss/load events on or off (off by default: they are hot). */
+HC_EXTERN void hc_enable_access_events(hc_cache *c, bool on);
+
+/*
+ * Subscriber with a bounded ring of capacity events (0 -> 1024) for the kinds
+ * in mask.  Cache operations never wait for it: when full, oldest events are
+ * overwritten and the next recv returns HC_LAGGED with event->lost set.
+ * One subscriber is read by one thread at a time; free before the cache.
+ */
+typedef struct hc_subscriber hc_subscriber;
+HC_EXTERN hc_subscriber *hc_subscribe(hc_cache *c, uint32_t mask, size_t capacity,
+                                      hc_error *err);
+/* timeout_ms: 0 = poll, < 0 = wait forever.  HC_OK, HC_LAGGED, HC_TIMEOUT. */
+HC_EXTERN hc_status hc_subscriber_recv(hc_subscriber *s, hc_event *out, int timeout_ms);
+HC_EXTERN void hc_subscriber_free(hc_subscriber *s); /* NULL-safe */
+
+/*
+ * Callback listener: fn is called on a dedicated thread for each matching
+ * event (and with HC_LAGGED status events when it falls behind).  Freeing the
+ * handle stops it and joins the thread; fn is never called after that.
+ */
+typedef void (*hc_listener_fn)(void *ctx, hc_status st, const hc_event *ev);
+typedef struct hc_listener hc_listener;
+HC_EXTERN hc_listener *hc_listen(hc_cache *c, uint32_t mask, hc_listener_fn fn, void *ctx,
+                                 hc_error *err);
+HC_EXTERN void hc_listener_free(hc_listener *l); /* NULL-safe */
+
+/* ------------------------------------------------------- transport hooks */
+/*
+ * For invalidation transports (hydracache/bus.h).  Applications normally do
+ * not call these directly.
+ */
+
+typedef enum hc_inval_kind {
+    HC_INVAL_KEY = 'k',
+    HC_INVAL_TAG = 't',
+    HC_INVAL_FLUSH = 'f'
+} hc_inval_kind;
+
+/*
+ * Called after a local hc_invalidate_key/hc_remove/hc_invalidate_tag/hc_flush
+ * (origin local only) with arg = key or tag (NULL for flush).  Called on the
+ * invalidating thread with no cache lock held; must not block for long.
+ */
+typedef void (*hc_publish_fn)(void *ctx, hc_cache *c, hc_inval_kind kind, const char *arg);
+
+/* At most one publisher per cache: HC_ERR_BUSY if one is attached. */
+HC_EXTERN hc_status hc_cache_attach_publisher(hc_cache *c, hc_publish_fn fn, void *ctx,
+                                              hc_error *err);
+/* Returns once no call of the publisher is in progress. */
+HC_EXTERN void hc_cache_detach_publisher(hc_cache *c);
+
+/* Apply a remote invalidation (never re-published); counts bus_applied. */
+HC_EXTERN hc_status hc_cache_apply(hc_cache *c, hc_inval_kind kind, const char *arg,
+                                   hc_origin origin, hc_error *err);
+
+/*
+ * Bypass: while on, nothing is stored (puts are dropped, loads run and are
+ * not stored, counted as bypassed_loads) and hc_get misses.  Each change of
+ * the flag also flushes the cache and bumps the flush epoch, so a load that
+ * began before the change is never stored after it.
+ */
+HC_EXTERN void hc_cache_set_bypass(hc_cache *c, bool on, hc_origin origin);
+HC_EXTERN bool hc_cache_bypass(const hc_cache *c);
+
+typedef enum hc_bus_counter {
+    HC_BUSCTR_PUBLISHED,
+    HC_BUSCTR_RECEIVED,
+    HC_BUSCTR_MALFORMED,
+    HC_BUSCTR_PUBLISH_FAILURES,
+    HC_BUSCTR_DISCONNECTS,
+    HC_BUSCTR_RECONNECTS
+} hc_bus_counter;
+
+HC_EXTERN void hc_cache_bus_count(hc_cache *c, hc_bus_counter ctr, uint64_t n);
+HC_EXTERN void hc_cache_set_bus_state(hc_cache *c, hc_bus_state st);
+HC_EXTERN void hc_cache_set_notify_queue_usage(hc_cache *c, double usage);
+/* Emit a bus event (HC_EV_BUS_DISCONNECT/RECONNECT) with a detail text. */
+HC_EXTERN void hc_cache_emit(hc_cache *c, hc_event_kind kind, hc_origin origin,
+                             const char *subject);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HYDRACACHE_CACHE_H */
