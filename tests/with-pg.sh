@@ -32,6 +32,18 @@ if [ -z "${HC_TEST_DSN:-}" ]; then
   while IFS= read -r line; do export "${line?}"; done <<<"$envlines"
 fi
 
+# pg_regress and psql take PG* variables, not a conninfo: derive them from a simple
+# keyword=value HC_TEST_DSN (e.g. the docker-compose server) when they are not set.
+if [ -z "${PGHOST:-}" ]; then
+  for kv in $HC_TEST_DSN; do
+    case "$kv" in
+      host=*) export PGHOST="${kv#host=}" ;; port=*) export PGPORT="${kv#port=}" ;;
+      user=*) export PGUSER="${kv#user=}" ;; password=*) export PGPASSWORD="${kv#password=}" ;;
+      dbname=*) export PGDATABASE="${kv#dbname=}" ;;
+    esac
+  done
+fi
+
 if [ "${HC_TEST_NO_DB:-}" != 1 ]; then
   db="hc_t_$(basename "${prog%.*}" | tr -c 'a-zA-Z0-9_\n' '_')_$$"
   psql "$HC_TEST_DSN" -XAtq -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$db\"" >/dev/null || exit 1

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The demo: build, start a throwaway PostgreSQL 15 cluster, install the extension, and run
+# examples/demo against it: miss -> hit -> UPDATE from psql -> invalidation -> reload, with stats.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+top=$(pwd)
+bash scripts/setup.sh
+make -s extension-install >/dev/null
+pgdir=$(mktemp -d /tmp/hc-demo-pg.XXXXXX)
+trap 'bash "$top/tests/pgcluster.sh" stop "$pgdir"' EXIT
+envlines=$(bash tests/pgcluster.sh start "$pgdir")
+while IFS= read -r line; do export "${line?}"; done <<<"$envlines"
+./examples/demo "$HC_TEST_DSN"

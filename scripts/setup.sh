@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh Debian 12 machine: installs the Debian packages the project
+# needs (only those missing), then builds everything in the source tree with Autotools.
+#   bash scripts/setup.sh            # packages + autoreconf + configure + make
+#   HC_SETUP_NO_BUILD=1 bash ...     # packages only
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PKGS=(build-essential autoconf automake libtool pkg-config check libpq-dev
+      postgresql-15 postgresql-client-15 postgresql-server-dev-15
+      libmicrohttpd-dev valgrind gnuplot-nox)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ "${HC_SETUP_NO_BUILD:-}" = 1 ] && exit 0
+
+if [ ! -x configure ] || [ configure.ac -nt configure ]; then
+  autoreconf -fi >/dev/null
+fi
+if [ ! -f Makefile ] || [ configure -nt config.status ]; then
+  ./configure -q
+fi
+make -j"$(nproc)" >/dev/null
+echo "setup: build ok"
