@@ -36,7 +36,9 @@ void hc_events_free(hc_events *ev);
 bool hc_events_wanted(const hc_events *ev, hc_event_kind kind);
 
 /* Deliver one event to every subscriber whose mask has kind.  subject may be
- * NULL (empty) and is truncated to HC_EVENT_SUBJECT_MAX - 1 bytes. */
+ * NULL (empty) and is truncated to HC_EVENT_SUBJECT_MAX - 1 bytes.  Only
+ * events that reach some ring take a seq number, so every ring sees seq
+ * strictly increasing and gaps mean filtered-out or lost events. */
 void hc_events_emit(hc_events *ev, hc_event_kind kind, hc_origin origin,
                     hc_evict_reason reason, const char *subject, uint64_t time_ms);
 
@@ -48,7 +50,7 @@ uint64_t hc_events_lag(const hc_events *ev);
 /* Back ends of hc_subscribe / hc_listen (cache.c forwards to these).
  * HC_ERR_INVALID: ev NULL, mask 0, or (listen) fn NULL.  HC_ERR_TOO_LARGE:
  * capacity over HC_EVENTS_MAX_CAPACITY.  HC_ERR_NOMEM / HC_ERR_SYSTEM on
- * allocation or thread failure.  The hub must outlive what these return.
+ * allocation or thread failure.  Free what these return before the hub.
  *
  * hc_listener_free may be called from any thread, including from inside
  * that listener's own callback: then it returns at once, fn is not called
