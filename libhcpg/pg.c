@@ -349,8 +349,13 @@ static hc_status derive_key(plan *pl, const char *label, hc_error *err)
     }
     unsigned char d[16];
     hc__siphash_final128(&h, d);
+    static const char digits[] = "0123456789abcdef";
     char hex[33];
-    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    for (int i = 0; i < 16; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[32] = '\0';
     const char *segs[] = {"q", label, hex};
     pl->key = pl->keybuf;
     return hc_key_build(pl->keybuf, sizeof pl->keybuf, NULL, segs, 3, err);
