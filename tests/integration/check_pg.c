@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hc_pgassert.h"
 #include "hc_test.h"
 #include "hydracache/pg.h"
 
@@ -75,29 +76,6 @@ static long seq_value(const char *name)
     return n;
 }
 
-static void assert_same(const PGresult *a, const PGresult *b)
-{
-    ck_assert_int_eq(PQresultStatus(b), PGRES_TUPLES_OK);
-    ck_assert_int_eq(PQntuples(a), PQntuples(b));
-    ck_assert_int_eq(PQnfields(a), PQnfields(b));
-    ck_assert_int_eq(PQbinaryTuples(a), PQbinaryTuples(b));
-    for (int f = 0; f < PQnfields(a); f++) {
-        ck_assert_str_eq(PQfname(a, f), PQfname(b, f));
-        ck_assert_uint_eq(PQftable(a, f), PQftable(b, f));
-        ck_assert_int_eq(PQftablecol(a, f), PQftablecol(b, f));
-        ck_assert_int_eq(PQfformat(a, f), PQfformat(b, f));
-        ck_assert_uint_eq(PQftype(a, f), PQftype(b, f));
-        ck_assert_int_eq(PQfsize(a, f), PQfsize(b, f));
-        ck_assert_int_eq(PQfmod(a, f), PQfmod(b, f));
-    }
-    for (int t = 0; t < PQntuples(a); t++)
-        for (int f = 0; f < PQnfields(a); f++) {
-            ck_assert_int_eq(PQgetisnull(a, t, f), PQgetisnull(b, t, f));
-            ck_assert_int_eq(PQgetlength(a, t, f), PQgetlength(b, t, f));
-            ck_assert(memcmp(PQgetvalue(a, t, f), PQgetvalue(b, t, f), (size_t)PQgetlength(a, t, f)) == 0);
-        }
-}
-
 static const char *ALL_TYPES_SQL =
     "SELECT id, name, email, score, nick, data, seen, NULL::int AS nothing, ''::text AS empty,"
     " id::bigint * $1::int AS big FROM users ORDER BY id";
@@ -113,8 +91,8 @@ static void hit_equals_uncached(int result_format)
     ck_assert_msg(miss != NULL, "miss: %s", err.message);
     PGresult *hit = hc_pg_fetch_all(cache, conn, &q, &err);
     ck_assert_msg(hit != NULL, "hit: %s", err.message);
-    assert_same(direct, miss);
-    assert_same(direct, hit);
+    hc_assert_same_result(direct, miss);
+    hc_assert_same_result(direct, hit);
     ck_assert_ptr_ne(miss, hit);
     hc_stats st;
     hc_cache_stats(cache, &st);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hc_pgassert.h"
 #include "pgcodec.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -41,30 +42,6 @@ static void set(PGresult *r, int t, int f, const char *v, int len)
     ck_assert(PQsetvalue(r, t, f, (char *)v, len));
 }
 
-static void assert_same(const PGresult *a, const PGresult *b)
-{
-    ck_assert_int_eq(PQresultStatus(b), PGRES_TUPLES_OK);
-    ck_assert_int_eq(PQntuples(a), PQntuples(b));
-    ck_assert_int_eq(PQnfields(a), PQnfields(b));
-    ck_assert_int_eq(PQbinaryTuples(a), PQbinaryTuples(b));
-    for (int f = 0; f < PQnfields(a); f++) {
-        ck_assert_str_eq(PQfname(a, f), PQfname(b, f));
-        ck_assert_uint_eq(PQftable(a, f), PQftable(b, f));
-        ck_assert_int_eq(PQftablecol(a, f), PQftablecol(b, f));
-        ck_assert_int_eq(PQfformat(a, f), PQfformat(b, f));
-        ck_assert_uint_eq(PQftype(a, f), PQftype(b, f));
-        ck_assert_int_eq(PQfsize(a, f), PQfsize(b, f));
-        ck_assert_int_eq(PQfmod(a, f), PQfmod(b, f));
-    }
-    for (int t = 0; t < PQntuples(a); t++) {
-        for (int f = 0; f < PQnfields(a); f++) {
-            ck_assert_int_eq(PQgetisnull(a, t, f), PQgetisnull(b, t, f));
-            ck_assert_int_eq(PQgetlength(a, t, f), PQgetlength(b, t, f));
-            ck_assert(memcmp(PQgetvalue(a, t, f), PQgetvalue(b, t, f), (size_t)PQgetlength(a, t, f)) == 0);
-        }
-    }
-}
-
 static hc_value *encode_ok(const PGresult *r)
 {
     hc_value *v = NULL;
@@ -81,7 +58,7 @@ static void round_trip(PGresult *r)
     PGresult *back = NULL;
     hc_error err;
     ck_assert_int_eq(hc__pgcodec_decode(hc_value_data(v), hc_value_len(v), NULL, &back, &err), HC_OK);
-    assert_same(r, back);
+    hc_assert_same_result(r, back);
     int n = -1;
     ck_assert_int_eq(hc__pgcodec_ntuples(hc_value_data(v), hc_value_len(v), &n, &err), HC_OK);
     ck_assert_int_eq(n, PQntuples(r));
