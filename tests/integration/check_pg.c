@@ -439,6 +439,128 @@ START_TEST(test_invalidation_during_load_is_not_stored)
 }
 END_TEST
 
+/* ------------------------------------------------------------ the extension */
+
+/* One value from the server: hydracache.<fn>(...) with text params. */
+static char *server_text(const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+    char *v = PQgetisnull(r, 0, 0) ? NULL : strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+START_TEST(test_adapter_keys_and_tags_equal_the_extension_functions)
+{
+    hc_test_create_extension(conn);
+    static const char *const ids[] = {"42", "a:b", "*", "", "a\\b", "\xc3\xbc:*\\", "\\N", NULL};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        hc_query q = {.sql = "SELECT 1"};
+        ck_assert_int_eq(hc_query_entity(&q, "us:er", ids[i]), HC_OK);
+        const char *tags[HC_MAX_TAGS];
+        ck_assert_uint_eq(hc_query_tags(&q, tags, HC_MAX_TAGS), 2);
+        char *key = server_text("SELECT hydracache.entity_key($1, $2)", 2,
+                                (const char *const[]){"us:er", ids[i]});
+        char *table = server_text("SELECT hydracache.table_tag($1)", 1, (const char *const[]){"us:er"});
+        ck_assert_str_eq(tags[0], key);
+        ck_assert_str_eq(tags[1], table);
+        char mine[HC_MAX_KEY_LEN + 1];
+        ck_assert_int_eq(hc_query_key(&q, mine, sizeof mine, NULL), HC_OK);
+        ck_assert_str_eq(mine, key);
+        free(key);
+        free(table);
+    }
+    hc_query m = {.sql = "SELECT 1"};
+    HC_QUERY_ENTITY(&m, "order_item", "7", "a:3");
+    char *key = server_text("SELECT hydracache.entity_key('order_item', $1, $2)", 2,
+                            (const char *const[]){"7", "a:3"});
+    char mine[HC_MAX_KEY_LEN + 1];
+    hc_query_key(&m, mine, sizeof mine, NULL);
+    ck_assert_str_eq(mine, key);
+    free(key);
+    hc_query c = {.sql = "SELECT 1"};
+    hc_query_collection(&c, "te:a*ms");
+    const char *tag;
+    ck_assert_uint_eq(hc_query_tags(&c, &tag, 1), 1);
+    char *coll = server_text("SELECT hydracache.collection_tag($1)", 1, (const char *const[]){"te:a*ms"});
+    ck_assert_str_eq(tag, coll);
+    free(coll);
+}
+END_TEST
+
+/* Decode one %-escaped payload argument in place (docs/PROTOCOL.md). */
+static void unescape(char *s)
+{
+    char *o = s;
+    for (; *s; s++) {
+        if (s[0] == '%' && s[1] && s[2]) {
+            char hex[3] = {s[1], s[2], 0};
+            *o++ = (char)strtol(hex, NULL, 16);
+            s += 2;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = '\0';
+}
+
+typedef struct listen_ctx {
+    PGconn *listener;
+    int applied;
+} listen_ctx;
+
+/* Apply every "hc1 db t <tags...>" notification received so far. */
+static bool apply_notifications(void *vctx)
+{
+    listen_ctx *lc = vctx;
+    PQconsumeInput(lc->listener);
+    PGnotify *n;
+    while ((n = PQnotifies(lc->listener)) != NULL) {
+        char *save = NULL;
+        char *ver = strtok_r(n->extra, " ", &save);
+        char *origin = strtok_r(NULL, " ", &save);
+        char *op = strtok_r(NULL, " ", &save);
+        if (ver && origin && op && strcmp(ver, "hc1") == 0 && strcmp(op, "t") == 0) {
+            for (char *arg; (arg = strtok_r(NULL, " ", &save)) != NULL;) {
+                unescape(arg);
+                hc_invalidate_tag(cache, arg, NULL);
+            }
+            lc->applied++;
+        }
+        PQfreemem(n);
+    }
+    return lc->applied > 0;
+}
+
+START_TEST(test_trigger_invalidates_exactly_the_dependent_entries)
+{
+    hc_test_create_extension(conn);
+    listen_ctx lc = {.listener = hc_test_connect()};
+    hc_test_exec(lc.listener, "LISTEN hydracache");
+    hc_test_exec(conn, "SELECT hydracache.watch('users', 'user')");
+
+    hc_query one = hc_query_for_entity(&USER, "1"), two = hc_query_for_entity(&USER, "2");
+    hc_query list = hc_query_for_collection(&USER, "SELECT id, name FROM users ORDER BY id");
+    char list_key[HC_MAX_KEY_LEN + 1];
+    hc_query_key(&list, list_key, sizeof list_key, NULL);
+    PQclear(hc_pg_fetch_one(cache, conn, &one, NULL));
+    PQclear(hc_pg_fetch_one(cache, conn, &two, NULL));
+    PQclear(hc_pg_fetch_all(cache, conn, &list, NULL));
+
+    hc_test_exec(conn, "UPDATE users SET email = 'b@example.org' WHERE id = 2");
+    ck_assert_msg(hc_test_wait_for(apply_notifications, &lc, 10000), "no notification from the trigger");
+    ck_assert_int_eq(hc_contains(cache, "user:2", NULL), HC_MISS);
+    ck_assert_int_eq(hc_contains(cache, list_key, NULL), HC_MISS);
+    ck_assert_int_eq(hc_contains(cache, "user:1", NULL), HC_OK); /* another row: kept */
+
+    PGresult *r = hc_pg_fetch_one(cache, conn, &two, NULL);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "email")), "b@example.org");
+    PQclear(r);
+    PQfinish(lc.listener);
+}
+END_TEST
+
 /* ------------------------------------------------------------ concurrency */
 
 #define NTHREADS 4
@@ -512,7 +634,8 @@ int main(void)
     TCase *inval = tcase_create("invalidation");
     TCase *with = tcase_create("fetch_with");
     TCase *conc = tcase_create("concurrency");
-    TCase *all[] = {hits, rows, errs, inval, with, conc};
+    TCase *ext = tcase_create("extension");
+    TCase *all[] = {hits, rows, errs, inval, with, conc, ext};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         tcase_add_unchecked_fixture(all[i], schema, NULL);
         tcase_add_checked_fixture(all[i], setup, teardown);
@@ -542,6 +665,8 @@ int main(void)
     tcase_add_test(with, test_fetch_with_loader_error_passes_through);
     tcase_add_test(with, test_invalidation_during_load_is_not_stored);
     tcase_add_test(conc, test_concurrent_misses_run_the_query_once);
+    tcase_add_test(ext, test_adapter_keys_and_tags_equal_the_extension_functions);
+    tcase_add_test(ext, test_trigger_invalidates_exactly_the_dependent_entries);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
