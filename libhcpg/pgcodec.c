@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "pgcodec.h"
 
 #define HDR_LEN 16u
@@ -219,7 +220,7 @@ hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresul
 
     PGresAttDesc stack_attrs[16];
     PGresAttDesc *attrs = stack_attrs;
-    if (nfields > 16 && (attrs = malloc(nfields * sizeof *attrs)) == NULL)
+    if (nfields > 16 && (attrs = hc__malloc(nfields * sizeof *attrs)) == NULL)
         return hc_error_set(err, HC_ERR_NOMEM, "pgcodec: out of memory");
     hc_status st = rd_fields(&r, attrs, nfields, err);
     PGresult *res = NULL;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hc_pgassert.h"
 #include "pgcodec.h"
 
@@ -279,6 +280,24 @@ START_TEST(test_impossible_counts_are_rejected_before_allocating)
 }
 END_TEST
 
+START_TEST(test_allocation_failure_while_decoding_is_nomem)
+{
+    PGresult *r = make_result(40, 0); /* more columns than fit the stack buffer */
+    set(r, 0, 0, "1", 1);
+    hc_value *v = encode_ok(r);
+    PGresult *back = (PGresult *)1;
+    hc_error err;
+    hc__alloc_fail_after(0);
+    hc_status st = hc__pgcodec_decode(hc_value_data(v), hc_value_len(v), NULL, &back, &err);
+    hc__alloc_fail_after(-1);
+    ck_assert_int_eq(st, HC_ERR_NOMEM);
+    ck_assert_int_eq(err.code, HC_ERR_NOMEM);
+    ck_assert_ptr_null(back);
+    hc_value_release(v);
+    PQclear(r);
+}
+END_TEST
+
 static uint64_t xorshift(uint64_t *s)
 {
     *s ^= *s << 13;
@@ -349,6 +368,7 @@ int main(void)
     tcase_add_test(bad, test_trailing_bytes_are_rejected);
     tcase_add_test(bad, test_bad_magic_version_and_flags_are_rejected);
     tcase_add_test(bad, test_impossible_counts_are_rejected_before_allocating);
+    tcase_add_test(bad, test_allocation_failure_while_decoding_is_nomem);
     tcase_add_test(bad, test_random_byte_flips_give_codec_error_or_a_valid_result);
     suite_add_tcase(s, bad);
     SRunner *sr = srunner_create(s);
