@@ -41,8 +41,8 @@ int main(int argc, char **argv)
     }
     PQclear(PQexec(conn, "CREATE TABLE IF NOT EXISTS users (id int PRIMARY KEY, name text, email text);"
                          "INSERT INTO users VALUES (42, 'arthur', 'arthur@example.org'),"
-                         " (7, 'ford', 'ford@example.org') ON CONFLICT (id) DO UPDATE SET name = 'arthur'"
-                         " WHERE users.id = 42"));
+                         " (7, 'ford', 'ford@example.org') ON CONFLICT (id) DO NOTHING;"
+                         "UPDATE users SET name = 'arthur' WHERE id = 42")); /* same story every run */
 
     hc_error err;
     hc_cache *cache = hc_cache_new(&(hc_config){.name = "quickstart"}, &err);
