@@ -12,7 +12,8 @@
  * who PQclear()s it, on a hit as on a miss.  An hc_query only borrows the
  * strings and arrays it points to; they must live for the duration of each
  * call.  Everything inside an hc_query (keys, tags, generated SQL) is stored
- * in the struct itself, so queries can live on the stack and be copied.
+ * in the struct itself (about 4 KiB), so queries can live on the stack and be
+ * copied.
  *
  * Threading: the cache may be shared by any number of threads; a PGconn may
  * not (libpq rule): use one connection per thread or serialise its use.  An
