@@ -55,7 +55,8 @@ typedef enum hc_status {
     HC_ERR_CLOSED = -7,   /* object was shut down */
     HC_ERR_BUSY = -8,     /* resource already in use (e.g. a second bus) */
     HC_ERR_STATE = -9,    /* call not valid in the current state */
-    HC_ERR_SYSTEM = -10   /* OS error (thread, pipe, clock) */
+    HC_ERR_SYSTEM = -10,  /* OS error (thread, pipe, clock) */
+    HC_ERR_ROWCOUNT = -11 /* a query returned another number of rows than required */
 } hc_status;
 
 /* Static, never NULL; "unknown status" for values not listed above. */
