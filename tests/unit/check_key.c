@@ -8,6 +8,7 @@
 
 #include "hydracache/cache.h"
 #include "alloc.h"
+#include "core_test.h"
 #include "key.h"
 
 static const char *build(char *buf, size_t cap, const char *const *segs, size_t n)
@@ -237,9 +238,5 @@ static Suite *key_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(key_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(key_suite());
 }

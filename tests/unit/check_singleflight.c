@@ -141,20 +141,29 @@ static bool all_joined(void *ctx)
     return stats().single_flight_joins == NTHREADS - 1;
 }
 
-/* Start NTHREADS overlapping callers of key; returns once all but the leader joined. */
-static void start_herd(caller *callers, gate *g, pthread_barrier_t *bar)
-{
-    pthread_barrier_init(bar, NULL, NTHREADS);
-    for (int i = 0; i < NTHREADS; i++)
-        caller_start(&callers[i], "herd", NULL, g, bar);
-    gate_wait_calls(g, 1);
-    ck_assert(hc_test_wait_for(all_joined, NULL, 30000));
-}
-
 static void join_all(caller *callers, int n)
 {
     for (int i = 0; i < n; i++)
         pthread_join(callers[i].thread, NULL);
+}
+
+/*
+ * NTHREADS callers of "herd" overlap (a barrier starts them together, the
+ * loader holds until all but the leader joined); then meanwhile() runs (may
+ * be NULL), the loader is released and every caller finishes.
+ */
+static void run_herd(caller *callers, gate *g, void (*meanwhile)(void))
+{
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, NTHREADS);
+    for (int i = 0; i < NTHREADS; i++)
+        caller_start(&callers[i], "herd", NULL, g, &bar);
+    gate_wait_calls(g, 1);
+    ck_assert(hc_test_wait_for(all_joined, NULL, 30000));
+    if (meanwhile != NULL)
+        meanwhile();
+    gate_release(g, 0);
+    join_all(callers, NTHREADS);
 }
 
 START_TEST(test_concurrent_misses_run_the_loader_once)
@@ -162,10 +171,7 @@ START_TEST(test_concurrent_misses_run_the_loader_once)
     gate g;
     gate_init(&g);
     caller callers[NTHREADS];
-    pthread_barrier_t bar;
-    start_herd(callers, &g, &bar);
-    gate_release(&g, 0);
-    join_all(callers, NTHREADS);
+    run_herd(callers, &g, NULL);
     ck_assert_int_eq(g.calls, 1);
     for (int i = 0; i < NTHREADS; i++) {
         ck_assert_int_eq(callers[i].st, HC_OK);
@@ -176,7 +182,6 @@ START_TEST(test_concurrent_misses_run_the_loader_once)
     ck_assert_uint_eq(s.misses, NTHREADS);
     ck_assert_uint_eq(s.single_flight_joins, NTHREADS - 1);
     ck_assert_cached(cache, "herd", "first");
-    pthread_barrier_destroy(&bar);
     gate_destroy(&g);
 }
 END_TEST
@@ -187,10 +192,7 @@ START_TEST(test_loader_error_reaches_every_joined_caller_and_is_not_cached)
     gate_init(&g);
     g.fail = true;
     caller callers[NTHREADS];
-    pthread_barrier_t bar;
-    start_herd(callers, &g, &bar);
-    gate_release(&g, 0);
-    join_all(callers, NTHREADS);
+    run_herd(callers, &g, NULL);
     ck_assert_int_eq(g.calls, 1);
     for (int i = 0; i < NTHREADS; i++) {
         ck_assert_int_eq(callers[i].st, HC_ERR_PG);
@@ -207,7 +209,6 @@ START_TEST(test_loader_error_reaches_every_joined_caller_and_is_not_cached)
     ck_assert_int_eq(hc_get_or_load(cache, "herd", NULL, gated_loader, &g, &v, NULL), HC_OK);
     ck_assert_str_eq(hc_value_data(v), "second");
     hc_value_release(v);
-    pthread_barrier_destroy(&bar);
     gate_destroy(&g);
 }
 END_TEST
@@ -290,21 +291,21 @@ START_TEST(test_load_overtaken_by_applied_invalidation_is_not_stored)
 }
 END_TEST
 
+static void invalidate_herd(void)
+{
+    hc_invalidate_key(cache, "herd", NULL);
+}
+
 START_TEST(test_joiners_before_an_invalidation_share_the_stale_result)
 {
     gate g;
     gate_init(&g);
     caller callers[NTHREADS];
-    pthread_barrier_t bar;
-    start_herd(callers, &g, &bar);
-    hc_invalidate_key(cache, "herd", NULL);
-    gate_release(&g, 0);
-    join_all(callers, NTHREADS);
+    run_herd(callers, &g, invalidate_herd);
     for (int i = 0; i < NTHREADS; i++)
         ck_assert_str_eq(callers[i].got, "first");
     ck_assert_missing(cache, "herd");
     ck_assert_uint_eq(stats().stale_load_discards, 1);
-    pthread_barrier_destroy(&bar);
     gate_destroy(&g);
 }
 END_TEST
@@ -357,10 +358,7 @@ START_TEST(test_bypass_loads_still_share_one_run)
     gate_init(&g);
     hc_cache_set_bypass(cache, true, HC_ORIGIN_BUS);
     caller callers[NTHREADS];
-    pthread_barrier_t bar;
-    start_herd(callers, &g, &bar);
-    gate_release(&g, 0);
-    join_all(callers, NTHREADS);
+    run_herd(callers, &g, NULL);
     ck_assert_int_eq(g.calls, 1);
     for (int i = 0; i < NTHREADS; i++)
         ck_assert_str_eq(callers[i].got, "first");
@@ -369,7 +367,6 @@ START_TEST(test_bypass_loads_still_share_one_run)
     hc_diagnostics d;
     hc_cache_diagnostics(cache, &d);
     ck_assert_uint_eq(d.entries, 0);
-    pthread_barrier_destroy(&bar);
     gate_destroy(&g);
 }
 END_TEST
