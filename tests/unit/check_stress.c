@@ -22,7 +22,7 @@
 #define READERS 4
 #define WRITERS 2
 #define NOISE 1
-#define ITERS 4000
+#define ITERS 20000
 
 static hc_cache *cache;
 static atomic_uint db_version[NKEYS];
