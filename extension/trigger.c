@@ -20,7 +20,9 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "catalog/pg_type.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -40,6 +42,7 @@ typedef struct HcTrigConfig
 	int			nkeys;
 	AttrNumber *keys;
 	FmgrInfo   *key_out;
+	bool		fixed_output;	/* a key type's text depends on session settings */
 	int			nwatch;			/* watched columns, key columns included */
 	AttrNumber *watch;
 	int16	   *watch_len;
@@ -73,6 +76,54 @@ add_watch_column(HcTrigConfig *cfg, TupleDesc desc, AttrNumber attnum)
 	cfg->watch_len[cfg->nwatch] = att->attlen;
 	cfg->watch_byval[cfg->nwatch] = att->attbyval;
 	cfg->nwatch++;
+}
+
+/* Types whose text output no session setting (DateStyle, TimeZone, ...) changes. */
+static bool
+output_is_stable(Oid type)
+{
+	type = getBaseType(type);
+	switch (type)
+	{
+		case BOOLOID:
+		case CHAROID:
+		case NAMEOID:
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+		case NUMERICOID:
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case UUIDOID:
+			return true;
+		default:
+			return type_is_enum(type);
+	}
+}
+
+/*
+ * Pins the settings that change the text of key values (as postgres_fdw does for the values
+ * it ships), so a key does not depend on the writer's session: dates and timestamps are ISO,
+ * timestamptz in UTC, floats shortest-exact, bytea hex.  Returns the GUC nest level to pop.
+ */
+static int
+pin_output_settings(void)
+{
+	int			level = NewGUCNestLevel();
+
+	set_config_option("datestyle", "ISO, YMD", PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("intervalstyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("timezone", "UTC", PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("extra_float_digits", "1", PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_SAVE, true, 0, false);
+	return level;
 }
 
 static char *
@@ -138,6 +189,8 @@ load_config(FunctionCallInfo fcinfo, TriggerData *td)
 
 		cfg->keys[i] = column_attnum(rel, tg->tgargs[3 + i]);
 		getTypeOutputInfo(TupleDescAttr(desc, cfg->keys[i] - 1)->atttypid, &outfunc, &isvarlena);
+		if (!output_is_stable(TupleDescAttr(desc, cfg->keys[i] - 1)->atttypid))
+			cfg->fixed_output = true;
 		fmgr_info_cxt(outfunc, &cfg->key_out[i], fcinfo->flinfo->fn_mcxt);
 		add_watch_column(cfg, desc, cfg->keys[i]);
 	}
@@ -399,9 +452,16 @@ hydracache_trigger(PG_FUNCTION_ARGS)
 	cfg = load_config(fcinfo, td);
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 		add_table_wide(cfg);
-	else if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		collect_row_event(cfg, td);
 	else
-		collect_statement(cfg, td);
+	{
+		int			guc_level = cfg->fixed_output ? pin_output_settings() : 0;
+
+		if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
+			collect_row_event(cfg, td);
+		else
+			collect_statement(cfg, td);
+		if (cfg->fixed_output)
+			AtEOXact_GUC(true, guc_level);
+	}
 	return PointerGetDatum(NULL);
 }
