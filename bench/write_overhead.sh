@@ -7,12 +7,16 @@
 #   watched    - hydracache.watch() (C statement trigger, one NOTIFY per transaction),
 #   plpgsql    - a plain PL/pgSQL row trigger calling pg_notify() per row,
 # and writes bench/results/write_overhead.json (tps, average latency, ratio vs unwatched).
+# A second workload (bench/write_overhead_update10.sql) runs ten such UPDATEs per transaction,
+# where the PL/pgSQL trigger sends ten notifications and hydracache one.
 # Needs the extension installed (make -C extension install).
-#   usage: bench/write_overhead.sh [--quick]     (--quick: 1 s per run instead of 10 s)
+#   usage: bench/write_overhead.sh [--quick]
+#   (default: 3 interleaved rounds of 10 s per run, median reported; --quick: 1 round of 1 s)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 duration=10
-[ "${1:-}" = --quick ] && duration=1
+rounds=3
+[ "${1:-}" = --quick ] && { duration=1; rounds=1; }
 bindir=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 [ -x "$bindir/pgbench" ] || bindir=$(pg_config --bindir)
 out="$here/results/write_overhead.json"
@@ -47,10 +51,10 @@ configure() {
   esac
 }
 
-# run CLIENTS -> "tps latency_ms"
+# run CLIENTS SCRIPT -> "tps latency_ms"
 run() {
   local log
-  log=$("$bindir/pgbench" -n -c "$1" -j "$1" -T "$duration" -f "$here/write_overhead_update.sql" 2>&1) \
+  log=$("$bindir/pgbench" -n -c "$1" -j "$1" -T "$duration" -f "$here/$2" 2>&1) \
     || { echo "$log" >&2; return 1; }
   local tps lat
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$log" | head -1)
@@ -58,26 +62,45 @@ run() {
   echo "$tps $lat"
 }
 
+# Each configuration runs ROUNDS times, interleaved with the others so that drift in machine
+# load hits all three alike; the median is reported, with every sample.
+median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 configs="unwatched watched plpgsql"
 runs=()
-for clients in 1 2; do
-  base=""
-  for cfg in $configs; do
-    configure "$cfg"
-    "$bindir/pgbench" -n -c "$clients" -T 1 -f "$here/write_overhead_update.sql" >/dev/null 2>&1  # warm-up
-    read -r tps lat <<<"$(run "$clients")"
-    [ -z "$base" ] && base=$tps
-    ratio=$(awk -v a="$tps" -v b="$base" 'BEGIN { printf "%.3f", a / b }')
-    echo "clients=$clients config=$cfg tps=$tps latency_ms=$lat ratio=$ratio" >&2
-    runs+=("{\"config\": \"$cfg\", \"clients\": $clients, \"tps\": $tps, \"latency_ms_avg\": $lat, \"ratio_vs_unwatched\": $ratio}")
+for workload in update update10; do
+  script=write_overhead_$workload.sql
+  for clients in 1 2; do
+    declare -A tps_s=() lat_s=()
+    for round in $(seq 1 "$rounds"); do
+      for cfg in $configs; do
+        configure "$cfg"
+        "$bindir/pgbench" -n -c "$clients" -T 1 -f "$here/$script" >/dev/null 2>&1  # warm-up
+        read -r tps lat <<<"$(run "$clients" "$script")"
+        echo "workload=$workload clients=$clients round=$round config=$cfg tps=$tps latency_ms=$lat" >&2
+        tps_s[$cfg]="${tps_s[$cfg]:-} $tps"
+        lat_s[$cfg]="${lat_s[$cfg]:-} $lat"
+      done
+    done
+    base=$(median <<<"${tps_s[unwatched]# }")
+    for cfg in $configs; do
+      tps=$(median <<<"${tps_s[$cfg]# }")
+      lat=$(median <<<"${lat_s[$cfg]# }")
+      ratio=$(awk -v a="$tps" -v b="$base" 'BEGIN { printf "%.3f", a / b }')
+      samples=$(tr ' ' ',' <<<"${tps_s[$cfg]# }")
+      runs+=("{\"workload\": \"$workload\", \"config\": \"$cfg\", \"clients\": $clients, \"tps\": $tps, \"latency_ms_avg\": $lat, \"ratio_vs_unwatched\": $ratio, \"tps_samples\": [$samples]}")
+    done
+    unset tps_s lat_s
   done
 done
 
 {
   echo "{"
   echo "  \"benchmark\": \"write_overhead\","
-  echo "  \"workload\": \"pgbench UPDATE of one random row by id, 100000-row table\","
+  echo "  \"workloads\": {\"update\": \"one UPDATE of a random row by id per transaction\", \"update10\": \"ten such UPDATEs per transaction\"},"
+  echo "  \"table_rows\": 100000,"
   echo "  \"duration_s\": $duration,"
+  echo "  \"rounds\": $rounds,"
+  echo "  \"statistic\": \"median over rounds\","
   echo "  \"server\": \"$("$bindir/postgres" --version)\","
   echo "  \"runs\": ["
   for i in "${!runs[@]}"; do

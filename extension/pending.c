@@ -104,14 +104,14 @@ ensure_state(void)
 	ctl.hash = arg_hash;
 	ctl.match = arg_match;
 	ctl.hcxt = hc_cxt;
-	hc_args = hash_create("hydracache pending args", 256, &ctl,
+	hc_args = hash_create("hydracache pending args", 64, &ctl,
 						  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(HcRelCount);
 	ctl.hcxt = hc_cxt;
-	hc_rel_counts = hash_create("hydracache pending counts", 16, &ctl,
+	hc_rel_counts = hash_create("hydracache pending counts", 8, &ctl,
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 

@@ -153,6 +153,31 @@ ROLLBACK;
 SELECT hydracache.unwatch('measures');
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid::regclass::text LIKE 'measures%';
 
+-- Statements whose transition tables spill to disk (work_mem is small): old and new rows of
+-- an UPDATE still pair up, so exactly the changed rows are reported.
+BEGIN;
+SET LOCAL work_mem = '64kB';
+SET LOCAL hydracache.bulk_threshold = 0;
+INSERT INTO users SELECT g, 'spill' FROM generate_series(1000, 5999) g;
+SELECT count(*) AS args, count(DISTINCT a) AS distinct_args
+  FROM hydracache.pending() p, unnest(string_to_array(p, ' ')) WITH ORDINALITY u(a, n) WHERE n > 3;
+ROLLBACK;
+BEGIN;
+SET LOCAL work_mem = '64kB';
+SET LOCAL hydracache.bulk_threshold = 0;
+INSERT INTO users SELECT g, 'spill', repeat('e', 100) FROM generate_series(1000, 5999) g;
+COMMIT;
+BEGIN;
+SET LOCAL work_mem = '64kB';
+SET LOCAL hydracache.bulk_threshold = 0;
+UPDATE users SET name = CASE WHEN id % 7 = 0 THEN 'seventh' ELSE name END WHERE id >= 1000;
+SELECT count(*) AS args,
+       count(*) FILTER (WHERE a = 'users') AS collection,
+       count(*) FILTER (WHERE a LIKE 'user:%' AND substr(a, 6)::int % 7 = 0) AS multiples_of_7
+  FROM hydracache.pending() p, unnest(string_to_array(p, ' ')) WITH ORDINALITY u(a, n) WHERE n > 3;
+ROLLBACK;
+DELETE FROM users WHERE id >= 1000;
+
 -- A statement touching no rows sends nothing.
 BEGIN;
 DELETE FROM users WHERE false;
