@@ -69,6 +69,10 @@ SELECT * FROM hydracache.pending();
 ROLLBACK;
 
 -- Only the table owner (or a member of the owning role, or a superuser) may watch/unwatch.
+-- (roles are cluster-wide: clear leftovers of an interrupted run)
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_hc_owner, regress_hc_other, regress_hc_member;
+RESET client_min_messages;
 CREATE ROLE regress_hc_owner;
 CREATE ROLE regress_hc_other;
 CREATE ROLE regress_hc_member IN ROLE regress_hc_owner;

@@ -115,6 +115,10 @@ SELECT * FROM hydracache.pending();
 ROLLBACK;
 
 -- The channel is a superuser setting, checked when set.
+-- (roles are cluster-wide: clear leftovers of an interrupted run)
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_hc_app;
+RESET client_min_messages;
 CREATE ROLE regress_hc_app;
 SET ROLE regress_hc_app;
 SET hydracache.channel = 'elsewhere';
