@@ -1,4 +1,13 @@
 -- Transactions, subtransactions, thresholds and settings.
+
+-- A value set before the library is loaded in this session (a placeholder) is kept once it
+-- loads; hydracache.* names it does not define are rejected from then on.
+SET hydracache.bulk_threshold = 2;
+SET hydracache.typo_threshold = 1;
+SELECT hydracache.table_tag('load');
+SHOW hydracache.bulk_threshold;
+SHOW hydracache.typo_threshold;
+RESET hydracache.bulk_threshold;
 TRUNCATE users;
 INSERT INTO users SELECT g, 'u' || g FROM generate_series(1, 10) g;
 
