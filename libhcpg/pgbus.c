@@ -306,6 +306,13 @@ static void lose(hc_pg_bus *pb, const char *why, uint64_t now)
 
 /* --------------------------------------------------------------- connecting */
 
+/* Library code never prints: server notices on the bus connection are dropped. */
+static void quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static void start_connect(hc_pg_bus *pb, uint64_t now)
 {
     /* Defaults before the expanded conninfo, which may override them. */
@@ -322,6 +329,7 @@ static void start_connect(hc_pg_bus *pb, uint64_t now)
         lose(pb, PQerrorMessage(pb->conn), now);
         return;
     }
+    PQsetNoticeProcessor(pb->conn, quiet_notice, NULL);
     pb->ph = PH_CONNECTING;
     pb->progress++;
     pb->cpoll = PGRES_POLLING_WRITING;
