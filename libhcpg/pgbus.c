@@ -196,7 +196,26 @@ static void do_fail_inflight(hc_pg_bus *pb)
 {
     do_fail_items(pb, pb->inflight);
     if (pb->inflight_flush) pb->need_flush = true;
-    item_free_list(pb->inflight);
+    /* Sync tokens go back to the head of the queue: sent later they still
+     * prove everything committed before their sync call (after a connection
+     * loss their waiters fail on the generation anyway). */
+    pub_item *first = NULL, *last = NULL;
+    for (pub_item *it = pb->inflight, *next; it; it = next) {
+        next = it->next;
+        if (it->op != HC_WIRE_SYNC) {
+            free(it);
+            continue;
+        }
+        it->next = NULL;
+        if (last) last->next = it;
+        else first = it;
+        last = it;
+    }
+    if (first != NULL) {
+        last->next = pb->q_head;
+        if (pb->q_head == NULL) pb->q_tail = last;
+        pb->q_head = first;
+    }
     pb->inflight = NULL;
     pb->inflight_flush = false;
 }

@@ -438,6 +438,35 @@ START_TEST(test_full_publish_queue_becomes_a_flush_broadcast)
 }
 END_TEST
 
+START_TEST(test_rejected_publish_becomes_a_flush_broadcast)
+{
+    PGconn *db = hc_test_connect();
+    hc_pg_bus *b1 = new_bus("sender"), *b2 = new_bus("receiver");
+    hc_cache *c1 = new_cache(), *c2 = new_cache();
+    hc_pg_bus_attach(b1, c1, NULL);
+    hc_pg_bus_attach(b2, c2, NULL);
+    wait_listening(b1);
+    wait_listening(b2);
+    free(get_item(c2, db, 1));
+    /* Not valid UTF-8: the server refuses the pg_notify statement. */
+    ck_assert_int_eq(hc_invalidate_key(c1, "item:\xff\xfe", NULL), HC_OK);
+    sync_ok(b1); /* the token is re-sent after the failed statement */
+    sync_ok(b2);
+    ck_assert(!cached(c2, 1)); /* flushed instead */
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b1, &bs);
+    ck_assert_uint_eq(bs.publish_failures, 1);
+    ck_assert_uint_eq(bs.flush_broadcasts, 1);
+    ck_assert_uint_eq(stats_of(c1).bus_publish_failures, 1);
+    ck_assert_int_eq(hc_pg_bus_state(b1), HC_BUS_LISTENING);
+    hc_pg_bus_free(b1);
+    hc_pg_bus_free(b2);
+    hc_cache_free(c1);
+    hc_cache_free(c2);
+    PQfinish(db);
+}
+END_TEST
+
 /* ------------------------------------------------------- event-loop mode */
 
 START_TEST(test_event_loop_mode_applies_on_poll)
@@ -833,6 +862,7 @@ int main(void)
     tcase_add_test(tb, test_queue_usage_is_reported_to_caches);
     tcase_add_test(tb, test_sync_without_a_connection_fails_and_caches_stay_bypassed);
     tcase_add_test(tb, test_full_publish_queue_becomes_a_flush_broadcast);
+    tcase_add_test(tb, test_rejected_publish_becomes_a_flush_broadcast);
     tcase_add_test(tb, test_event_loop_mode_applies_on_poll);
     tcase_add_test(tb, test_update_invalidates_in_two_processes);
     tcase_add_test(tb, test_stress_readers_and_writer_then_sync_leaves_nothing_stale);
