@@ -359,7 +359,6 @@ static void check_put_detaches_older_load(void (*put)(void))
 
 static void put_in_bypass(void)
 {
-    hc_cache_set_bypass(cache, true, HC_ORIGIN_BUS);
     ck_assert_int_eq(put_str(cache, "k", "put", NULL), HC_OK); /* dropped */
 }
 
@@ -372,6 +371,7 @@ static void put_then_evict(void)
 
 START_TEST(test_put_dropped_in_bypass_detaches_an_older_load)
 {
+    hc_cache_set_bypass(cache, true, HC_ORIGIN_BUS); /* before the load starts */
     check_put_detaches_older_load(put_in_bypass);
 }
 END_TEST
