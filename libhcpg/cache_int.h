@@ -11,4 +11,8 @@
  * published (used to discard an entry found corrupt).  key must be valid. */
 void hc__cache_drop(hc_cache *c, const char *key);
 
+/* A put of key failed before it reached the cache (a view's encoder failed):
+ * leave key absent, as a failed hc_put does.  key must be valid. */
+void hc__cache_put_failed(hc_cache *c, const char *key);
+
 #endif
