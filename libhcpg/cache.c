@@ -441,6 +441,11 @@ void hc__cache_drop(hc_cache *c, const char *key)
     hc_store_remove(c->store, key, len, hc__hash(key, len));
 }
 
+void hc__cache_count_bypass(hc_cache *c)
+{
+    count(c, HC_CTR_BYPASSED_LOADS);
+}
+
 HC_EXTERN size_t hc_cache_sweep(hc_cache *c)
 {
     return c != NULL ? hc_store_sweep(c->store) : 0;

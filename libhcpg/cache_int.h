@@ -15,4 +15,8 @@ void hc__cache_drop(hc_cache *c, const char *key);
  * leave key absent, as a failed hc_put does.  key must be valid. */
 void hc__cache_put_failed(hc_cache *c, const char *key);
 
+/* A load ran outside the cache because its result must not be stored (the
+ * libpq adapter's calls inside a transaction): counted as bypassed_loads. */
+void hc__cache_count_bypass(hc_cache *c);
+
 #endif

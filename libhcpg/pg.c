@@ -549,8 +549,10 @@ static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule r
     load_ctx lc = {.pl = &pl, .q = q, .conn = conn, .fn = fn, .fn_ctx = fn_ctx};
     hc_value *v = NULL;
     hc_status st;
-    if (in_transaction(conn)) /* neither read nor store nor join (see in_transaction) */
+    if (in_transaction(conn)) { /* neither read nor store nor join (see in_transaction) */
+        hc__cache_count_bypass(c);
         st = run(&lc, err);
+    }
     else
         st = hc_get_or_load(c, pl.key, &opts, load, &lc, &v, err);
     if (st != HC_OK && !(lc.uncacheable && lc.result != NULL)) {

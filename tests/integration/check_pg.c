@@ -475,6 +475,7 @@ START_TEST(test_cached_entry_is_not_served_inside_a_transaction)
     hc_cache_stats(cache, &st);
     ck_assert_uint_eq(st.hits, 0);
     ck_assert_uint_eq(st.loads, 1);
+    ck_assert_uint_eq(st.bypassed_loads, 1);
     assert_name(hc_pg_fetch_one(cache, conn, &q, NULL), "bob"); /* the entry is intact */
     hc_cache_stats(cache, &st);
     ck_assert_uint_eq(st.hits, 1);

@@ -29,8 +29,8 @@
  * query on conn and returns the result, but neither reads the cache (a cached
  * result may predate the transaction's own writes), nor stores (the result may
  * show uncommitted writes or an old REPEATABLE READ snapshot), nor joins
- * another thread's load.  Such calls are not counted in hc_stats (neither hit,
- * miss nor load).  hc_pg_fetch_with has no conn and cannot tell: use
+ * another thread's load.  Such calls count as bypassed_loads in hc_stats
+ * (neither hit, miss nor load).  hc_pg_fetch_with has no conn and cannot tell: use
  * hc_pg_fetch_with_conn for loaders that may run inside a transaction.
  */
 #ifndef HYDRACACHE_PG_H
