@@ -102,7 +102,11 @@ static void print_notification(const char *payload)
     hc_error err;
     size_t len = strlen(payload);
     if (hc_wire_parse(payload, len, &m, &err) != HC_OK) {
-        printf("malformed: %s: ", err.message);
+        /* the parser's messages say "malformed payload: <why>"; keep the why */
+        const char *why = err.message, *prefix = "malformed payload: ";
+        if (strncmp(why, prefix, strlen(prefix)) == 0)
+            why += strlen(prefix);
+        printf("malformed: %s: ", why);
         print_arg(payload, len);
         putchar('\n');
         hc_wire_msg_clear(&m);
