@@ -497,6 +497,25 @@ START_TEST(test_add_reports_nomem_and_leaves_registry_unchanged)
 }
 END_TEST
 
+/* ------------------------------------------------------------- actuator */
+
+START_TEST(test_actuator_availability_matches_the_build)
+{
+    hc_registry *reg = new_registry();
+#ifdef HC_WITH_ACTUATOR
+    ck_assert(hc_actuator_available());
+#else
+    hc_error err;
+    ck_assert(!hc_actuator_available());
+    ck_assert_ptr_null(hc_actuator_start(reg, NULL, &err));
+    ck_assert_int_eq(err.code, HC_ERR_STATE);
+    ck_assert_uint_eq(hc_actuator_port(NULL), 0);
+    hc_actuator_stop(NULL);
+#endif
+    hc_registry_free(reg);
+}
+END_TEST
+
 /* ------------------------------------------------------------- threads */
 
 #define WORKERS 4
@@ -599,6 +618,9 @@ static Suite *registry_suite(void)
     tc = tcase_create("failures");
     tcase_add_test(tc, test_snapshots_report_nomem_when_allocation_fails);
     tcase_add_test(tc, test_add_reports_nomem_and_leaves_registry_unchanged);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("actuator");
+    tcase_add_test(tc, test_actuator_availability_matches_the_build);
     suite_add_tcase(s, tc);
     tc = tcase_create("threads");
     tcase_set_timeout(tc, 50);
