@@ -38,4 +38,7 @@ extern int64 hc_pending_rel_count(Oid relid);
 extern void hc_pending_flush(void);
 extern List *hc_pending_messages(void);
 
+/* trigger.c: adds a watched table's table-wide and collection tags */
+extern void hc_add_table_tags(const char *entity, const char *collection);
+
 #endif							/* HYDRACACHE_H */

@@ -14,7 +14,11 @@
  */
 #include "hydracache.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -22,6 +26,7 @@
 #include "fmgr.h"
 #include "catalog/pg_type.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -34,6 +39,7 @@ PG_FUNCTION_INFO_V1(hydracache_trigger);
 typedef struct HcTrigConfig
 {
 	Oid			tgoid;
+	Oid			count_rel;		/* table whose keys xact_bulk_threshold counts: see origin_table */
 	char	   *entity_seg;		/* esc(entity), the prefix of every entity key */
 	char	   *table_tag;		/* wire arg of esc(entity) ":*" */
 	int			table_tag_len;
@@ -141,6 +147,43 @@ wire_arg(const char *s, int *len)
 	return buf.data;
 }
 
+/*
+ * The table that watch() put the trigger on: the partition's own table for a trigger of its
+ * own, else the table at the top of the clone chain (the watched partitioned table), so that
+ * xact_bulk_threshold counts the keys of all its partitions together.
+ */
+static Oid
+origin_table(Trigger *tg, Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			tgoid = tg->tgoid;
+	Relation	tgrel;
+
+	if (!tg->tgisclone)
+		return relid;
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	while (OidIsValid(tgoid))
+	{
+		ScanKeyData skey;
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&skey, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(tgoid));
+		scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &skey);
+		tup = systable_getnext(scan);
+		tgoid = InvalidOid;
+		if (HeapTupleIsValid(tup))
+		{
+			relid = ((Form_pg_trigger) GETSTRUCT(tup))->tgrelid;
+			tgoid = ((Form_pg_trigger) GETSTRUCT(tup))->tgparentid;
+		}
+		systable_endscan(scan);
+	}
+	table_close(tgrel, AccessShareLock);
+	return relid;
+}
+
 static HcTrigConfig *
 load_config(FunctionCallInfo fcinfo, TriggerData *td)
 {
@@ -166,6 +209,7 @@ load_config(FunctionCallInfo fcinfo, TriggerData *td)
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	cfg = palloc0(sizeof(HcTrigConfig));
 	cfg->tgoid = tg->tgoid;
+	cfg->count_rel = origin_table(tg, rel);
 
 	initStringInfo(&buf);
 	hc_append_segment(&buf, tg->tgargs[0]);
@@ -210,6 +254,28 @@ load_config(FunctionCallInfo fcinfo, TriggerData *td)
 	return cfg;
 }
 
+/*
+ * Adds the table-wide and collection tags of a watch configuration (entity and collection as
+ * passed to watch()); for callers without a trigger configuration (the DDL event trigger).
+ */
+void
+hc_add_table_tags(const char *entity, const char *collection)
+{
+	StringInfoData buf;
+	char	   *arg;
+	int			len;
+
+	initStringInfo(&buf);
+	hc_append_segment(&buf, entity);
+	appendStringInfoString(&buf, ":*");
+	arg = wire_arg(buf.data, &len);
+	hc_pending_add(arg, len, InvalidOid);
+	resetStringInfo(&buf);
+	hc_append_segment(&buf, collection);
+	arg = wire_arg(buf.data, &len);
+	hc_pending_add(arg, len, InvalidOid);
+}
+
 static void
 add_table_wide(HcTrigConfig *cfg)
 {
@@ -224,7 +290,7 @@ add_table_wide(HcTrigConfig *cfg)
  * further keys of the table are pointless.
  */
 static bool
-add_row_key(HcTrigConfig *cfg, Oid relid, TupleTableSlot *slot, StringInfo key, StringInfo arg)
+add_row_key(HcTrigConfig *cfg, TupleTableSlot *slot, StringInfo key, StringInfo arg)
 {
 	int			i;
 
@@ -241,8 +307,8 @@ add_row_key(HcTrigConfig *cfg, Oid relid, TupleTableSlot *slot, StringInfo key, 
 	resetStringInfo(arg);
 	hc_append_wire(arg, key->data, key->len);
 	if (arg->len > HC_MAX_ARG ||
-		(hc_pending_add(arg->data, arg->len, relid) && hc_xact_bulk_threshold > 0 &&
-		 hc_pending_rel_count(relid) > hc_xact_bulk_threshold))
+		(hc_pending_add(arg->data, arg->len, cfg->count_rel) && hc_xact_bulk_threshold > 0 &&
+		 hc_pending_rel_count(cfg->count_rel) > hc_xact_bulk_threshold))
 	{
 		add_table_wide(cfg);
 		return false;
@@ -276,15 +342,15 @@ row_changed(HcTrigConfig *cfg, TupleTableSlot *oldslot, TupleTableSlot *newslot)
  * false once the table-wide tag is pending.
  */
 static bool
-collect_row(HcTrigConfig *cfg, Oid relid, TupleTableSlot *oldslot, TupleTableSlot *newslot,
+collect_row(HcTrigConfig *cfg, TupleTableSlot *oldslot, TupleTableSlot *newslot,
 			bool *any, StringInfo key, StringInfo arg)
 {
 	if (oldslot && newslot && !row_changed(cfg, oldslot, newslot))
 		return true;
 	*any = true;
-	if (oldslot && !add_row_key(cfg, relid, oldslot, key, arg))
+	if (oldslot && !add_row_key(cfg, oldslot, key, arg))
 		return false;
-	if (newslot && !add_row_key(cfg, relid, newslot, key, arg))
+	if (newslot && !add_row_key(cfg, newslot, key, arg))
 		return false;
 	return true;
 }
@@ -314,7 +380,6 @@ collect_statement(HcTrigConfig *cfg, TriggerData *td)
 {
 	Relation	rel = td->tg_relation;
 	TupleDesc	desc = RelationGetDescr(rel);
-	Oid			relid = RelationGetRelid(rel);
 	bool		is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
 	Tuplestorestate *olds = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? NULL : td->tg_oldtable;
 	Tuplestorestate *news = TRIGGER_FIRED_BY_DELETE(td->tg_event) ? NULL : td->tg_newtable;
@@ -375,7 +440,7 @@ collect_statement(HcTrigConfig *cfg, TriggerData *td)
 			continue;
 		}
 		old = MemoryContextSwitchTo(rowcxt);
-		more = collect_row(cfg, relid, oldslot, newslot, &any, &key, &arg);
+		more = collect_row(cfg, oldslot, newslot, &any, &key, &arg);
 		MemoryContextSwitchTo(old);
 		if (!more)
 			break;
@@ -402,7 +467,6 @@ collect_statement(HcTrigConfig *cfg, TriggerData *td)
 static void
 collect_row_event(HcTrigConfig *cfg, TriggerData *td)
 {
-	Oid			relid = RelationGetRelid(td->tg_relation);
 	TupleTableSlot *oldslot = NULL,
 			   *newslot = NULL;
 	bool		any = false;
@@ -426,7 +490,7 @@ collect_row_event(HcTrigConfig *cfg, TriggerData *td)
 	}
 	initStringInfo(&key);
 	initStringInfo(&arg);
-	collect_row(cfg, relid, oldslot, newslot, &any, &key, &arg);
+	collect_row(cfg, oldslot, newslot, &any, &key, &arg);
 	if (any)
 		hc_pending_add(cfg->collection_tag, cfg->collection_tag_len, InvalidOid);
 }

@@ -2,9 +2,25 @@
 CREATE EXTENSION hydracache VERSION '0.1.0';
 SELECT extversion FROM pg_extension WHERE extname = 'hydracache';
 SELECT to_regprocedure('hydracache.pending()') IS NULL AS no_pending_in_0_1_0;
-ALTER EXTENSION hydracache UPDATE;
+-- A table watched by 0.1.0 (statement triggers ENABLE ALWAYS, no row triggers).
+CREATE TABLE early (id int PRIMARY KEY, v text);
+SELECT hydracache.watch('early', 'early', columns => ARRAY['v']);
+ALTER EXTENSION hydracache UPDATE TO '0.1.1';
 SELECT extversion FROM pg_extension WHERE extname = 'hydracache';
 SELECT to_regprocedure('hydracache.pending()') IS NOT NULL AS pending_in_0_1_1;
+-- 0.1.2 converts it (same arguments) to the triggers watch() now creates.
+ALTER EXTENSION hydracache UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'hydracache';
+SELECT tgname, tgenabled, tgtype, hydracache.trigger_args(tgargs) AS args
+  FROM pg_trigger WHERE tgrelid = 'early'::regclass ORDER BY tgname;
+SELECT * FROM hydracache.watched;
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE early SET v = 'x';
+INSERT INTO early VALUES (1, 'a');
+SELECT * FROM hydracache.pending();
+ROLLBACK;
+DROP TABLE early;
 
 -- The objects the extension owns.
 SELECT pg_describe_object(classid, objid, objsubid) AS object

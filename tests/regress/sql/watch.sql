@@ -9,8 +9,10 @@ SELECT hydracache.watch('users', 'user');
 SELECT hydracache.watch('order_items', 'order_item', collection => 'orders', columns => ARRAY['qty']);
 SELECT * FROM hydracache.watched ORDER BY tbl::text;
 
--- Four triggers per table, all ENABLE ALWAYS (they fire under session_replication_role =
--- replica, so writes applied by logical replication invalidate caches too).
+-- Seven triggers per table: statement-level INSERT/UPDATE/DELETE triggers for ordinary
+-- sessions (ENABLE, 'O'), row-level ones for session_replication_role = replica, which is how
+-- logical replication applies writes (ENABLE REPLICA, 'R': the apply worker fires row-level
+-- triggers only), and TRUNCATE in both modes (ENABLE ALWAYS, 'A').
 SELECT tgrelid::regclass, tgname, tgenabled, tgtype
   FROM pg_trigger WHERE tgname LIKE 'hydracache%' ORDER BY 1, 2;
 
@@ -126,6 +128,23 @@ INSERT INTO manual VALUES (2);
 SELECT hydracache.watch('manual', 'm');
 SELECT * FROM hydracache.watched WHERE tbl = 'manual'::regclass;
 INSERT INTO manual VALUES (2);
+
+-- A trigger of ours with malformed arguments (not made by watch()) is left out of the
+-- watched view rather than breaking it for everyone.
+CREATE TABLE bogus (id int);
+CREATE TRIGGER hydracache_insert AFTER INSERT ON bogus
+    FOR EACH STATEMENT EXECUTE FUNCTION hydracache.trigger('e', 'c', 'x');
+SELECT count(*) AS bogus_rows FROM hydracache.watched WHERE tbl = 'bogus'::regclass;
+DROP TRIGGER hydracache_insert ON bogus;
+CREATE TRIGGER hydracache_insert AFTER INSERT ON bogus
+    FOR EACH STATEMENT EXECUTE FUNCTION hydracache.trigger('e', 'c', '99999999999', 'id');
+SELECT count(*) AS bogus_rows FROM hydracache.watched WHERE tbl = 'bogus'::regclass;
+DROP TRIGGER hydracache_insert ON bogus;
+CREATE TRIGGER hydracache_insert AFTER INSERT ON bogus
+    FOR EACH STATEMENT EXECUTE FUNCTION hydracache.trigger('e', 'c', '2', 'id');
+SELECT count(*) AS bogus_rows FROM hydracache.watched WHERE tbl = 'bogus'::regclass;
+SELECT count(*) > 0 AS others_still_listed FROM hydracache.watched;
+DROP TABLE bogus;
 
 DROP TABLE owned;
 DROP ROLE regress_hc_owner, regress_hc_other, regress_hc_member;

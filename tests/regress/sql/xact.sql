@@ -108,12 +108,45 @@ SELECT * FROM hydracache.pending();
 ROLLBACK;
 RESET hydracache.xact_bulk_threshold;
 
+-- ...counting the keys of all partitions of a partitioned table together.
+CREATE TABLE pm (id int PRIMARY KEY) PARTITION BY RANGE (id);
+CREATE TABLE pm_lo PARTITION OF pm FOR VALUES FROM (0) TO (100);
+CREATE TABLE pm_hi PARTITION OF pm FOR VALUES FROM (100) TO (200);
+SELECT hydracache.watch('pm', 'pm');
+SET hydracache.xact_bulk_threshold = 2;
+BEGIN;
+INSERT INTO pm VALUES (1), (101), (2);
+SELECT * FROM hydracache.pending();
+ROLLBACK;
+RESET hydracache.xact_bulk_threshold;
+DROP TABLE pm;
+
 -- session_replication_role = replica (logical replication apply): triggers still fire.
 BEGIN;
 SET LOCAL session_replication_role = replica;
 UPDATE users SET name = 'replicated' WHERE id = 1;
 SELECT * FROM hydracache.pending();
 ROLLBACK;
+-- Each write is seen by exactly one kind of trigger.  With bulk_threshold = 1, a two-row
+-- UPDATE in an ordinary session sends only the table-wide tag (the statement trigger; a row
+-- trigger firing too would have added the keys first), while under the replica role it
+-- sends the keys (the row triggers, as the apply worker fires them; the statement trigger
+-- firing too would have added the table-wide tag).  tests/regress/replication.sh checks a
+-- real subscription.
+SET hydracache.bulk_threshold = 1;
+BEGIN;
+UPDATE users SET name = 'origin' WHERE id IN (1, 2);
+SELECT * FROM hydracache.pending();
+ROLLBACK;
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE users SET name = 'replica' WHERE id IN (1, 2);
+INSERT INTO users VALUES (9001, 'r'), (9002, 'r');
+DELETE FROM users WHERE id = 9001;
+TRUNCATE users;
+SELECT * FROM hydracache.pending();
+ROLLBACK;
+RESET hydracache.bulk_threshold;
 
 -- hydracache.enabled = off (superuser only) stops collecting; invalidate() still works.
 BEGIN;

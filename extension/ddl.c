@@ -1,0 +1,162 @@
+/*
+ * ddl.c: hydracache.ddl_trigger(), the event trigger behind the extension's event triggers
+ * hydracache_ddl_end (ddl_command_end, ALTER TABLE) and hydracache_ddl_drop
+ * (ddl_command_start, DROP TABLE).
+ *
+ * Some DDL changes the rows a query of a watched table returns without firing any row or
+ * statement trigger: ATTACH/DETACH PARTITION, DROP TABLE of a partition, ADD/DROP COLUMN,
+ * ALTER COLUMN ... TYPE (values are rewritten), RENAME COLUMN.  For those it adds the
+ * table-wide and collection tags of every watched table affected: the altered (or dropped)
+ * table and each partitioned table above it.
+ *
+ * It works from the parse tree rather than pg_event_trigger_ddl_commands(): that function
+ * does not report drops, and by the time sql_drop fires a dropped partition's pg_inherits row
+ * is gone, so DROP TABLE is handled at ddl_command_start, when the parent is still known.
+ * Name lookups take no lock (the command locks the table itself) and never fail: an unknown
+ * or unrelated relation is skipped, so unrelated DDL never errors here.
+ */
+#include "hydracache.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_trigger.h"
+#include "commands/event_trigger.h"
+#include "fmgr.h"
+#include "nodes/parsenodes.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(hydracache_ddl_trigger);
+
+/* Adds the tags of relid if watch() put its triggers on it (the watched view's test). */
+static void
+add_if_watched(Oid relid, Oid trigger_fn)
+{
+	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyData skey[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&skey[0], Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	ScanKeyInit(&skey[1], Anum_pg_trigger_tgname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("hydracache_insert"));
+	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, NULL, 2, skey);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_trigger_tgargs, RelationGetDescr(tgrel), &isnull);
+
+		if (tg->tgfoid == trigger_fn && !OidIsValid(tg->tgparentid) && tg->tgnargs >= 2 && !isnull)
+		{
+			bytea	   *raw = DatumGetByteaPP(d);
+			const char *p = VARDATA_ANY(raw);
+			const char *end = p + VARSIZE_ANY_EXHDR(raw);
+			const char *entity_end = memchr(p, '\0', end - p);
+			const char *coll_end = entity_end ? memchr(entity_end + 1, '\0', end - entity_end - 1) : NULL;
+
+			/* Arguments are as watch() wrote them: non-empty, at most HC_MAX_NAME bytes. */
+			if (coll_end && entity_end > p && coll_end > entity_end + 1 &&
+				entity_end - p <= HC_MAX_NAME && coll_end - entity_end - 1 <= HC_MAX_NAME)
+				hc_add_table_tags(p, entity_end + 1);
+		}
+	}
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+}
+
+/* The table itself and every partitioned table above it. */
+static void
+add_table_and_ancestors(RangeVar *rv, Oid trigger_fn)
+{
+	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+	ListCell   *lc;
+
+	if (!OidIsValid(relid) || get_rel_relkind(relid) == '\0')
+		return;
+	add_if_watched(relid, trigger_fn);
+	if (get_rel_relispartition(relid))
+		foreach(lc, get_partition_ancestors(relid))
+			add_if_watched(lfirst_oid(lc), trigger_fn);
+}
+
+/* Does this ALTER TABLE change the rows (or their shape) that queries of the table see? */
+static bool
+alter_changes_rows(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (stmt->objtype != OBJECT_TABLE)
+		return false;
+	foreach(lc, stmt->cmds)
+	{
+		switch (((AlterTableCmd *) lfirst(lc))->subtype)
+		{
+			case AT_AddColumn:
+			case AT_AddColumnRecurse:
+			case AT_DropColumn:
+			case AT_DropColumnRecurse:
+			case AT_AlterColumnType:
+			case AT_AttachPartition:
+			case AT_DetachPartition:
+			case AT_DetachPartitionFinalize:
+				return true;
+			default:
+				break;
+		}
+	}
+	return false;
+}
+
+Datum
+hydracache_ddl_trigger(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *ev;
+	Node	   *tree;
+	Oid			nsp;
+	Oid			trigger_fn;
+	ListCell   *lc;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("hydracache.ddl_trigger() was not called by the event trigger manager")));
+	ev = (EventTriggerData *) fcinfo->context;
+	tree = ev->parsetree;
+	if (!hc_enabled || tree == NULL)
+		PG_RETURN_NULL();
+
+	/* Cheap tests first: most DDL is not one of these. */
+	if (!(IsA(tree, AlterTableStmt) && alter_changes_rows((AlterTableStmt *) tree)) &&
+		!(IsA(tree, RenameStmt) && ((RenameStmt *) tree)->renameType == OBJECT_COLUMN &&
+		  ((RenameStmt *) tree)->relationType == OBJECT_TABLE) &&
+		!(IsA(tree, DropStmt) && ((DropStmt *) tree)->removeType == OBJECT_TABLE))
+		PG_RETURN_NULL();
+
+	nsp = get_namespace_oid("hydracache", true);
+	trigger_fn = OidIsValid(nsp) ?
+		GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum("trigger"),
+						PointerGetDatum(buildoidvector(NULL, 0)), ObjectIdGetDatum(nsp)) :
+		InvalidOid;
+	if (!OidIsValid(trigger_fn))
+		PG_RETURN_NULL();
+
+	if (IsA(tree, AlterTableStmt))
+		add_table_and_ancestors(((AlterTableStmt *) tree)->relation, trigger_fn);
+	else if (IsA(tree, RenameStmt))
+		add_table_and_ancestors(((RenameStmt *) tree)->relation, trigger_fn);
+	else
+		foreach(lc, ((DropStmt *) tree)->objects)
+			add_table_and_ancestors(makeRangeVarFromNameList((List *) lfirst(lc)), trigger_fn);
+	PG_RETURN_NULL();
+}
