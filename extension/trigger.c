@@ -7,7 +7,9 @@
  *   dump/restore and differ between partitions, while a rename makes the trigger fail loudly.
  *
  * On ordinary tables the triggers are statement-level AFTER triggers with transition tables,
- * so one call sees the whole statement and can count it against hydracache.bulk_threshold.
+ * so one call sees the whole statement and can count it against hydracache.bulk_threshold;
+ * row-level twins (ENABLE REPLICA) take over under session_replication_role = replica, since
+ * the logical-replication apply worker fires row-level triggers only.
  * On partitioned tables they are row-level (PostgreSQL clones row triggers onto every
  * partition, so writes addressed to a partition are seen too).  Either way the tags go to the
  * per-transaction set of pending.c; nothing is sent before commit.
