@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Runs every benchmark scenario, each writing <scenario>.json (+ .md summary rows, .dat plot
+# data) into the output dir, then (full run) the plots and docs/BENCHMARKS.md.
+#   run.sh [--quick] [--out DIR]
+#     --quick  smoke mode: about a second per scenario, results in a temp dir (or --out),
+#              docs/BENCHMARKS.md untouched.  Proves the benchmarks still run; no verdicts.
+# Environment: HC_SRCDIR / HC_BUILDDIR (set by `make bench`), and the database as the tests
+# get it: HC_TEST_DSN (unix socket), HC_TEST_TCP_DSN (TCP), optional HC_TEST_DB.  Without
+# HC_TEST_DSN a throwaway cluster is started (tests/pgcluster.sh) and torn down on exit.
+# Exit status: non-zero when any scenario failed.
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+src=${HC_SRCDIR:-$(cd "$here/.." && pwd)}
+build=${HC_BUILDDIR:-$src}
+
+quick=""; out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=--quick ;;
+    --out) out=${2:?--out needs a directory}; shift ;;
+    *) echo "usage: $0 [--quick] [--out DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+pgdir=""; dbcreated=""; tmpout=""
+cleanup() {
+  if [ -n "$dbcreated" ]; then
+    psql "$HC_TEST_DSN" -XAtq -c "DROP DATABASE IF EXISTS \"$dbcreated\" WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  if [ -n "$pgdir" ]; then bash "$src/tests/pgcluster.sh" stop "$pgdir"; fi
+  if [ -n "$tmpout" ]; then rm -rf "$tmpout"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -z "$out" ]; then
+  if [ -n "$quick" ]; then tmpout=$(mktemp -d /tmp/hc-bench-quick.XXXXXX); out=$tmpout
+  else out=$src/bench/results; fi
+fi
+mkdir -p "$out"
+
+if [ -z "${HC_TEST_DSN:-}" ]; then
+  pgdir=$(mktemp -d /tmp/hc-bench-pg.XXXXXX)
+  envlines=$(bash "$src/tests/pgcluster.sh" start "$pgdir") || { echo "bench: cannot start PostgreSQL" >&2; exit 1; }
+  while IFS= read -r line; do export "${line?}"; done <<<"$envlines"
+fi
+if [ -z "${HC_TEST_DB:-}" ]; then
+  HC_TEST_DB="hc_bench_$$"
+  psql "$HC_TEST_DSN" -XAtq -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$HC_TEST_DB\"" >/dev/null || exit 1
+  dbcreated=$HC_TEST_DB
+  export HC_TEST_DB
+fi
+# psql/pgbench take PG* variables: point them at the benchmark database too.
+export PGDATABASE=$HC_TEST_DB
+dbq() { psql "$HC_TEST_DSN" -d "$HC_TEST_DB" -XAtq "$@"; }
+have_ext=$(dbq -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'hydracache'" 2>/dev/null || echo 0)
+
+failed=()
+ran=()
+run() { # $1 = scenario name, rest = command
+  local name=$1; shift
+  echo "== bench: $name ${quick:+(quick)}"
+  local t0=$SECONDS
+  if "$@"; then ran+=("$name"); echo "== bench: $name done in $((SECONDS - t0)) s"
+  else failed+=("$name"); echo "== bench: $name FAILED" >&2; fi
+}
+skip() { echo "== bench: $1 skipped: $2"; printf '| %s | skipped: %s | - | - | - |\n' "$1" "$2" >"$out/$1.md"; }
+
+prog() { echo "$build/bench/$1"; }
+run local_get "$(prog bench_local)" $quick --out "$out"
+run hit_ratio "$(prog bench_hitratio)" $quick --out "$out"
+for p in bench_hit bench_memory bench_inval; do
+  [ -x "$(prog $p)" ] || continue
+  case $p in
+    bench_inval) [ "$have_ext" = 1 ] || { skip invalidation "hydracache extension not installed"; continue; } ;;
+  esac
+  run "${p#bench_}" "$(prog $p)" $quick --out "$out"
+done
+if [ -f "$src/bench/write_overhead.sh" ]; then
+  if [ "$have_ext" = 1 ] && command -v pgbench >/dev/null; then
+    run write_overhead env HC_BENCH_OUT="$out" bash "$src/bench/write_overhead.sh" $quick
+  else
+    skip write_overhead "needs pgbench and the hydracache extension"
+  fi
+fi
+
+# Plots: also drawn in quick mode so that plot.gp cannot rot.
+if command -v gnuplot >/dev/null; then
+  run plots gnuplot -e "dir='$out'" "$src/bench/plot.gp"
+else
+  echo "== bench: plots skipped (no gnuplot; apt-get install gnuplot-nox)"
+fi
+
+# The write-overhead JSON comes from the extension's script: summarise it here.
+wo_row() {
+  local f=$out/write_overhead.json
+  [ -f "$f" ] || return 0
+  if command -v jq >/dev/null; then
+    jq -r '
+      def pct(x): if x == null then "n/a" else ((x * 1000 | round) / 10 | tostring) + "%" end;
+      "| write overhead (pgbench UPDATE) | " +
+      ([.results | to_entries[] | "\(.key): \(.value.tps // .value | tostring | .[0:12]) TPS"] | join(", ")) +
+      " | " + ((.ratio // {}) | to_entries | map("\(.key) \(.value)") | join(", ")) +
+      " | loss <= 5% and below PL/pgSQL trigger | " +
+      (if (.ratio.meets_target // null) == null then "see JSON" elif .ratio.meets_target then "yes" else "**no**" end) + " |"
+    ' "$f" 2>/dev/null || echo "| write overhead | see bench/results/write_overhead.json | - | - | - |"
+  else
+    echo "| write overhead | see bench/results/write_overhead.json (jq not installed) | - | - | - |"
+  fi
+}
+
+table() {
+  echo "| Scenario | Measured | Ratio | Target | Met |"
+  echo "| --- | --- | --- | --- | --- |"
+  for s in hit_latency local_get invalidation write_overhead memory hit_ratio; do
+    if [ -f "$out/$s.md" ]; then cat "$out/$s.md"
+    elif [ "$s" = write_overhead ]; then wo_row
+    fi
+  done
+}
+
+if [ -z "$quick" ]; then
+  machine=$(sed -n 's/.*"cpu_model": "\(.*\)",*/\1/p' "$out/local_get.json" 2>/dev/null | head -1)
+  {
+    sed '/^<!-- results -->/q' "$src/docs/BENCHMARKS.md" 2>/dev/null || echo "<!-- results -->"
+    echo
+    echo "Latest full run: $(date -u +%Y-%m-%d), $(nproc) CPUs (${machine:-unknown CPU}), $(uname -sr),"
+    echo "$(${CC:-cc} --version 2>/dev/null | head -1), PostgreSQL $(dbq -c 'SHOW server_version' 2>/dev/null)."
+    echo
+    table
+    echo
+    echo "![hit latency](../bench/results/hit_latency.png)"
+    echo "![hit ratio](../bench/results/hit_ratio.png)"
+  } >"$out/BENCHMARKS.md.tmp"
+  if [ "$out" = "$src/bench/results" ]; then mv "$out/BENCHMARKS.md.tmp" "$src/docs/BENCHMARKS.md"
+  else mv "$out/BENCHMARKS.md.tmp" "$out/BENCHMARKS.md"; fi
+else
+  table
+fi
+
+echo "== bench: ran ${ran[*]:-nothing}; results in $out"
+if [ ${#failed[@]} -gt 0 ]; then echo "== bench: FAILED: ${failed[*]}" >&2; exit 1; fi
+exit 0
