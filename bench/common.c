@@ -464,6 +464,41 @@ bool bench_exec(PGconn *conn, const char *sql)
     return ok;
 }
 
+bool bench_users_table(PGconn *conn, const char *name, size_t n, size_t bio_len)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", name);
+    PGresult *r = PQexec(conn, sql);
+    bool ready = PQresultStatus(r) == PGRES_TUPLES_OK && strtoull(PQgetvalue(r, 0, 0), NULL, 10) >= n;
+    PQclear(r);
+    if (ready) return true;
+    snprintf(sql, sizeof sql,
+             "DROP TABLE IF EXISTS %s; "
+             "CREATE TABLE %s (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL, "
+             "score int NOT NULL%s)",
+             name, name, bio_len ? ", bio text NOT NULL" : "");
+    if (!bench_exec(conn, sql)) return false;
+    snprintf(sql, sizeof sql,
+             "INSERT INTO %s SELECT g, 'user ' || g, 'user' || g || '@example.com', g %% 1000%s "
+             "FROM generate_series(1, %zu) g",
+             name, bio_len ? ", rpad('bio of ' || g, $1::int, ' lorem ipsum')" : "", n);
+    char len[32];
+    snprintf(len, sizeof len, "%zu", bio_len);
+    const char *vals[1] = {len};
+    r = PQexecParams(conn, sql, bio_len ? 1 : 0, NULL, vals, NULL, NULL, 0);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) fprintf(stderr, "bench: %s -> %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    snprintf(sql, sizeof sql, "VACUUM ANALYZE %s", name);
+    return ok && bench_exec(conn, sql);
+}
+
+const char *bench_users_sql(const char *name, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "SELECT * FROM %s WHERE id = $1", name);
+    return buf;
+}
+
 size_t bench_rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");

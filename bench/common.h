@@ -133,6 +133,15 @@ PGconn *bench_connect(const char *conninfo);
 /* Runs SQL without parameters; false (message on stderr) on failure. */
 bool bench_exec(PGconn *conn, const char *sql);
 
+/*
+ * Ensures table `name` (id int primary key, name text, email text, score int
+ * [, bio text of bio_len bytes]) holds ids 1..n, creating and filling it when
+ * it does not.  false (message on stderr) on failure.
+ */
+bool bench_users_table(PGconn *conn, const char *name, size_t n, size_t bio_len);
+/* SQL selecting the row of id $1 from table `name` into buf. */
+const char *bench_users_sql(const char *name, char *buf, size_t cap);
+
 /* Resident set size of this process in bytes (/proc/self/statm). */
 size_t bench_rss_bytes(void);
 
