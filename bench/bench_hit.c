@@ -147,9 +147,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench: HC_TEST_TCP_DSN unset: TCP loopback not measured\n");
             break;
         }
-        char *ci = bench_conninfo(ts[i].env);
-        if (ci == NULL || (ts[i].conn = bench_connect(ci)) == NULL) bench_die("no database");
-        free(ci);
+        ts[i].conn = bench_connect_env(ts[i].env, NULL);
         hc_error err;
         hc_config cfg = {.name = ts[i].name, .max_bytes = (size_t)512 << 20};
         if ((ts[i].cache = hc_cache_new(&cfg, &err)) == NULL) bench_die("hc_cache_new: %s", err.message);

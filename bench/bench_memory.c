@@ -84,10 +84,7 @@ int main(int argc, char **argv)
     if (!bench_parse_args(argc, argv, &o, "memory per cached 1-row result vs payload"))
         return 2;
     const size_t n = o.quick ? 5000 : 100000;
-    char *ci = bench_conninfo("HC_TEST_DSN");
-    PGconn *conn = ci ? bench_connect(ci) : NULL;
-    if (conn == NULL) bench_die("no database");
-    free(ci);
+    PGconn *conn = bench_connect_env("HC_TEST_DSN", NULL);
 
     shape shapes[2] = {{.name = "narrow", .table = "bench_users", .bio_len = 0},
                        {.name = "wide", .table = "bench_users_wide", .bio_len = 200}};

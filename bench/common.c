@@ -454,6 +454,16 @@ PGconn *bench_connect(const char *conninfo)
     return c;
 }
 
+PGconn *bench_connect_env(const char *env, char **conninfo_out)
+{
+    char *ci = bench_conninfo(env);
+    PGconn *conn = ci ? bench_connect(ci) : NULL;
+    if (conn == NULL) bench_die("no benchmark database (%s)", env);
+    if (conninfo_out != NULL) *conninfo_out = ci;
+    else free(ci);
+    return conn;
+}
+
 bool bench_exec(PGconn *conn, const char *sql)
 {
     PGresult *r = PQexec(conn, sql);

@@ -130,6 +130,8 @@ void bench_md_row(FILE *f, const char *scenario, const char *ratio, const char *
 char *bench_conninfo(const char *env);
 /* Connects to conninfo; NULL (message on stderr) on failure. */
 PGconn *bench_connect(const char *conninfo);
+/* Connects to bench_conninfo(env) or exits; *conninfo_out (optional) keeps the string. */
+PGconn *bench_connect_env(const char *env, char **conninfo_out);
 /* Runs SQL without parameters; false (message on stderr) on failure. */
 bool bench_exec(PGconn *conn, const char *sql);
 

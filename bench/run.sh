@@ -139,6 +139,6 @@ else
   table
 fi
 
-echo "== bench: ran ${ran[*]:-nothing}; results in $out"
+echo "== bench: ran ${ran[*]:-nothing}; results in $out${tmpout:+ (removed on exit)}"
 if [ ${#failed[@]} -gt 0 ]; then echo "== bench: FAILED: ${failed[*]}" >&2; exit 1; fi
 exit 0
