@@ -128,9 +128,9 @@ static uint64_t min_hits(const uint32_t *trace, size_t len, size_t nkeys, size_t
         if (h.n == cap) {
             uint32_t far = h.key[0];
             if (h.nextuse[far] <= nextpos[i]) continue; /* bypass k */
-            h.pos[far] = NONE;
             h.key[0] = h.key[--h.n];
             h.pos[h.key[0]] = 0;
+            h.pos[far] = NONE; /* after the move: far may have been the last slot */
             heap_down(&h, 0);
         }
         h.nextuse[k] = nextpos[i];
