@@ -21,17 +21,49 @@ typedef struct shape {
     const char *table;
     size_t bio_len;
     double payload, bytes_used, rss; /* per entry */
+    double value_len, key_len;       /* per entry: encoded PGresult, cache key */
     size_t entries;
 } shape;
+
+/* The entity query of one id; idbuf must outlive q. */
+static void make_query(hc_query *q, const char *sql, size_t id, char *idbuf, size_t cap,
+                       const char **vals)
+{
+    snprintf(idbuf, cap, "%zu", id);
+    vals[0] = idbuf;
+    *q = (hc_query){.sql = sql, .nparams = 1, .param_values = vals};
+    hc_query_entity(q, "bench_user", idbuf);
+}
 
 static PGresult *fetch(hc_cache *c, PGconn *conn, const char *sql, size_t id, hc_error *err)
 {
     char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%zu", id);
-    const char *vals[1] = {idbuf};
-    hc_query q = {.sql = sql, .nparams = 1, .param_values = vals};
-    hc_query_entity(&q, "bench_user", idbuf);
+    const char *vals[1];
+    hc_query q;
+    make_query(&q, sql, id, idbuf, sizeof idbuf, vals);
     return hc_pg_fetch_one(c, conn, &q, err);
+}
+
+/* Mean encoded value and key length of a sample of the cached entries. */
+static void entry_sizes(hc_cache *c, const char *sql, size_t n, double *value_len, double *key_len)
+{
+    size_t step = n > 1000 ? n / 1000 : 1, count = 0;
+    double v = 0, k = 0;
+    for (size_t id = 1; id <= n; id += step) {
+        char idbuf[24], key[HC_MAX_KEY_LEN + 1];
+        const char *vals[1];
+        hc_query q;
+        make_query(&q, sql, id, idbuf, sizeof idbuf, vals);
+        hc_value *val = NULL;
+        if (hc_query_key(&q, key, sizeof key, NULL) != HC_OK || hc_get(c, key, &val, NULL) != HC_OK)
+            bench_die("entry %zu is not cached", id);
+        v += (double)hc_value_len(val);
+        k += (double)strlen(key);
+        hc_value_release(val);
+        count++;
+    }
+    *value_len = v / (double)count;
+    *key_len = k / (double)count;
 }
 
 static void measure(shape *s, PGconn *conn, size_t n)
@@ -71,9 +103,11 @@ static void measure(shape *s, PGconn *conn, size_t n)
     s->payload = payload / (double)n;
     s->bytes_used = (double)(d1.bytes_used - d0.bytes_used) / (double)n;
     s->rss = ((double)rss1 - (double)rss0) / (double)n;
-    printf("memory %s: payload %.1f B/row, bytes_used %.1f B/entry (%.2fx), RSS %.1f B/entry (%.2fx)\n",
+    entry_sizes(c, sql, n, &s->value_len, &s->key_len);
+    printf("memory %s: payload %.1f B/row, bytes_used %.1f B/entry (%.2fx), RSS %.1f B/entry "
+           "(%.2fx); encoded value %.1f B, key %.1f B\n",
            s->name, s->payload, s->bytes_used, s->bytes_used / s->payload, s->rss,
-           s->rss / s->payload);
+           s->rss / s->payload, s->value_len, s->key_len);
     hc_cache_free(c);
     malloc_trim(0);
 }
@@ -109,6 +143,10 @@ int main(int argc, char **argv)
         bench_json_num(&j, "payload_bytes_per_row", shapes[i].payload);
         bench_json_num(&j, "bytes_used_per_entry", shapes[i].bytes_used);
         bench_json_num(&j, "rss_bytes_per_entry", shapes[i].rss);
+        bench_json_num(&j, "encoded_value_bytes_per_entry", shapes[i].value_len);
+        bench_json_num(&j, "key_bytes_per_entry", shapes[i].key_len);
+        bench_json_num(&j, "other_bytes_used_per_entry",
+                       shapes[i].bytes_used - shapes[i].value_len - shapes[i].key_len);
         bench_json_num(&j, "bytes_used_over_payload", shapes[i].bytes_used / shapes[i].payload);
         bench_json_num(&j, "rss_over_payload", shapes[i].rss / shapes[i].payload);
         bench_json_end(&j);
@@ -133,8 +171,10 @@ int main(int argc, char **argv)
         snprintf(ratio, sizeof ratio, "%.2fx (RSS), %.2fx (bytes_used)", r,
                  shapes[i].bytes_used / shapes[i].payload);
         bench_md_row(md, what, ratio, "<= 1.5x", r <= 1.5,
-                     "RSS %.0f B/entry, bytes_used %.0f B/entry", shapes[i].rss,
-                     shapes[i].bytes_used);
+                     "RSS %.0f B/entry, bytes_used %.0f B/entry (encoded result %.0f B, key %.0f B, "
+                     "tags + entry + index %.0f B)",
+                     shapes[i].rss, shapes[i].bytes_used, shapes[i].value_len, shapes[i].key_len,
+                     shapes[i].bytes_used - shapes[i].value_len - shapes[i].key_len);
     }
     fclose(md);
     PQfinish(conn);

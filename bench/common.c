@@ -443,6 +443,13 @@ char *bench_conninfo(const char *env)
     return buf;
 }
 
+/* Setup statements (DROP ... IF EXISTS) raise NOTICEs nobody needs to read. */
+static void quiet_notices(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 PGconn *bench_connect(const char *conninfo)
 {
     PGconn *c = PQconnectdb(conninfo);
@@ -451,6 +458,7 @@ PGconn *bench_connect(const char *conninfo)
         PQfinish(c);
         return NULL;
     }
+    PQsetNoticeProcessor(c, quiet_notices, NULL);
     return c;
 }
 

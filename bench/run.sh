@@ -53,7 +53,7 @@ if [ -z "${HC_TEST_DB:-}" ]; then
 fi
 # psql/pgbench take PG* variables: point them at the benchmark database too.
 export PGDATABASE=$HC_TEST_DB
-dbq() { psql "$HC_TEST_DSN" -d "$HC_TEST_DB" -XAtq "$@"; }
+dbq() { psql "$HC_TEST_DSN" -XAtq "$@"; }  # cluster-wide facts only
 have_ext=$(dbq -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'hydracache'" 2>/dev/null || echo 0)
 
 failed=()
