@@ -1,0 +1,280 @@
+/*
+ * hydracache/pg.h - the libpq adapter: cache the results of PostgreSQL
+ * queries in an hc_cache and hand back ordinary PGresults.
+ *
+ *     hc_query q = {.sql = "SELECT id, name FROM users WHERE id = $1", HC_PARAMS(id)};
+ *     hc_query_entity(&q, "user", id);            // key + tag "user:<id>", tag "user:*"
+ *     PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err);
+ *     ...                                          // use r as any PGresult
+ *     PQclear(r);
+ *
+ * Ownership: every PGresult returned here is new and belongs to the caller,
+ * who PQclear()s it, on a hit as on a miss.  An hc_query only borrows the
+ * strings and arrays it points to; they must live for the duration of each
+ * call.  Everything inside an hc_query (keys, tags, generated SQL) is stored
+ * in the struct itself (about 4 KiB), so queries can live on the stack and be
+ * copied.
+ *
+ * Threading: the cache may be shared by any number of threads; a PGconn may
+ * not (libpq rule): use one connection per thread or serialise its use.  An
+ * hc_query may be read by several threads at once once built; the hc_query_*
+ * helpers that modify one must not run concurrently with other uses of it.
+ *
+ * Errors: functions returning PGresult * return NULL on error and fill the
+ * optional hc_error.  Only results with status PGRES_TUPLES_OK are cached;
+ * server errors are never cached (see hc_query.error_result).
+ */
+#ifndef HYDRACACHE_PG_H
+#define HYDRACACHE_PG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include <hydracache/cache.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HC_PG_MAX_KEY_COLUMNS 8   /* key columns of one entity */
+#define HC_PG_MAX_OWN_TAGS 6      /* tags the hc_query_* helpers may attach */
+#define HC_POLICY_MAX_TAGS 8      /* literal tags in an hc_policy */
+#define HC_QUERY_SQL_MAX 512      /* SQL generated from an hc_entity_def */
+
+/* ------------------------------------------------------------ policies */
+
+/*
+ * A reusable caching policy: label, explicit key, tags and TTL shared by many
+ * queries.  A query's own non-empty fields win over its policy's; tags are
+ * merged.  Immutable once built, so one policy may be used by many threads.
+ *
+ *     static const hc_policy *const ACTIVE_USERS =
+ *         HC_POLICY(.label = "users.active", .tags = {"users"}, .ttl_ms = 30000);
+ */
+typedef struct hc_policy {
+    const char *label;                        /* diagnostics and derived-key namespace */
+    const char *key;                          /* explicit key; NULL -> derived */
+    const char *tags[HC_POLICY_MAX_TAGS];     /* NULL-terminated unless full */
+    const hc_tagset *tagset;                  /* borrowed, optional */
+    uint64_t ttl_ms;                          /* HC_TTL_DEFAULT (0) -> cache default */
+} hc_policy;
+
+/* Pointer to a constant policy; valid at file scope (static storage) too. */
+#define HC_POLICY(...) (&(const hc_policy){__VA_ARGS__})
+
+/* ------------------------------------------------------------ entities */
+
+/*
+ * An entity: rows of one table addressed by their key columns.  Entity
+ * queries are keyed and tagged `esc(name):esc(k1)[:esc(k2)...]` and also
+ * carry the table-wide tag `esc(name):*`, exactly as the hydracache extension
+ * emits them for hydracache.watch(table, name, key_columns, collection)
+ * (docs/PROTOCOL.md).  Declare once, e.g. at file scope:
+ *
+ *     static HC_ENTITY_DEF(USER, .name = "user", .collection = "users",
+ *                          .table = "public.users", .key_columns = {"id"},
+ *                          .ttl_ms = 60000);
+ *
+ * table and key_columns are pasted into the generated SQL verbatim: they come
+ * from your code, never from user input; quote them yourself if needed
+ * (.table = "\"Users\"").  An entity key names one row shape: every query that
+ * uses the key "user:42" must select the same columns (use .select).
+ */
+typedef struct hc_entity_def {
+    const char *name;                                 /* entity name, e.g. "user" (required) */
+    const char *collection;                           /* collection tag; NULL -> table name without schema */
+    const char *table;                                /* table for the generated SQL */
+    const char *key_columns[HC_PG_MAX_KEY_COLUMNS];   /* NULL-terminated; empty -> {"id"} */
+    const char *select;                               /* SQL with $1..$n for the key values; NULL ->
+                                                         "SELECT * FROM <table> WHERE <k1> = $1 AND ..." */
+    uint64_t ttl_ms;                                  /* HC_TTL_DEFAULT (0) -> cache default */
+    const char *label;                                /* NULL -> name */
+} hc_entity_def;
+
+#define HC_ENTITY_DEF(var, ...) const hc_entity_def var = {__VA_ARGS__}
+
+/* ------------------------------------------------------------ queries */
+
+/*
+ * One cacheable query: what to run (the PQexecParams arguments) and how to
+ * cache it.  Zero-initialise it (designated initialisers do) and set what you
+ * need; the fields below `priv_` are managed by the hc_query_* helpers.
+ *
+ * The cache key is, in order of precedence: .key; the entity key set by
+ * hc_query_entity/hc_query_for_entity; .policy->key; otherwise derived as
+ * `q:<esc(label)>:<32 hex digits>`, the label being .label, the policy's
+ * label, the collection name or "sql", and the digits a SipHash-2-4-128 of
+ * the SQL, the result format and every parameter's type, format and value
+ * (NULL distinct from empty).  The same query with the same parameters
+ * always gets the same key, in every process and on every platform.
+ *
+ * Tags: those attached by the helpers, then .tags, .tagset and the policy's
+ * (deduplicated; at most HC_MAX_TAGS).  TTL: .ttl_ms, else the policy's,
+ * else the entity's, else the cache default.
+ */
+typedef struct hc_query {
+    /* what to run */
+    const char *sql;                    /* SQL with $1..$n; NULL only with hc_pg_fetch_with */
+    int nparams;                        /* 0..65535 */
+    const char *const *param_values;    /* NULL entries are SQL NULL */
+    const int *param_lengths;           /* byte lengths of binary params; NULL if all text */
+    const int *param_formats;           /* 0 text / 1 binary per param; NULL -> all text */
+    const Oid *param_types;             /* NULL -> server infers */
+    int result_format;                  /* 0 text (default), 1 binary */
+
+    /* how to cache */
+    const char *key;                    /* explicit cache key; NULL -> see above */
+    const char *label;                  /* diagnostics and derived-key namespace */
+    hc_tags tags;                       /* borrowed extra tags */
+    const hc_tagset *tagset;            /* borrowed extra tags */
+    uint64_t ttl_ms;                    /* HC_TTL_DEFAULT (0), HC_TTL_FOREVER or ms */
+    const hc_policy *policy;            /* borrowed, optional */
+
+    /*
+     * Optional out-parameter: when this call itself sent the query and the
+     * server answered with an error, *error_result receives libpq's error
+     * PGresult (PQresultErrorField(..., PG_DIAG_SQLSTATE) etc.), which the
+     * caller PQclear()s.  Left NULL otherwise (also for callers that joined
+     * another thread's failed load: they only get the message in hc_error).
+     */
+    PGresult **error_result;
+
+    /* managed by the hc_query_* helpers; do not touch */
+    struct hc_query_priv_ {
+        hc_error error;                                 /* first helper error, reported by fetch */
+        uint64_t ttl_ms;                                /* from an entity def */
+        int nparams;                                    /* key values as params (entity defs) */
+        const char *params[HC_PG_MAX_KEY_COLUMNS];
+        unsigned short ntags;                           /* tags packed in tagbuf */
+        unsigned short tag_off[HC_PG_MAX_OWN_TAGS];
+        unsigned short tag_used;
+        bool key_is_tag;                                /* entity key doubles as tag */
+        const char *label;                              /* borrowed collection name: default label */
+        char key[HC_MAX_KEY_LEN + 1];                   /* entity key */
+        char tagbuf[2 * (HC_MAX_KEY_LEN + 1)];
+        char sql[HC_QUERY_SQL_MAX];                     /* generated SQL of an entity def */
+    } priv_;
+} hc_query;
+
+/* .nparams and .param_values from a list of strings: {.sql = "...", HC_PARAMS(a, b)} */
+#define HC_PARAMS(...)                                                                 \
+    .nparams = (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)), \
+    .param_values = (const char *const[]){__VA_ARGS__}
+
+/*
+ * Make q an entity query: key and tag esc(entity):esc(id) (hc_key_build) and
+ * the table-wide tag esc(entity):* (hc_key_table_tag).  Call once per query.
+ * id NULL stands for SQL NULL ("\N").  The helpers record their first error in
+ * q and every hc_pg_fetch_* of q reports it, so checking here is optional.
+ * HC_ERR_INVALID (NULL q/entity, called twice, n out of range),
+ * HC_ERR_TOO_LARGE (key or tags over their limits).
+ */
+HC_EXTERN hc_status hc_query_entity(hc_query *q, const char *entity, const char *id);
+/* Multi-column key: esc(entity):esc(ids[0]):esc(ids[1])... (1..HC_PG_MAX_KEY_COLUMNS ids). */
+HC_EXTERN hc_status hc_query_entity_n(hc_query *q, const char *entity, const char *const *ids,
+                                      size_t n);
+/* HC_QUERY_ENTITY(&q, "order_item", "7", "3") */
+#define HC_QUERY_ENTITY(q, entity, ...)                                                  \
+    hc_query_entity_n((q), (entity), (const char *const[]){__VA_ARGS__},                \
+                      sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+
+/*
+ * Make q a collection query: attach the collection tag esc(collection) (one
+ * segment, as the extension emits it on every write to the table) and use
+ * the collection as default label; the key stays derived from SQL + params.
+ */
+HC_EXTERN hc_status hc_query_collection(hc_query *q, const char *collection);
+/* Attach one more collection tag (a query reading several tables), label unchanged. */
+HC_EXTERN hc_status hc_query_add_collection(hc_query *q, const char *collection);
+
+/*
+ * The query of one entity row: SQL (.select or generated), the key values as
+ * text parameters $1..$n (borrowed: they must outlive the returned query's
+ * use), entity key and tags, TTL and label from def.  Errors are recorded in
+ * the returned query and reported by the fetch.
+ *
+ *     hc_query q = hc_query_for_entity(&USER, "42");
+ *     PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err);
+ */
+HC_EXTERN hc_query hc_query_for_entity(const hc_entity_def *def, const char *id);
+HC_EXTERN hc_query hc_query_for_entity_n(const hc_entity_def *def, const char *const *ids,
+                                         size_t n);
+/* A query over def's whole collection: sql as given, collection tag of def. */
+HC_EXTERN hc_query hc_query_for_collection(const hc_entity_def *def, const char *sql);
+
+/*
+ * The cache key q resolves to (see hc_query), NUL-terminated into buf.
+ * HC_ERR_INVALID (bad query or a recorded helper error), HC_ERR_TOO_LARGE.
+ * Pure function of q; thread-safe.
+ */
+HC_EXTERN hc_status hc_query_key(const hc_query *q, char *buf, size_t cap, hc_error *err);
+/*
+ * The tags q attaches to its entry, deduplicated, into out[0..cap).  Returns
+ * the count (which may exceed cap: then only cap were written), or 0 on error.
+ * The strings point into q, its policy, tags and tagset.
+ */
+HC_EXTERN size_t hc_query_tags(const hc_query *q, const char **out, size_t cap);
+
+/* ------------------------------------------------------------ fetching */
+
+/*
+ * Run q on conn through the cache: a hit rebuilds a PGresult from the cached
+ * bytes without contacting the server; a miss runs PQexecParams once under
+ * single-flight (concurrent callers of the same key wait and share it; tag
+ * generations are recorded before the query is sent, so a write invalidated
+ * meanwhile is never stored) and caches a PGRES_TUPLES_OK result, empty ones
+ * included.  Returns a new PGresult (caller PQclear()s) or NULL with err:
+ *   HC_ERR_INVALID  NULL cache/conn/q/sql, bad params, a recorded helper
+ *                   error, a statement that returns no rows (PGRES_COMMAND_OK);
+ *   HC_ERR_PG       libpq's message (connection failure, server error;
+ *                   see hc_query.error_result); nothing is cached;
+ *   HC_ERR_CODEC    corrupt cached bytes; HC_ERR_NOMEM; HC_ERR_TOO_LARGE.
+ * A hit's PGresult has the same columns (name, table OID, column number, type
+ * OID, typmod, size, format), rows, values and NULLs as the server's, but no
+ * command status (PQcmdStatus/PQcmdTuples are empty).
+ * Thread-safe for the cache; conn must not be used by another thread meanwhile.
+ */
+HC_EXTERN PGresult *hc_pg_fetch_all(hc_cache *c, PGconn *conn, const hc_query *q, hc_error *err);
+
+/*
+ * As hc_pg_fetch_all for a query that must return exactly one row.  0 or
+ * several rows: NULL with HC_ERR_INVALID and the message "expected exactly
+ * one row, got N"; such a result is not cached (and a 2-row result cached
+ * by hc_pg_fetch_all under the same key is reported the same way).
+ */
+HC_EXTERN PGresult *hc_pg_fetch_one(hc_cache *c, PGconn *conn, const hc_query *q, hc_error *err);
+
+/*
+ * As hc_pg_fetch_all for a query returning 0 or 1 row.  "No row" is cached
+ * too and returned as a PGresult with PQntuples() == 0 (never NULL); two rows
+ * or more: NULL with HC_ERR_INVALID ("expected at most one row, got N").
+ */
+HC_EXTERN PGresult *hc_pg_fetch_optional(hc_cache *c, PGconn *conn, const hc_query *q,
+                                         hc_error *err);
+
+/*
+ * Caller-supplied loader for hc_pg_fetch_with: run whatever produces the
+ * result (a prepared statement, a query inside the caller's transaction,
+ * repository code) and return a new PGresult, which the adapter takes over
+ * (it PQclear()s it or hands it back).  Return NULL and fill err (optional)
+ * on a failure that is not a PGresult; an error PGresult is fine.
+ */
+typedef PGresult *(*hc_pg_loader_fn)(void *ctx, const hc_query *q, hc_error *err);
+
+/*
+ * As hc_pg_fetch_all with the caller's loader instead of PQexecParams.  q
+ * supplies key (explicit, entity, or derived from q->sql + params: then sql
+ * must be set), tags and TTL; the loader runs at most once per miss under
+ * single-flight, from the calling thread.  The loader's own errors come back
+ * with its status (HC_ERR_LOADER when it set none) and are not cached.
+ */
+HC_EXTERN PGresult *hc_pg_fetch_with(hc_cache *c, const hc_query *q, hc_pg_loader_fn loader,
+                                     void *ctx, hc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HYDRACACHE_PG_H */

@@ -1,0 +1,571 @@
+/*
+ * pg.c - the libpq adapter: hc_query helpers (entity/collection keys and
+ * tags), derived keys, and the hc_pg_fetch_* family on top of
+ * hc_get_or_load and the PGresult codec.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "hydracache/pg.h"
+#include "pgcodec.h"
+#include "pgint.h"
+
+/* ------------------------------------------------------------ SipHash-2-4 */
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+
+static void sip_round(hc__siphash *s)
+{
+    s->v0 += s->v1; s->v1 = ROTL(s->v1, 13); s->v1 ^= s->v0; s->v0 = ROTL(s->v0, 32);
+    s->v2 += s->v3; s->v3 = ROTL(s->v3, 16); s->v3 ^= s->v2;
+    s->v0 += s->v3; s->v3 = ROTL(s->v3, 21); s->v3 ^= s->v0;
+    s->v2 += s->v1; s->v1 = ROTL(s->v1, 17); s->v1 ^= s->v2; s->v2 = ROTL(s->v2, 32);
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static void sip_block(hc__siphash *s, uint64_t m)
+{
+    s->v3 ^= m;
+    sip_round(s);
+    sip_round(s);
+    s->v0 ^= m;
+}
+
+void hc__siphash_init(hc__siphash *s, const unsigned char key[16])
+{
+    uint64_t k0 = le64(key), k1 = le64(key + 8);
+    s->v0 = k0 ^ 0x736f6d6570736575ULL;
+    s->v1 = k1 ^ 0x646f72616e646f6dULL ^ 0xee; /* 0xee: 128-bit output variant */
+    s->v2 = k0 ^ 0x6c7967656e657261ULL;
+    s->v3 = k1 ^ 0x7465646279746573ULL;
+    s->tail = 0;
+    s->ntail = 0;
+    s->len = 0;
+}
+
+void hc__siphash_update(hc__siphash *s, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    s->len += len;
+    while (len > 0 && s->ntail != 0) {
+        s->tail |= (uint64_t)*p++ << (8 * s->ntail);
+        len--;
+        if (++s->ntail == 8) {
+            sip_block(s, s->tail);
+            s->tail = 0;
+            s->ntail = 0;
+        }
+    }
+    for (; len >= 8; p += 8, len -= 8) sip_block(s, le64(p));
+    for (; len > 0; len--) s->tail |= (uint64_t)*p++ << (8 * s->ntail++);
+}
+
+void hc__siphash_final128(hc__siphash *s, unsigned char out[16])
+{
+    sip_block(s, s->tail | s->len << 56);
+    s->v2 ^= 0xee;
+    for (int i = 0; i < 4; i++) sip_round(s);
+    uint64_t h0 = s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
+    s->v1 ^= 0xdd;
+    for (int i = 0; i < 4; i++) sip_round(s);
+    uint64_t h1 = s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
+    for (int i = 0; i < 8; i++) {
+        out[i] = (unsigned char)(h0 >> (8 * i));
+        out[8 + i] = (unsigned char)(h1 >> (8 * i));
+    }
+}
+
+/* ------------------------------------------------------------ helpers */
+
+/* Remember the first helper error in q: hc_pg_fetch_* reports it. */
+static hc_status record(hc_query *q, hc_status st, const hc_error *e)
+{
+    if (st != HC_OK && q->priv_.error.code == HC_OK) {
+        q->priv_.error.code = st;
+        snprintf(q->priv_.error.message, sizeof q->priv_.error.message, "%s", e->message);
+    }
+    return st;
+}
+
+static hc_status fail(hc_query *q, hc_status st, const char *msg)
+{
+    hc_error e;
+    hc_error_set(&e, st, "%s", msg);
+    return record(q, st, &e);
+}
+
+static hc_status add_own_tag(hc_query *q, const char *tag, size_t len)
+{
+    struct hc_query_priv_ *p = &q->priv_;
+    if (len == 0) return fail(q, HC_ERR_INVALID, "hc_query: empty tag");
+    if (p->ntags >= HC_PG_MAX_OWN_TAGS || p->tag_used + len + 1 > sizeof p->tagbuf)
+        return fail(q, HC_ERR_TOO_LARGE, "hc_query: too many or too long entity/collection tags");
+    memcpy(p->tagbuf + p->tag_used, tag, len + 1);
+    p->tag_off[p->ntags++] = p->tag_used;
+    p->tag_used = (unsigned short)(p->tag_used + len + 1);
+    return HC_OK;
+}
+
+HC_EXTERN hc_status hc_query_entity_n(hc_query *q, const char *entity, const char *const *ids,
+                                      size_t n)
+{
+    if (q == NULL) return HC_ERR_INVALID;
+    if (entity == NULL || entity[0] == '\0' || ids == NULL || n == 0 || n > HC_PG_MAX_KEY_COLUMNS)
+        return fail(q, HC_ERR_INVALID, "hc_query_entity: NULL/empty entity or 0 or too many key values");
+    if (q->priv_.key_is_tag) return fail(q, HC_ERR_INVALID, "hc_query_entity: query already has an entity");
+    const char *segs[HC_PG_MAX_KEY_COLUMNS + 1] = {entity};
+    memcpy(segs + 1, ids, n * sizeof *ids);
+    hc_error e;
+    hc_status st = hc_key_build(q->priv_.key, sizeof q->priv_.key, NULL, segs, n + 1, &e);
+    if (st != HC_OK) {
+        q->priv_.key[0] = '\0';
+        return record(q, st, &e);
+    }
+    char tag[HC_MAX_KEY_LEN + 1];
+    st = hc_key_table_tag(tag, sizeof tag, entity, &e);
+    if (st != HC_OK) {
+        q->priv_.key[0] = '\0';
+        return record(q, st, &e);
+    }
+    q->priv_.key_is_tag = true;
+    return add_own_tag(q, tag, strlen(tag));
+}
+
+HC_EXTERN hc_status hc_query_entity(hc_query *q, const char *entity, const char *id)
+{
+    return hc_query_entity_n(q, entity, &id, 1);
+}
+
+HC_EXTERN hc_status hc_query_add_collection(hc_query *q, const char *collection)
+{
+    if (q == NULL) return HC_ERR_INVALID;
+    if (collection == NULL || collection[0] == '\0')
+        return fail(q, HC_ERR_INVALID, "hc_query_collection: NULL or empty collection");
+    char tag[HC_MAX_KEY_LEN + 1];
+    size_t len;
+    hc_error e;
+    hc_status st = hc_key_build(tag, sizeof tag, &len, &collection, 1, &e);
+    return st != HC_OK ? record(q, st, &e) : add_own_tag(q, tag, len);
+}
+
+HC_EXTERN hc_status hc_query_collection(hc_query *q, const char *collection)
+{
+    hc_status st = hc_query_add_collection(q, collection);
+    if (st == HC_OK) q->priv_.label = collection;
+    return st;
+}
+
+/* The collection of def: its .collection, else its table without schema. */
+static const char *def_collection(const hc_entity_def *def)
+{
+    if (def->collection != NULL) return def->collection;
+    if (def->table == NULL) return NULL;
+    const char *dot = strrchr(def->table, '.');
+    return dot ? dot + 1 : def->table;
+}
+
+static size_t def_nkeys(const hc_entity_def *def)
+{
+    size_t n = 0;
+    while (n < HC_PG_MAX_KEY_COLUMNS && def->key_columns[n] != NULL) n++;
+    return n;
+}
+
+/* "SELECT * FROM <table> WHERE <k1> = $1 AND ..." into q's SQL buffer. */
+static hc_status generate_sql(hc_query *q, const hc_entity_def *def, size_t n)
+{
+    static const char *const default_key[] = {"id"};
+    const char *const *cols = def_nkeys(def) ? def->key_columns : default_key;
+    char *buf = q->priv_.sql;
+    size_t cap = sizeof q->priv_.sql;
+    int w = snprintf(buf, cap, "SELECT * FROM %s WHERE ", def->table);
+    for (size_t i = 0; i < n && w >= 0 && (size_t)w < cap; i++) {
+        int more = snprintf(buf + w, cap - (size_t)w, "%s%s = $%zu", i ? " AND " : "", cols[i], i + 1);
+        w = more < 0 ? more : w + more;
+    }
+    if (w < 0 || (size_t)w >= cap) {
+        buf[0] = '\0';
+        return fail(q, HC_ERR_TOO_LARGE, "hc_query_for_entity: generated SQL too long");
+    }
+    return HC_OK;
+}
+
+HC_EXTERN hc_query hc_query_for_entity_n(const hc_entity_def *def, const char *const *ids,
+                                         size_t n)
+{
+    hc_query q = {.result_format = 0};
+    if (def == NULL || def->name == NULL || (def->select == NULL && def->table == NULL)) {
+        fail(&q, HC_ERR_INVALID, "hc_query_for_entity: entity definition without name, or without table and select");
+        return q;
+    }
+    size_t want = def_nkeys(def) ? def_nkeys(def) : 1;
+    if (ids == NULL || n != want) {
+        hc_error e;
+        hc_error_set(&e, HC_ERR_INVALID, "hc_query_for_entity: entity %s has %zu key column(s), got %zu values",
+                     def->name, want, ids ? n : 0);
+        record(&q, HC_ERR_INVALID, &e);
+        return q;
+    }
+    if (hc_query_entity_n(&q, def->name, ids, n) != HC_OK) return q;
+    if (def->select == NULL && generate_sql(&q, def, n) != HC_OK) return q;
+    q.sql = def->select;  /* NULL -> the generated priv_.sql */
+    memcpy(q.priv_.params, ids, n * sizeof *ids);
+    q.priv_.nparams = (int)n;
+    q.priv_.ttl_ms = def->ttl_ms;
+    q.priv_.label = def->label ? def->label : def->name;
+    return q;
+}
+
+HC_EXTERN hc_query hc_query_for_entity(const hc_entity_def *def, const char *id)
+{
+    return hc_query_for_entity_n(def, &id, 1);
+}
+
+HC_EXTERN hc_query hc_query_for_collection(const hc_entity_def *def, const char *sql)
+{
+    hc_query q = {.sql = sql};
+    const char *coll = def ? def_collection(def) : NULL;
+    if (coll == NULL) {
+        fail(&q, HC_ERR_INVALID, "hc_query_for_collection: entity definition without collection or table");
+        return q;
+    }
+    hc_query_collection(&q, coll);
+    q.priv_.ttl_ms = def->ttl_ms;
+    return q;
+}
+
+/* ------------------------------------------------------------ resolving */
+
+/* Everything a fetch needs, resolved from a query, its policy and helpers. */
+typedef struct plan {
+    const char *sql;
+    int nparams;
+    const char *const *values;
+    const int *lengths;
+    const int *formats;
+    const Oid *types;
+    int result_format;
+    const char *key;
+    uint64_t ttl_ms;
+    size_t ntags;
+    const char *tags[HC_MAX_TAGS];
+    char keybuf[HC_MAX_KEY_LEN + 1];
+} plan;
+
+static hc_status push_tag(plan *pl, const char *tag, hc_error *err)
+{
+    if (tag == NULL) return HC_OK;
+    if (tag[0] == '\0') return hc_error_set(err, HC_ERR_INVALID, "hc_query: empty tag");
+    for (size_t i = 0; i < pl->ntags; i++)
+        if (strcmp(pl->tags[i], tag) == 0) return HC_OK;
+    if (pl->ntags >= HC_MAX_TAGS)
+        return hc_error_set(err, HC_ERR_TOO_LARGE, "hc_query: more than %d tags", HC_MAX_TAGS);
+    pl->tags[pl->ntags++] = tag;
+    return HC_OK;
+}
+
+static hc_status push_tagset(plan *pl, const hc_tagset *ts, hc_error *err)
+{
+    size_t n = ts ? hc_tagset_count(ts) : 0;
+    hc_status st = HC_OK;
+    for (size_t i = 0; i < n && st == HC_OK; i++) st = push_tag(pl, hc_tagset_get(ts, i), err);
+    return st;
+}
+
+static hc_status collect_tags(const hc_query *q, plan *pl, hc_error *err)
+{
+    const struct hc_query_priv_ *p = &q->priv_;
+    const hc_policy *pol = q->policy;
+    hc_status st = HC_OK;
+    pl->ntags = 0;
+    if (p->key_is_tag) st = push_tag(pl, p->key, err);
+    for (unsigned i = 0; i < p->ntags && st == HC_OK; i++) st = push_tag(pl, p->tagbuf + p->tag_off[i], err);
+    if (q->tags.n > 0 && q->tags.v == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_query: tags.v is NULL");
+    for (size_t i = 0; i < q->tags.n && st == HC_OK; i++) st = push_tag(pl, q->tags.v[i], err);
+    if (st == HC_OK) st = push_tagset(pl, q->tagset, err);
+    for (size_t i = 0; pol != NULL && i < HC_POLICY_MAX_TAGS && pol->tags[i] && st == HC_OK; i++)
+        st = push_tag(pl, pol->tags[i], err);
+    if (st == HC_OK && pol != NULL) st = push_tagset(pl, pol->tagset, err);
+    return st;
+}
+
+static hc_status check_params(const plan *pl, hc_error *err)
+{
+    if (pl->nparams < 0 || pl->nparams > 65535)
+        return hc_error_set(err, HC_ERR_INVALID, "hc_query: nparams %d out of range", pl->nparams);
+    if (pl->nparams > 0 && pl->values == NULL)
+        return hc_error_set(err, HC_ERR_INVALID, "hc_query: nparams %d but param_values is NULL", pl->nparams);
+    if (pl->result_format != 0 && pl->result_format != 1)
+        return hc_error_set(err, HC_ERR_INVALID, "hc_query: result_format must be 0 or 1");
+    for (int i = 0; pl->formats != NULL && i < pl->nparams; i++) {
+        if (pl->formats[i] != 0 && pl->formats[i] != 1)
+            return hc_error_set(err, HC_ERR_INVALID, "hc_query: param %d: format must be 0 or 1", i + 1);
+        if (pl->formats[i] == 1 && pl->values[i] != NULL && (pl->lengths == NULL || pl->lengths[i] < 0))
+            return hc_error_set(err, HC_ERR_INVALID, "hc_query: binary param %d needs a length", i + 1);
+    }
+    return HC_OK;
+}
+
+static void hash_u64(hc__siphash *h, uint64_t v)
+{
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
+    hc__siphash_update(h, b, sizeof b);
+}
+
+/* Fixed key: derived keys must agree across processes and machines. */
+static const unsigned char query_hash_key[16] = "hydracache-q-v1";
+
+/* q:<esc(label)>:<hex of SipHash-128 over an unambiguous encoding of the query> */
+static hc_status derive_key(plan *pl, const char *label, hc_error *err)
+{
+    hc__siphash h;
+    hc__siphash_init(&h, query_hash_key);
+    size_t sl = strlen(pl->sql);
+    hash_u64(&h, sl);
+    hc__siphash_update(&h, pl->sql, sl);
+    hash_u64(&h, (uint64_t)pl->result_format);
+    hash_u64(&h, (uint64_t)pl->nparams);
+    for (int i = 0; i < pl->nparams; i++) {
+        const char *v = pl->values[i];
+        int fmt = pl->formats ? pl->formats[i] : 0;
+        hash_u64(&h, pl->types ? pl->types[i] : 0);
+        hash_u64(&h, (uint64_t)fmt);
+        if (v == NULL) {
+            hash_u64(&h, UINT64_MAX);
+            continue;
+        }
+        size_t vl = fmt == 1 ? (size_t)pl->lengths[i] : strlen(v);
+        hash_u64(&h, vl);
+        hc__siphash_update(&h, v, vl);
+    }
+    unsigned char d[16];
+    hc__siphash_final128(&h, d);
+    static const char digits[] = "0123456789abcdef";
+    char hex[33];
+    for (int i = 0; i < 16; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[32] = '\0';
+    const char *segs[] = {"q", label, hex};
+    pl->key = pl->keybuf;
+    return hc_key_build(pl->keybuf, sizeof pl->keybuf, NULL, segs, 3, err);
+}
+
+static hc_status resolve(const hc_query *q, bool need_sql, plan *pl, hc_error *err)
+{
+    if (q == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_query is NULL");
+    const struct hc_query_priv_ *p = &q->priv_;
+    if (p->error.code != HC_OK) return hc_error_set(err, p->error.code, "%s", p->error.message);
+    const hc_policy *pol = q->policy;
+    pl->sql = q->sql ? q->sql : (p->sql[0] ? p->sql : NULL);
+    if (q->nparams == 0 && p->nparams > 0) {
+        pl->nparams = p->nparams;
+        pl->values = p->params;
+        pl->lengths = NULL;
+        pl->formats = NULL;
+        pl->types = NULL;
+    } else {
+        pl->nparams = q->nparams;
+        pl->values = q->param_values;
+        pl->lengths = q->param_lengths;
+        pl->formats = q->param_formats;
+        pl->types = q->param_types;
+    }
+    pl->result_format = q->result_format;
+    if (need_sql && pl->sql == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_query: sql is NULL");
+    hc_status st = check_params(pl, err);
+    if (st != HC_OK) return st;
+    st = collect_tags(q, pl, err);
+    if (st != HC_OK) return st;
+    pl->ttl_ms = q->ttl_ms ? q->ttl_ms : pol && pol->ttl_ms ? pol->ttl_ms : p->ttl_ms;
+
+    pl->key = q->key ? q->key : p->key[0] ? p->key : pol ? pol->key : NULL;
+    if (pl->key != NULL) {
+        if (pl->key[0] == '\0') return hc_error_set(err, HC_ERR_INVALID, "hc_query: empty key");
+        return HC_OK;
+    }
+    if (pl->sql == NULL)
+        return hc_error_set(err, HC_ERR_INVALID, "hc_query: no key (set .key, an entity, a policy key or .sql)");
+    const char *label = q->label ? q->label : pol && pol->label ? pol->label : p->label ? p->label : "sql";
+    return derive_key(pl, label, err);
+}
+
+HC_EXTERN hc_status hc_query_key(const hc_query *q, char *buf, size_t cap, hc_error *err)
+{
+    plan pl;
+    if (buf == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_query_key: NULL buf");
+    hc_status st = resolve(q, false, &pl, err);
+    if (st != HC_OK) return st;
+    size_t len = strlen(pl.key);
+    if (len >= cap) return hc_error_set(err, HC_ERR_TOO_LARGE, "hc_query_key: key of %zu bytes does not fit", len);
+    memcpy(buf, pl.key, len + 1);
+    return HC_OK;
+}
+
+HC_EXTERN size_t hc_query_tags(const hc_query *q, const char **out, size_t cap)
+{
+    plan pl;
+    if (q == NULL || q->priv_.error.code != HC_OK || collect_tags(q, &pl, NULL) != HC_OK) return 0;
+    for (size_t i = 0; i < pl.ntags && i < cap && out != NULL; i++) out[i] = pl.tags[i];
+    return pl.ntags;
+}
+
+/* ------------------------------------------------------------ fetching */
+
+typedef enum rows_rule { ROWS_ANY, ROWS_ONE, ROWS_OPTIONAL } rows_rule;
+
+typedef struct load_ctx {
+    const plan *pl;
+    const hc_query *q;
+    PGconn *conn;
+    rows_rule rule;
+    hc_pg_loader_fn fn;
+    void *fn_ctx;
+    PGresult *result;       /* loaded by this thread: handed back as it is */
+    PGresult *error_result; /* libpq's error result from this thread's run */
+} load_ctx;
+
+static hc_status check_rows(rows_rule rule, int n, hc_error *err)
+{
+    if (rule == ROWS_ONE && n != 1)
+        return hc_error_set(err, HC_ERR_INVALID, "expected exactly one row, got %d", n);
+    if (rule == ROWS_OPTIONAL && n > 1)
+        return hc_error_set(err, HC_ERR_INVALID, "expected at most one row, got %d", n);
+    return HC_OK;
+}
+
+/* libpq's message without its trailing newline. */
+static hc_status pg_error(hc_error *err, const char *msg)
+{
+    size_t n = msg ? strlen(msg) : 0;
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) n--;
+    if (n == 0) return hc_error_set(err, HC_ERR_PG, "postgresql error without message");
+    return hc_error_set(err, HC_ERR_PG, "%.*s", (int)n, msg);
+}
+
+static PGresult *run_query(load_ctx *lc, hc_status *st, hc_error *err)
+{
+    if (lc->fn == NULL) {
+        const plan *pl = lc->pl;
+        PGresult *r = PQexecParams(lc->conn, pl->sql, pl->nparams, pl->types, pl->values,
+                                   pl->lengths, pl->formats, pl->result_format);
+        if (r == NULL) *st = pg_error(err, PQerrorMessage(lc->conn));
+        return r;
+    }
+    hc_error lerr = {.code = HC_OK};
+    PGresult *r = lc->fn(lc->fn_ctx, lc->q, &lerr);
+    if (r == NULL) {
+        if (lerr.code >= 0) *st = hc_error_set(err, HC_ERR_LOADER, "hc_pg_fetch_with: loader returned no result");
+        else *st = hc_error_set(err, lerr.code, "%s", lerr.message);
+    }
+    return r;
+}
+
+/* The hc_get_or_load loader: run the query, keep the PGresult for the
+ * calling thread, hand the cache its encoding. */
+static hc_status load(void *vctx, const char *key, hc_value **out, hc_error *err)
+{
+    load_ctx *lc = vctx;
+    hc_status st = HC_OK;
+    (void)key;
+    PGresult *r = run_query(lc, &st, err);
+    if (r == NULL) return st;
+    ExecStatusType es = PQresultStatus(r);
+    if (es == PGRES_FATAL_ERROR || es == PGRES_NONFATAL_ERROR || es == PGRES_BAD_RESPONSE) {
+        st = pg_error(err, PQresultErrorMessage(r));
+        PQclear(lc->error_result); /* a re-run replaces an earlier attempt */
+        lc->error_result = r;
+        return st;
+    }
+    if (es != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return hc_error_set(err, HC_ERR_INVALID, "statement returned %s, not rows: only queries are cached",
+                            PQresStatus(es));
+    }
+    st = check_rows(lc->rule, PQntuples(r), err);
+    if (st == HC_OK) st = hc__pgcodec_encode(r, out, err);
+    if (st != HC_OK) {
+        PQclear(r);
+        return st;
+    }
+    PQclear(lc->result);
+    lc->result = r;
+    return HC_OK;
+}
+
+static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule rule,
+                       hc_pg_loader_fn fn, void *fn_ctx, hc_error *err)
+{
+    if (q != NULL && q->error_result != NULL) *q->error_result = NULL;
+    if (c == NULL || (fn == NULL && conn == NULL)) {
+        hc_error_set(err, HC_ERR_INVALID, c ? "PGconn is NULL" : "hc_cache is NULL");
+        return NULL;
+    }
+    plan pl;
+    if (resolve(q, fn == NULL, &pl, err) != HC_OK) return NULL;
+
+    hc_opts opts = {.ttl_ms = pl.ttl_ms, .tags = {pl.tags, pl.ntags}};
+    load_ctx lc = {.pl = &pl, .q = q, .conn = conn, .rule = rule, .fn = fn, .fn_ctx = fn_ctx};
+    hc_value *v = NULL;
+    hc_status st = hc_get_or_load(c, pl.key, &opts, load, &lc, &v, err);
+    if (st != HC_OK) {
+        PQclear(lc.result);
+        if (lc.error_result != NULL && q->error_result != NULL) *q->error_result = lc.error_result;
+        else PQclear(lc.error_result);
+        if (st > 0) hc_error_set(err, HC_ERR_STATE, "unexpected cache status %s", hc_status_str(st));
+        hc_value_release(v);
+        return NULL;
+    }
+    PQclear(lc.error_result);
+    if (lc.result != NULL) { /* this thread ran the query: no need to rebuild */
+        hc_value_release(v);
+        return lc.result;
+    }
+    /* a hit, or another thread's load we joined */
+    PGresult *res = NULL;
+    const void *data = hc_value_data(v);
+    size_t len = hc_value_len(v);
+    int n = 0;
+    st = hc__pgcodec_ntuples(data, len, &n, err);
+    if (st == HC_OK) st = check_rows(rule, n, err);
+    if (st == HC_OK) st = hc__pgcodec_decode(data, len, conn, &res, err);
+    hc_value_release(v);
+    if (st == HC_ERR_CODEC) hc_remove(c, pl.key, NULL); /* so the next call reloads */
+    return res;
+}
+
+HC_EXTERN PGresult *hc_pg_fetch_all(hc_cache *c, PGconn *conn, const hc_query *q, hc_error *err)
+{
+    return fetch(c, conn, q, ROWS_ANY, NULL, NULL, err);
+}
+
+HC_EXTERN PGresult *hc_pg_fetch_one(hc_cache *c, PGconn *conn, const hc_query *q, hc_error *err)
+{
+    return fetch(c, conn, q, ROWS_ONE, NULL, NULL, err);
+}
+
+HC_EXTERN PGresult *hc_pg_fetch_optional(hc_cache *c, PGconn *conn, const hc_query *q,
+                                         hc_error *err)
+{
+    return fetch(c, conn, q, ROWS_OPTIONAL, NULL, NULL, err);
+}
+
+HC_EXTERN PGresult *hc_pg_fetch_with(hc_cache *c, const hc_query *q, hc_pg_loader_fn loader,
+                                     void *ctx, hc_error *err)
+{
+    if (loader == NULL) {
+        hc_error_set(err, HC_ERR_INVALID, "hc_pg_fetch_with: loader is NULL");
+        return NULL;
+    }
+    return fetch(c, NULL, q, ROWS_ANY, loader, ctx, err);
+}

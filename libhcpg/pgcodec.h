@@ -1,0 +1,45 @@
+/*
+ * pgcodec.h - private: PGresult <-> compact versioned bytes (the cached form
+ * of a query result).  Layout, all integers little-endian:
+ *
+ *   "HCPG" u8 version(1) u8 flags(0) u16 reserved(0) u32 ntuples u32 nfields
+ *   nfields x { u32 namelen, name bytes, NUL, u32 tableid, i32 columnid,
+ *               u32 typid, i32 typlen, i32 typmod, u8 format(0|1) }
+ *   ntuples x nfields x { u32 len (0xFFFFFFFF = NULL), len bytes }
+ *
+ * Decoding checks every count and length against the buffer and the caps
+ * below, and rejects trailing bytes: corrupt input gives HC_ERR_CODEC.
+ */
+#ifndef HC_PGCODEC_H
+#define HC_PGCODEC_H
+
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "hydracache/cache.h"
+
+#define HC_PGCODEC_VERSION 1
+#define HC_PGCODEC_MAX_FIELDS 1664    /* PostgreSQL's MaxTupleAttributeNumber */
+#define HC_PGCODEC_MAX_NAME 1024      /* column name bytes */
+
+/*
+ * Encode a PGRES_TUPLES_OK (or PGRES_SINGLE_TUPLE) result into a new value.
+ * HC_ERR_INVALID (NULL, other status, rows without columns: libpq cannot
+ * rebuild those), HC_ERR_TOO_LARGE, HC_ERR_NOMEM.  Thread-safe.
+ */
+hc_status hc__pgcodec_encode(const PGresult *res, hc_value **out, hc_error *err);
+
+/*
+ * Build a new PGRES_TUPLES_OK result (caller PQclear()s) straight from the
+ * bytes.  conn (may be NULL) only lends its client encoding and event hooks,
+ * as with PQmakeEmptyPGresult.  HC_ERR_CODEC on any inconsistency,
+ * HC_ERR_NOMEM when libpq cannot allocate.  Never reads outside data[0..len).
+ */
+hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresult **out,
+                             hc_error *err);
+
+/* The row count from a valid header, without decoding (HC_ERR_CODEC if bad). */
+hc_status hc__pgcodec_ntuples(const void *data, size_t len, int *ntuples, hc_error *err);
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * stats.c - per-shard counter blocks, the hc_stats helpers and the enum
+ * name functions of cache.h.
+ */
+#include "config.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "stats.h"
+
+typedef struct block {
+    atomic_uint_fast64_t v[HC_CTR_COUNT];
+} __attribute__((aligned(64))) block;
+
+struct hc_counters {
+    unsigned nblocks;
+    block *blocks;
+    void *mem;
+};
+
+hc_counters *hc_counters_new(unsigned blocks)
+{
+    hc_counters *k = hc__calloc(1, sizeof *k);
+    if (k == NULL)
+        return NULL;
+    k->nblocks = blocks;
+    k->mem = hc__calloc(1, sizeof(block) * blocks + 63);
+    if (k->mem == NULL) {
+        free(k);
+        return NULL;
+    }
+    k->blocks = (block *)(((uintptr_t)k->mem + 63) & ~(uintptr_t)63);
+    for (unsigned b = 0; b < blocks; b++)
+        for (int i = 0; i < HC_CTR_COUNT; i++)
+            atomic_init(&k->blocks[b].v[i], 0);
+    return k;
+}
+
+void hc_counters_free(hc_counters *k)
+{
+    if (k != NULL) {
+        free(k->mem);
+        free(k);
+    }
+}
+
+void hc_counters_add(hc_counters *k, unsigned spread, hc_ctr ctr, uint64_t n)
+{
+    atomic_fetch_add_explicit(&k->blocks[spread & (k->nblocks - 1)].v[ctr], n,
+                              memory_order_relaxed);
+}
+
+void hc_counters_sum(const hc_counters *k, hc_stats *out)
+{
+    uint64_t sum[HC_CTR_COUNT] = {0};
+    for (unsigned b = 0; b < k->nblocks; b++)
+        for (int i = 0; i < HC_CTR_COUNT; i++)
+            sum[i] += atomic_load_explicit(&k->blocks[b].v[i], memory_order_relaxed);
+    out->hits = sum[HC_CTR_HITS];
+    out->misses = sum[HC_CTR_MISSES];
+    out->loads = sum[HC_CTR_LOADS];
+    out->load_errors = sum[HC_CTR_LOAD_ERRORS];
+    out->single_flight_joins = sum[HC_CTR_JOINS];
+    out->stale_load_discards = sum[HC_CTR_STALE_DISCARDS];
+    out->puts = sum[HC_CTR_PUTS];
+    out->invalidations_key = sum[HC_CTR_INVAL_KEY];
+    out->invalidations_tag = sum[HC_CTR_INVAL_TAG];
+    out->invalidations_flush = sum[HC_CTR_INVAL_FLUSH];
+    out->evictions_capacity = sum[HC_CTR_EVICT_CAPACITY];
+    out->evictions_expired = sum[HC_CTR_EVICT_EXPIRED];
+    out->bus_published = sum[HC_CTR_BUS_PUBLISHED];
+    out->bus_received = sum[HC_CTR_BUS_RECEIVED];
+    out->bus_applied = sum[HC_CTR_BUS_APPLIED];
+    out->bus_malformed = sum[HC_CTR_BUS_MALFORMED];
+    out->bus_publish_failures = sum[HC_CTR_BUS_PUBLISH_FAILURES];
+    out->bus_disconnects = sum[HC_CTR_BUS_DISCONNECTS];
+    out->bus_reconnects = sum[HC_CTR_BUS_RECONNECTS];
+    out->bypassed_loads = sum[HC_CTR_BYPASSED_LOADS];
+}
+
+HC_EXTERN uint64_t hc_stats_total_requests(const hc_stats *s)
+{
+    return s != NULL ? s->hits + s->misses : 0;
+}
+
+HC_EXTERN double hc_stats_hit_ratio(const hc_stats *s)
+{
+    uint64_t total = hc_stats_total_requests(s);
+    return total == 0 ? 0.0 : (double)s->hits / (double)total;
+}
+
+HC_EXTERN const char *hc_bus_state_str(hc_bus_state st)
+{
+    switch (st) {
+    case HC_BUS_NONE: return "none";
+    case HC_BUS_CONNECTING: return "connecting";
+    case HC_BUS_LISTENING: return "listening";
+    case HC_BUS_DISCONNECTED: return "disconnected";
+    case HC_BUS_LOCAL: return "local";
+    }
+    return "unknown";
+}
+
+HC_EXTERN const char *hc_origin_str(hc_origin o)
+{
+    switch (o) {
+    case HC_ORIGIN_LOCAL: return "local";
+    case HC_ORIGIN_BUS: return "bus";
+    case HC_ORIGIN_DATABASE: return "database";
+    }
+    return "unknown";
+}
+
+HC_EXTERN const char *hc_event_kind_str(hc_event_kind k)
+{
+    switch (k) {
+    case HC_EV_PUT: return "put";
+    case HC_EV_INVALIDATE_KEY: return "invalidate_key";
+    case HC_EV_INVALIDATE_TAG: return "invalidate_tag";
+    case HC_EV_FLUSH: return "flush";
+    case HC_EV_EVICT: return "evict";
+    case HC_EV_STALE_DISCARD: return "stale_discard";
+    case HC_EV_BUS_DISCONNECT: return "bus_disconnect";
+    case HC_EV_BUS_RECONNECT: return "bus_reconnect";
+    case HC_EV_BYPASS_ON: return "bypass_on";
+    case HC_EV_BYPASS_OFF: return "bypass_off";
+    case HC_EV_HIT: return "hit";
+    case HC_EV_MISS: return "miss";
+    case HC_EV_LOAD: return "load";
+    case HC_EV_LOAD_ERROR: return "load_error";
+    }
+    return "unknown";
+}

@@ -1,0 +1,675 @@
+/*
+ * check_pg.c - the libpq adapter against a real PostgreSQL: hits equal the
+ * server's results, row-count rules, errors pass through uncached,
+ * single-flight across threads, invalidation, caller-supplied loaders.
+ * Server round trips are counted with sequences the queries advance.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hc_pgassert.h"
+#include "hc_test.h"
+#include "hydracache/pg.h"
+
+static HC_ENTITY_DEF(USER, .name = "user", .collection = "users", .table = "public.users",
+                     .key_columns = {"id"}, .ttl_ms = 60000);
+
+static hc_cache *cache;
+static PGconn *conn;
+
+/* Unchecked fixture: runs in the parent before the forked tests, where
+ * Check's assertions cannot report, so failures are printed and exit. */
+static void schema(void)
+{
+    const char *ci = hc_test_conninfo();
+    PGconn *c = ci ? PQconnectdb(ci) : NULL;
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c,
+        "SET client_min_messages = warning; DROP TABLE IF EXISTS users;"
+        "CREATE TABLE users (id int PRIMARY KEY, name text, email text,"
+        " score numeric(10,2), nick varchar(20), data bytea, seen timestamptz);"
+        "INSERT INTO users VALUES"
+        " (1, 'alice', 'alice@example.org', 12.5, 'al', '\\x00ff10', '2024-01-02 03:04:05+00'),"
+        " (2, 'bob', NULL, NULL, '', '\\x', NULL),"
+        " (42, 'zaphod', 'z@example.org', -1, 'zb', NULL, now())") : NULL;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "check_pg: schema: %s", c ? PQerrorMessage(c) : "no test database\n");
+        exit(EXIT_FAILURE);
+    }
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void setup(void)
+{
+    hc_error err;
+    cache = hc_cache_new(NULL, &err);
+    ck_assert_msg(cache != NULL, "hc_cache_new: %s", err.message);
+    conn = hc_test_connect();
+}
+
+static void teardown(void)
+{
+    PQfinish(conn);
+    hc_cache_free(cache);
+}
+
+/* A fresh sequence: each nextval() in a query is one server execution. */
+static void fresh_seq(const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SET client_min_messages = warning; DROP SEQUENCE IF EXISTS %s; CREATE SEQUENCE %s", name, name);
+    hc_test_exec(conn, sql);
+}
+
+static long seq_value(const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM %s", name);
+    char *v = hc_test_scalar(conn, sql);
+    long n = strtol(v, NULL, 10);
+    free(v);
+    return n;
+}
+
+static const char *ALL_TYPES_SQL =
+    "SELECT id, name, email, score, nick, data, seen, NULL::int AS nothing, ''::text AS empty,"
+    " id::bigint * $1::int AS big FROM users ORDER BY id";
+
+static void hit_equals_uncached(int result_format)
+{
+    const char *params[] = {"3"};
+    PGresult *direct = PQexecParams(conn, ALL_TYPES_SQL, 1, NULL, params, NULL, NULL, result_format);
+    ck_assert_int_eq(PQresultStatus(direct), PGRES_TUPLES_OK);
+    hc_query q = {.sql = ALL_TYPES_SQL, HC_PARAMS("3"), .result_format = result_format};
+    hc_error err;
+    PGresult *miss = hc_pg_fetch_all(cache, conn, &q, &err);
+    ck_assert_msg(miss != NULL, "miss: %s", err.message);
+    PGresult *hit = hc_pg_fetch_all(cache, conn, &q, &err);
+    ck_assert_msg(hit != NULL, "hit: %s", err.message);
+    hc_assert_same_result(direct, miss);
+    hc_assert_same_result(direct, hit);
+    ck_assert_ptr_ne(miss, hit);
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.hits, 1);
+    ck_assert_uint_eq(st.loads, 1);
+    PQclear(direct);
+    PQclear(miss);
+    PQclear(hit);
+}
+
+/* ------------------------------------------------------------ faithful hits */
+
+START_TEST(test_hit_equals_uncached_result_in_text_format)
+{
+    hit_equals_uncached(0);
+}
+END_TEST
+
+START_TEST(test_hit_equals_uncached_result_in_binary_format)
+{
+    hit_equals_uncached(1);
+}
+END_TEST
+
+START_TEST(test_hit_does_not_reach_the_server)
+{
+    fresh_seq("hits");
+    hc_query q = {.sql = "SELECT nextval('hits') AS n, name FROM users WHERE id = $1", HC_PARAMS("1")};
+    hc_query_entity(&q, "user", "1");
+    for (int i = 0; i < 3; i++) {
+        PGresult *r = hc_pg_fetch_one(cache, conn, &q, NULL);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_str_eq(PQgetvalue(r, 0, 0), "1");
+        ck_assert_str_eq(PQgetvalue(r, 0, 1), "alice");
+        PQclear(r);
+    }
+    ck_assert_int_eq(seq_value("hits"), 1);
+}
+END_TEST
+
+START_TEST(test_different_params_get_different_entries)
+{
+    const char *sql = "SELECT name FROM users WHERE id = $1";
+    hc_query q1 = {.sql = sql, HC_PARAMS("1")}, q2 = {.sql = sql, HC_PARAMS("2")};
+    hc_query_collection(&q1, "users");
+    hc_query_collection(&q2, "users");
+    PGresult *a = hc_pg_fetch_one(cache, conn, &q1, NULL);
+    PGresult *b = hc_pg_fetch_one(cache, conn, &q2, NULL);
+    PGresult *a2 = hc_pg_fetch_one(cache, conn, &q1, NULL);
+    ck_assert_str_eq(PQgetvalue(a, 0, 0), "alice");
+    ck_assert_str_eq(PQgetvalue(b, 0, 0), "bob");
+    ck_assert_str_eq(PQgetvalue(a2, 0, 0), "alice");
+    PQclear(a);
+    PQclear(b);
+    PQclear(a2);
+    char k1[HC_MAX_KEY_LEN + 1], k2[HC_MAX_KEY_LEN + 1];
+    ck_assert_int_eq(hc_query_key(&q1, k1, sizeof k1, NULL), HC_OK);
+    ck_assert_int_eq(hc_query_key(&q2, k2, sizeof k2, NULL), HC_OK);
+    ck_assert_str_ne(k1, k2);
+    ck_assert_int_eq(hc_contains(cache, k1, NULL), HC_OK);
+    ck_assert_int_eq(hc_contains(cache, k2, NULL), HC_OK);
+}
+END_TEST
+
+START_TEST(test_entity_definition_query_end_to_end)
+{
+    hc_query q = hc_query_for_entity(&USER, "42");
+    hc_error err;
+    PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), "zaphod");
+    PQclear(r);
+    ck_assert_int_eq(hc_contains(cache, "user:42", NULL), HC_OK);
+}
+END_TEST
+
+/* ------------------------------------------------------------ row-count rules */
+
+static void assert_rowcount_error(const char *sql, const char *msg)
+{
+    hc_query q = {.sql = sql};
+    hc_error err = {HC_OK, ""};
+    PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    ck_assert_str_eq(err.message, msg);
+    char key[HC_MAX_KEY_LEN + 1];
+    ck_assert_int_eq(hc_query_key(&q, key, sizeof key, NULL), HC_OK);
+    ck_assert_int_eq(hc_contains(cache, key, NULL), HC_MISS);
+}
+
+START_TEST(test_fetch_one_with_no_row_is_an_error_and_not_cached)
+{
+    assert_rowcount_error("SELECT name FROM users WHERE id = -1", "expected exactly one row, got 0");
+}
+END_TEST
+
+START_TEST(test_fetch_one_with_two_rows_is_an_error_and_not_cached)
+{
+    assert_rowcount_error("SELECT name FROM users WHERE id IN (1, 2)", "expected exactly one row, got 2");
+}
+END_TEST
+
+START_TEST(test_fetch_optional_caches_no_row)
+{
+    fresh_seq("opt");
+    hc_query q = {.sql = "SELECT n FROM (SELECT nextval('opt') AS n) s WHERE n < 0"};
+    for (int i = 0; i < 2; i++) {
+        hc_error err;
+        PGresult *r = hc_pg_fetch_optional(cache, conn, &q, &err);
+        ck_assert_msg(r != NULL, "%s", err.message);
+        ck_assert_int_eq(PQntuples(r), 0);
+        ck_assert_int_eq(PQnfields(r), 1);
+        PQclear(r);
+    }
+    ck_assert_int_eq(seq_value("opt"), 1);
+}
+END_TEST
+
+START_TEST(test_fetch_optional_with_two_rows_is_an_error)
+{
+    hc_query q = {.sql = "SELECT name FROM users WHERE id IN (1, 2)"};
+    hc_error err;
+    ck_assert_ptr_null(hc_pg_fetch_optional(cache, conn, &q, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    ck_assert_str_eq(err.message, "expected at most one row, got 2");
+}
+END_TEST
+
+START_TEST(test_fetch_all_caches_empty_results)
+{
+    fresh_seq("empty");
+    hc_query q = {.sql = "SELECT n, 'x' AS s FROM (SELECT nextval('empty') AS n) s WHERE n < 0"};
+    for (int i = 0; i < 2; i++) {
+        PGresult *r = hc_pg_fetch_all(cache, conn, &q, NULL);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_int_eq(PQntuples(r), 0);
+        ck_assert_str_eq(PQfname(r, 1), "s");
+        PQclear(r);
+    }
+    ck_assert_int_eq(seq_value("empty"), 1);
+}
+END_TEST
+
+START_TEST(test_two_row_result_cached_by_fetch_all_fails_fetch_one_on_hit)
+{
+    hc_query q = {.sql = "SELECT name FROM users WHERE id IN (1, 2)"};
+    PGresult *r = hc_pg_fetch_all(cache, conn, &q, NULL);
+    ck_assert_int_eq(PQntuples(r), 2);
+    PQclear(r);
+    hc_error err;
+    ck_assert_ptr_null(hc_pg_fetch_one(cache, conn, &q, &err));
+    ck_assert_str_eq(err.message, "expected exactly one row, got 2");
+}
+END_TEST
+
+/* ------------------------------------------------------------ errors */
+
+START_TEST(test_failing_query_is_not_cached_and_returns_libpq_message)
+{
+    fresh_seq("fail");
+    PGresult *eres = NULL;
+    hc_query q = {.sql = "SELECT 1 / (nextval('fail') * 0)::int", .error_result = &eres};
+    for (int i = 1; i <= 2; i++) {
+        hc_error err = {HC_OK, ""};
+        ck_assert_ptr_null(hc_pg_fetch_all(cache, conn, &q, &err));
+        ck_assert_int_eq(err.code, HC_ERR_PG);
+        ck_assert_msg(strstr(err.message, "division by zero") != NULL, "message: %s", err.message);
+        ck_assert_ptr_nonnull(eres);
+        ck_assert_int_eq(PQresultStatus(eres), PGRES_FATAL_ERROR);
+        ck_assert_str_eq(PQresultErrorField(eres, PG_DIAG_SQLSTATE), "22012");
+        PQclear(eres);
+        ck_assert_int_eq(seq_value("fail"), i); /* each call reached the server */
+    }
+}
+END_TEST
+
+START_TEST(test_syntax_error_passes_through)
+{
+    hc_query q = {.sql = "SELEC 1"};
+    hc_error err;
+    ck_assert_ptr_null(hc_pg_fetch_all(cache, conn, &q, &err));
+    ck_assert_int_eq(err.code, HC_ERR_PG);
+    ck_assert_msg(strstr(err.message, "syntax error") != NULL, "message: %s", err.message);
+}
+END_TEST
+
+START_TEST(test_statement_without_rows_is_invalid_and_not_cached)
+{
+    hc_query q = {.sql = "UPDATE users SET name = name WHERE id = -1"};
+    hc_error err;
+    ck_assert_ptr_null(hc_pg_fetch_all(cache, conn, &q, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    ck_assert_msg(strstr(err.message, "PGRES_COMMAND_OK") != NULL, "message: %s", err.message);
+}
+END_TEST
+
+START_TEST(test_broken_connection_gives_pg_error)
+{
+    PGconn *bad = PQconnectdb("host=/nonexistent-hc-dir port=1 connect_timeout=1");
+    ck_assert_int_eq(PQstatus(bad), CONNECTION_BAD);
+    hc_query q = {.sql = "SELECT 1"};
+    hc_error err;
+    ck_assert_ptr_null(hc_pg_fetch_all(cache, bad, &q, &err));
+    ck_assert_int_eq(err.code, HC_ERR_PG);
+    ck_assert_str_ne(err.message, "");
+    PQfinish(bad);
+}
+END_TEST
+
+START_TEST(test_null_arguments_are_invalid)
+{
+    hc_query q = {.sql = "SELECT 1"}, nosql = {.key = "k"};
+    hc_error err;
+    ck_assert_ptr_null(hc_pg_fetch_all(cache, NULL, &q, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    ck_assert_ptr_null(hc_pg_fetch_one(cache, conn, NULL, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    ck_assert_ptr_null(hc_pg_fetch_optional(cache, conn, &nosql, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    ck_assert_ptr_null(hc_pg_fetch_all(NULL, conn, &q, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    ck_assert_ptr_null(hc_pg_fetch_with(cache, &q, NULL, NULL, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    hc_query broken = {.sql = "SELECT 1"};
+    hc_query_entity(&broken, "", "1"); /* recorded, reported by the fetch */
+    ck_assert_ptr_null(hc_pg_fetch_all(cache, conn, &broken, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+}
+END_TEST
+
+/* ------------------------------------------------------------ invalidation */
+
+START_TEST(test_update_then_tag_invalidation_reads_the_new_row)
+{
+    hc_query q = hc_query_for_entity(&USER, "2");
+    PGresult *r = hc_pg_fetch_one(cache, conn, &q, NULL);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), "bob");
+    PQclear(r);
+    hc_test_exec(conn, "UPDATE users SET name = 'robert' WHERE id = 2");
+    r = hc_pg_fetch_one(cache, conn, &q, NULL);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), "bob"); /* not told yet */
+    PQclear(r);
+    ck_assert_int_eq(hc_invalidate_tag(cache, "user:2", NULL), HC_OK);
+    r = hc_pg_fetch_one(cache, conn, &q, NULL);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), "robert");
+    PQclear(r);
+    hc_test_exec(conn, "UPDATE users SET name = 'bob' WHERE id = 2");
+}
+END_TEST
+
+START_TEST(test_table_wide_tag_reaches_entity_entries)
+{
+    hc_query q = hc_query_for_entity(&USER, "1");
+    PQclear(hc_pg_fetch_one(cache, conn, &q, NULL));
+    ck_assert_int_eq(hc_contains(cache, "user:1", NULL), HC_OK);
+    hc_invalidate_tag(cache, "user:*", NULL);
+    ck_assert_int_eq(hc_contains(cache, "user:1", NULL), HC_MISS);
+}
+END_TEST
+
+START_TEST(test_collection_tag_reaches_collection_queries)
+{
+    hc_query q = {.sql = "SELECT id FROM users ORDER BY id"};
+    hc_query_collection(&q, "users");
+    char key[HC_MAX_KEY_LEN + 1];
+    hc_query_key(&q, key, sizeof key, NULL);
+    PQclear(hc_pg_fetch_all(cache, conn, &q, NULL));
+    ck_assert_int_eq(hc_contains(cache, key, NULL), HC_OK);
+    hc_invalidate_tag(cache, "users", NULL);
+    ck_assert_int_eq(hc_contains(cache, key, NULL), HC_MISS);
+}
+END_TEST
+
+/* ------------------------------------------------------------ caller's loader */
+
+typedef struct prep_ctx {
+    PGconn *conn;
+    int calls;
+    hc_cache *invalidate_during_load; /* if set: invalidate user:1 mid-load */
+} prep_ctx;
+
+static PGresult *prepared_loader(void *vctx, const hc_query *q, hc_error *err)
+{
+    prep_ctx *ctx = vctx;
+    ctx->calls++;
+    if (ctx->invalidate_during_load) hc_invalidate_tag(ctx->invalidate_during_load, "user:1", NULL);
+    return PQexecPrepared(ctx->conn, "user_by_id", q->nparams, q->param_values, NULL, NULL, 0);
+}
+
+START_TEST(test_fetch_with_runs_a_prepared_statement_inside_a_transaction)
+{
+    PGresult *p = PQprepare(conn, "user_by_id", "SELECT id, name FROM users WHERE id = $1", 1, NULL);
+    ck_assert_int_eq(PQresultStatus(p), PGRES_COMMAND_OK);
+    PQclear(p);
+    hc_test_exec(conn, "BEGIN");
+    prep_ctx ctx = {.conn = conn};
+    hc_query q = {.sql = "user_by_id", HC_PARAMS("1")};
+    hc_query_entity(&q, "user", "1");
+    for (int i = 0; i < 2; i++) {
+        hc_error err;
+        PGresult *r = hc_pg_fetch_with(cache, &q, prepared_loader, &ctx, &err);
+        ck_assert_msg(r != NULL, "%s", err.message);
+        ck_assert_str_eq(PQgetvalue(r, 0, 1), "alice");
+        PQclear(r);
+    }
+    hc_test_exec(conn, "COMMIT");
+    ck_assert_int_eq(ctx.calls, 1);
+}
+END_TEST
+
+static PGresult *failing_loader(void *vctx, const hc_query *q, hc_error *err)
+{
+    (void)vctx;
+    (void)q;
+    hc_error_set(err, HC_ERR_SYSTEM, "repository unavailable");
+    return NULL;
+}
+
+START_TEST(test_fetch_with_loader_error_passes_through)
+{
+    hc_query q = {.key = "repo:1"};
+    hc_error err;
+    ck_assert_ptr_null(hc_pg_fetch_with(cache, &q, failing_loader, NULL, &err));
+    ck_assert_int_eq(err.code, HC_ERR_SYSTEM);
+    ck_assert_str_eq(err.message, "repository unavailable");
+    ck_assert_int_eq(hc_contains(cache, "repo:1", NULL), HC_MISS);
+}
+END_TEST
+
+START_TEST(test_invalidation_during_load_is_not_stored)
+{
+    /* generations are recorded before the query is sent: a write reported
+     * while it runs must keep its (possibly old) result out of the cache */
+    PGresult *p = PQprepare(conn, "user_by_id", "SELECT id, name FROM users WHERE id = $1", 1, NULL);
+    PQclear(p);
+    prep_ctx ctx = {.conn = conn, .invalidate_during_load = cache};
+    hc_query q = {.sql = "user_by_id", HC_PARAMS("1")};
+    hc_query_entity(&q, "user", "1");
+    PGresult *r = hc_pg_fetch_with(cache, &q, prepared_loader, &ctx, NULL);
+    ck_assert_ptr_nonnull(r); /* the caller still gets it */
+    PQclear(r);
+    ck_assert_int_eq(hc_contains(cache, "user:1", NULL), HC_MISS);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the extension */
+
+/* One value from the server: hydracache.<fn>(...) with text params. */
+static char *server_text(const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+    char *v = PQgetisnull(r, 0, 0) ? NULL : strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+START_TEST(test_adapter_keys_and_tags_equal_the_extension_functions)
+{
+    hc_test_create_extension(conn);
+    static const char *const ids[] = {"42", "a:b", "*", "", "a\\b", "\xc3\xbc:*\\", "\\N", NULL};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        hc_query q = {.sql = "SELECT 1"};
+        ck_assert_int_eq(hc_query_entity(&q, "us:er", ids[i]), HC_OK);
+        const char *tags[HC_MAX_TAGS];
+        ck_assert_uint_eq(hc_query_tags(&q, tags, HC_MAX_TAGS), 2);
+        char *key = server_text("SELECT hydracache.entity_key($1, $2)", 2,
+                                (const char *const[]){"us:er", ids[i]});
+        char *table = server_text("SELECT hydracache.table_tag($1)", 1, (const char *const[]){"us:er"});
+        ck_assert_str_eq(tags[0], key);
+        ck_assert_str_eq(tags[1], table);
+        char mine[HC_MAX_KEY_LEN + 1];
+        ck_assert_int_eq(hc_query_key(&q, mine, sizeof mine, NULL), HC_OK);
+        ck_assert_str_eq(mine, key);
+        free(key);
+        free(table);
+    }
+    hc_query m = {.sql = "SELECT 1"};
+    HC_QUERY_ENTITY(&m, "order_item", "7", "a:3");
+    char *key = server_text("SELECT hydracache.entity_key('order_item', $1, $2)", 2,
+                            (const char *const[]){"7", "a:3"});
+    char mine[HC_MAX_KEY_LEN + 1];
+    hc_query_key(&m, mine, sizeof mine, NULL);
+    ck_assert_str_eq(mine, key);
+    free(key);
+    hc_query c = {.sql = "SELECT 1"};
+    hc_query_collection(&c, "te:a*ms");
+    const char *tag;
+    ck_assert_uint_eq(hc_query_tags(&c, &tag, 1), 1);
+    char *coll = server_text("SELECT hydracache.collection_tag($1)", 1, (const char *const[]){"te:a*ms"});
+    ck_assert_str_eq(tag, coll);
+    free(coll);
+}
+END_TEST
+
+/* Decode one %-escaped payload argument in place (docs/PROTOCOL.md). */
+static void unescape(char *s)
+{
+    char *o = s;
+    for (; *s; s++) {
+        if (s[0] == '%' && s[1] && s[2]) {
+            char hex[3] = {s[1], s[2], 0};
+            *o++ = (char)strtol(hex, NULL, 16);
+            s += 2;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = '\0';
+}
+
+typedef struct listen_ctx {
+    PGconn *listener;
+    int applied;
+} listen_ctx;
+
+/* Apply every "hc1 db t <tags...>" notification received so far. */
+static bool apply_notifications(void *vctx)
+{
+    listen_ctx *lc = vctx;
+    PQconsumeInput(lc->listener);
+    PGnotify *n;
+    while ((n = PQnotifies(lc->listener)) != NULL) {
+        char *save = NULL;
+        char *ver = strtok_r(n->extra, " ", &save);
+        char *origin = strtok_r(NULL, " ", &save);
+        char *op = strtok_r(NULL, " ", &save);
+        if (ver && origin && op && strcmp(ver, "hc1") == 0 && strcmp(op, "t") == 0) {
+            for (char *arg; (arg = strtok_r(NULL, " ", &save)) != NULL;) {
+                unescape(arg);
+                hc_invalidate_tag(cache, arg, NULL);
+            }
+            lc->applied++;
+        }
+        PQfreemem(n);
+    }
+    return lc->applied > 0;
+}
+
+START_TEST(test_trigger_invalidates_exactly_the_dependent_entries)
+{
+    hc_test_create_extension(conn);
+    listen_ctx lc = {.listener = hc_test_connect()};
+    hc_test_exec(lc.listener, "LISTEN hydracache");
+    hc_test_exec(conn, "SELECT hydracache.watch('users', 'user')");
+
+    hc_query one = hc_query_for_entity(&USER, "1"), two = hc_query_for_entity(&USER, "2");
+    hc_query list = hc_query_for_collection(&USER, "SELECT id, name FROM users ORDER BY id");
+    char list_key[HC_MAX_KEY_LEN + 1];
+    hc_query_key(&list, list_key, sizeof list_key, NULL);
+    PQclear(hc_pg_fetch_one(cache, conn, &one, NULL));
+    PQclear(hc_pg_fetch_one(cache, conn, &two, NULL));
+    PQclear(hc_pg_fetch_all(cache, conn, &list, NULL));
+
+    hc_test_exec(conn, "UPDATE users SET email = 'b@example.org' WHERE id = 2");
+    ck_assert_msg(hc_test_wait_for(apply_notifications, &lc, 10000), "no notification from the trigger");
+    ck_assert_int_eq(hc_contains(cache, "user:2", NULL), HC_MISS);
+    ck_assert_int_eq(hc_contains(cache, list_key, NULL), HC_MISS);
+    ck_assert_int_eq(hc_contains(cache, "user:1", NULL), HC_OK); /* another row: kept */
+
+    PGresult *r = hc_pg_fetch_one(cache, conn, &two, NULL);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "email")), "b@example.org");
+    PQclear(r);
+    PQfinish(lc.listener);
+}
+END_TEST
+
+/* ------------------------------------------------------------ concurrency */
+
+#define NTHREADS 4
+
+typedef struct worker {
+    pthread_t tid;
+    PGconn *conn;
+    const hc_query *q;
+    char value[32];
+    hc_status st;
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    hc_error err = {HC_OK, ""};
+    PGresult *r = hc_pg_fetch_one(cache, w->conn, w->q, &err);
+    w->st = err.code;
+    if (r != NULL) {
+        snprintf(w->value, sizeof w->value, "%s", PQgetvalue(r, 0, 0));
+        w->st = HC_OK;
+    }
+    PQclear(r);
+    return NULL;
+}
+
+static bool all_joined(void *ctx)
+{
+    (void)ctx;
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    return st.single_flight_joins >= NTHREADS - 1;
+}
+
+START_TEST(test_concurrent_misses_run_the_query_once)
+{
+    fresh_seq("conc");
+    /* the leader's query blocks on this lock until every other thread has
+     * joined its load: no timing assumptions */
+    hc_test_exec(conn, "SELECT pg_advisory_lock(4242)");
+    hc_query q = {.sql = "SELECT nextval('conc') AS n FROM (SELECT pg_advisory_xact_lock_shared(4242)) l"};
+    worker w[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++) {
+        w[i] = (worker){.conn = hc_test_connect(), .q = &q};
+        ck_assert_int_eq(pthread_create(&w[i].tid, NULL, worker_main, &w[i]), 0);
+    }
+    bool joined = hc_test_wait_for(all_joined, NULL, 20000);
+    hc_test_exec(conn, "SELECT pg_advisory_unlock(4242)");
+    for (int i = 0; i < NTHREADS; i++) {
+        pthread_join(w[i].tid, NULL);
+        PQfinish(w[i].conn);
+    }
+    ck_assert_msg(joined, "the other threads never joined the load");
+    for (int i = 0; i < NTHREADS; i++) {
+        ck_assert_int_eq(w[i].st, HC_OK);
+        ck_assert_str_eq(w[i].value, "1");
+    }
+    ck_assert_int_eq(seq_value("conc"), 1);
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.loads, 1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("pg");
+    TCase *hits = tcase_create("hits");
+    TCase *rows = tcase_create("row_counts");
+    TCase *errs = tcase_create("errors");
+    TCase *inval = tcase_create("invalidation");
+    TCase *with = tcase_create("fetch_with");
+    TCase *conc = tcase_create("concurrency");
+    TCase *ext = tcase_create("extension");
+    TCase *all[] = {hits, rows, errs, inval, with, conc, ext};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        tcase_add_unchecked_fixture(all[i], schema, NULL);
+        tcase_add_checked_fixture(all[i], setup, teardown);
+        tcase_set_timeout(all[i], 30);
+        suite_add_tcase(s, all[i]);
+    }
+    tcase_add_test(hits, test_hit_equals_uncached_result_in_text_format);
+    tcase_add_test(hits, test_hit_equals_uncached_result_in_binary_format);
+    tcase_add_test(hits, test_hit_does_not_reach_the_server);
+    tcase_add_test(hits, test_different_params_get_different_entries);
+    tcase_add_test(hits, test_entity_definition_query_end_to_end);
+    tcase_add_test(rows, test_fetch_one_with_no_row_is_an_error_and_not_cached);
+    tcase_add_test(rows, test_fetch_one_with_two_rows_is_an_error_and_not_cached);
+    tcase_add_test(rows, test_fetch_optional_caches_no_row);
+    tcase_add_test(rows, test_fetch_optional_with_two_rows_is_an_error);
+    tcase_add_test(rows, test_fetch_all_caches_empty_results);
+    tcase_add_test(rows, test_two_row_result_cached_by_fetch_all_fails_fetch_one_on_hit);
+    tcase_add_test(errs, test_failing_query_is_not_cached_and_returns_libpq_message);
+    tcase_add_test(errs, test_syntax_error_passes_through);
+    tcase_add_test(errs, test_statement_without_rows_is_invalid_and_not_cached);
+    tcase_add_test(errs, test_broken_connection_gives_pg_error);
+    tcase_add_test(errs, test_null_arguments_are_invalid);
+    tcase_add_test(inval, test_update_then_tag_invalidation_reads_the_new_row);
+    tcase_add_test(inval, test_table_wide_tag_reaches_entity_entries);
+    tcase_add_test(inval, test_collection_tag_reaches_collection_queries);
+    tcase_add_test(with, test_fetch_with_runs_a_prepared_statement_inside_a_transaction);
+    tcase_add_test(with, test_fetch_with_loader_error_passes_through);
+    tcase_add_test(with, test_invalidation_during_load_is_not_stored);
+    tcase_add_test(conc, test_concurrent_misses_run_the_query_once);
+    tcase_add_test(ext, test_adapter_keys_and_tags_equal_the_extension_functions);
+    tcase_add_test(ext, test_trigger_invalidates_exactly_the_dependent_entries);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,379 @@
+/*
+ * check_pgcodec.c - the PGresult codec: faithful round trips of results built
+ * in memory (no server), and corrupt or truncated bytes rejected safely.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "hc_pgassert.h"
+#include "pgcodec.h"
+
+/* ------------------------------------------------------------ helpers */
+
+#define OID_INT4 23
+#define OID_TEXT 25
+#define OID_BYTEA 17
+
+/* An empty TUPLES_OK result with nfields columns "c<i>" of the given format. */
+static PGresult *make_result(int nfields, int format)
+{
+    PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    ck_assert_ptr_nonnull(r);
+    PGresAttDesc *attrs = calloc((size_t)(nfields ? nfields : 1), sizeof *attrs);
+    char (*names)[16] = calloc((size_t)(nfields ? nfields : 1), sizeof *names);
+    for (int f = 0; f < nfields; f++) {
+        snprintf(names[f], sizeof names[f], "c%d", f);
+        attrs[f] = (PGresAttDesc){.name = names[f], .tableid = 16384 + (Oid)f, .columnid = f + 1,
+                                  .format = format, .typid = f % 2 ? OID_TEXT : OID_INT4,
+                                  .typlen = f % 2 ? -1 : 4, .atttypmod = f % 3 ? -1 : 68};
+    }
+    ck_assert(PQsetResultAttrs(r, nfields, attrs));
+    free(attrs);
+    free(names);
+    return r;
+}
+
+static void set(PGresult *r, int t, int f, const char *v, int len)
+{
+    ck_assert(PQsetvalue(r, t, f, (char *)v, len));
+}
+
+static hc_value *encode_ok(const PGresult *r)
+{
+    hc_value *v = NULL;
+    hc_error err;
+    ck_assert_int_eq(hc__pgcodec_encode(r, &v, &err), HC_OK);
+    ck_assert_ptr_nonnull(v);
+    return v;
+}
+
+/* Encode, decode, compare; returns nothing, frees everything. */
+static void round_trip(PGresult *r)
+{
+    hc_value *v = encode_ok(r);
+    PGresult *back = NULL;
+    hc_error err;
+    ck_assert_int_eq(hc__pgcodec_decode(hc_value_data(v), hc_value_len(v), NULL, &back, &err), HC_OK);
+    hc_assert_same_result(r, back);
+    int n = -1;
+    ck_assert_int_eq(hc__pgcodec_ntuples(hc_value_data(v), hc_value_len(v), &n, &err), HC_OK);
+    ck_assert_int_eq(n, PQntuples(r));
+    PQclear(back);
+    hc_value_release(v);
+    PQclear(r);
+}
+
+/* A small mixed result: NULLs, empty strings, text. */
+static PGresult *sample(void)
+{
+    PGresult *r = make_result(3, 0);
+    set(r, 0, 0, "42", 2);
+    set(r, 0, 1, "alice", 5);
+    set(r, 0, 2, "", 0);
+    set(r, 1, 0, "7", 1);
+    set(r, 1, 1, NULL, -1);
+    set(r, 1, 2, "x", 1);
+    return r;
+}
+
+/* ------------------------------------------------------------ round trips */
+
+START_TEST(test_round_trip_keeps_nulls_apart_from_empty_strings)
+{
+    PGresult *r = sample();
+    ck_assert(PQgetisnull(r, 1, 1));
+    ck_assert(!PQgetisnull(r, 0, 2));
+    round_trip(r);
+}
+END_TEST
+
+START_TEST(test_round_trip_zero_rows)
+{
+    round_trip(make_result(4, 0));
+}
+END_TEST
+
+START_TEST(test_round_trip_zero_columns)
+{
+    round_trip(make_result(0, 0));
+}
+END_TEST
+
+START_TEST(test_rows_without_columns_are_refused)
+{
+    /* libpq cannot rebuild such a result (PQsetvalue needs a column), so
+     * refusing to cache beats returning 0 rows on a hit */
+    PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    hc_value *v = NULL;
+    hc_error err;
+    ck_assert_int_eq(hc__pgcodec_encode(r, &v, &err), HC_OK); /* 0 x 0 is fine */
+    hc_value_release(v);
+    PQclear(r);
+
+    static const unsigned char rows_no_cols[16] = {'H', 'C', 'P', 'G', 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0};
+    PGresult *back = NULL;
+    ck_assert_int_eq(hc__pgcodec_decode(rows_no_cols, sizeof rows_no_cols, NULL, &back, &err),
+                     HC_ERR_CODEC);
+    ck_assert_ptr_null(back);
+}
+END_TEST
+
+START_TEST(test_round_trip_wide_row_of_200_columns)
+{
+    PGresult *r = make_result(200, 0);
+    char buf[32];
+    for (int t = 0; t < 3; t++)
+        for (int f = 0; f < 200; f++) {
+            int n = snprintf(buf, sizeof buf, "r%dc%d", t, f);
+            set(r, t, f, (f + t) % 7 == 0 ? NULL : buf, (f + t) % 7 == 0 ? -1 : n);
+        }
+    round_trip(r);
+}
+END_TEST
+
+START_TEST(test_round_trip_large_value_of_1_mib)
+{
+    size_t n = (size_t)1 << 20;
+    char *big = malloc(n);
+    for (size_t i = 0; i < n; i++) big[i] = (char)('a' + i % 26);
+    PGresult *r = make_result(2, 0);
+    set(r, 0, 0, "1", 1);
+    set(r, 0, 1, big, (int)n);
+    free(big);
+    round_trip(r);
+}
+END_TEST
+
+START_TEST(test_round_trip_binary_format_keeps_embedded_zero_bytes)
+{
+    PGresult *r = make_result(2, 1);
+    static const char int4_42[4] = {0, 0, 0, 42};
+    static const char blob[6] = {'a', 0, 'b', 0, 0, (char)0xff};
+    set(r, 0, 0, int4_42, 4);
+    set(r, 0, 1, blob, 6);
+    set(r, 1, 0, NULL, -1);
+    set(r, 1, 1, "", 0);
+    ck_assert_int_eq(PQbinaryTuples(r), 1);
+    round_trip(r);
+}
+END_TEST
+
+START_TEST(test_round_trip_mixed_formats)
+{
+    PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    PGresAttDesc attrs[2] = {
+        {.name = "t", .format = 0, .typid = OID_TEXT, .typlen = -1, .atttypmod = -1},
+        {.name = "b", .format = 1, .typid = OID_BYTEA, .typlen = -1, .atttypmod = -1},
+    };
+    ck_assert(PQsetResultAttrs(r, 2, attrs));
+    set(r, 0, 0, "x", 1);
+    set(r, 0, 1, "\0\1", 2);
+    round_trip(r);
+}
+END_TEST
+
+START_TEST(test_decoded_result_without_connection_supports_column_lookup)
+{
+    PGresult *r = sample();
+    hc_value *v = encode_ok(r);
+    PGresult *back = NULL;
+    ck_assert_int_eq(hc__pgcodec_decode(hc_value_data(v), hc_value_len(v), NULL, &back, NULL), HC_OK);
+    ck_assert_int_eq(PQfnumber(back, "alice"), -1);
+    ck_assert_int_eq(PQfnumber(back, "c1"), 1);
+    ck_assert_str_eq(PQgetvalue(back, 0, 1), "alice");
+    PQclear(back);
+    hc_value_release(v);
+    PQclear(r);
+}
+END_TEST
+
+/* ------------------------------------------------------------ bad input */
+
+START_TEST(test_encode_refuses_error_results_and_null)
+{
+    hc_value *v = (hc_value *)1;
+    hc_error err;
+    PGresult *e = PQmakeEmptyPGresult(NULL, PGRES_FATAL_ERROR);
+    ck_assert_int_eq(hc__pgcodec_encode(e, &v, &err), HC_ERR_INVALID);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(hc__pgcodec_encode(NULL, &v, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc__pgcodec_encode(e, NULL, &err), HC_ERR_INVALID);
+    PQclear(e);
+}
+END_TEST
+
+START_TEST(test_every_truncation_is_rejected)
+{
+    PGresult *r = sample();
+    hc_value *v = encode_ok(r);
+    const unsigned char *d = hc_value_data(v);
+    size_t len = hc_value_len(v);
+    for (size_t cut = 0; cut < len; cut++) {
+        /* a private copy of exactly cut bytes, so ASan sees any over-read */
+        unsigned char *p = malloc(cut ? cut : 1);
+        memcpy(p, d, cut);
+        PGresult *back = (PGresult *)1;
+        hc_error err = {HC_OK, ""};
+        ck_assert_int_eq(hc__pgcodec_decode(p, cut, NULL, &back, &err), HC_ERR_CODEC);
+        ck_assert_ptr_null(back);
+        ck_assert_int_eq(err.code, HC_ERR_CODEC);
+        free(p);
+    }
+    hc_value_release(v);
+    PQclear(r);
+}
+END_TEST
+
+START_TEST(test_trailing_bytes_are_rejected)
+{
+    PGresult *r = sample();
+    hc_value *v = encode_ok(r);
+    size_t len = hc_value_len(v);
+    unsigned char *p = malloc(len + 1);
+    memcpy(p, hc_value_data(v), len);
+    p[len] = 0;
+    PGresult *back = NULL;
+    ck_assert_int_eq(hc__pgcodec_decode(p, len + 1, NULL, &back, NULL), HC_ERR_CODEC);
+    free(p);
+    hc_value_release(v);
+    PQclear(r);
+}
+END_TEST
+
+START_TEST(test_bad_magic_version_and_flags_are_rejected)
+{
+    PGresult *r = sample();
+    hc_value *v = encode_ok(r);
+    size_t len = hc_value_len(v);
+    unsigned char *p = malloc(len);
+    static const size_t spots[] = {0, 3, 4, 5, 7};
+    for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++) {
+        memcpy(p, hc_value_data(v), len);
+        p[spots[i]] ^= 0x40;
+        PGresult *back = NULL;
+        ck_assert_int_eq(hc__pgcodec_decode(p, len, NULL, &back, NULL), HC_ERR_CODEC);
+    }
+    free(p);
+    hc_value_release(v);
+    PQclear(r);
+}
+END_TEST
+
+START_TEST(test_impossible_counts_are_rejected_before_allocating)
+{
+    /* 2^31-1 rows of 1664 columns claimed by a 20-byte buffer */
+    unsigned char p[20] = {'H', 'C', 'P', 'G', 1, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0x80, 0x06, 0, 0};
+    PGresult *back = NULL;
+    hc_error err;
+    ck_assert_int_eq(hc__pgcodec_decode(p, sizeof p, NULL, &back, &err), HC_ERR_CODEC);
+    p[11] = 0xff; /* ntuples > INT_MAX */
+    ck_assert_int_eq(hc__pgcodec_decode(p, sizeof p, NULL, &back, &err), HC_ERR_CODEC);
+    int n;
+    ck_assert_int_eq(hc__pgcodec_ntuples(p, sizeof p, &n, &err), HC_ERR_CODEC);
+    ck_assert_int_eq(hc__pgcodec_decode(NULL, 0, NULL, &back, &err), HC_ERR_CODEC);
+    ck_assert_int_eq(hc__pgcodec_decode(p, sizeof p, NULL, NULL, &err), HC_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(test_allocation_failure_while_decoding_is_nomem)
+{
+    PGresult *r = make_result(40, 0); /* more columns than fit the stack buffer */
+    set(r, 0, 0, "1", 1);
+    hc_value *v = encode_ok(r);
+    PGresult *back = (PGresult *)1;
+    hc_error err;
+    hc__alloc_fail_after(0);
+    hc_status st = hc__pgcodec_decode(hc_value_data(v), hc_value_len(v), NULL, &back, &err);
+    hc__alloc_fail_after(-1);
+    ck_assert_int_eq(st, HC_ERR_NOMEM);
+    ck_assert_int_eq(err.code, HC_ERR_NOMEM);
+    ck_assert_ptr_null(back);
+    hc_value_release(v);
+    PQclear(r);
+}
+END_TEST
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+START_TEST(test_random_byte_flips_give_codec_error_or_a_valid_result)
+{
+    PGresult *r = make_result(3, 1);
+    set(r, 0, 0, "\0\0\0\1", 4);
+    set(r, 0, 1, "hello", 5);
+    set(r, 0, 2, NULL, -1);
+    set(r, 1, 0, "\0\0\0\2", 4);
+    set(r, 1, 1, "", 0);
+    set(r, 1, 2, "z", 1);
+    hc_value *v = encode_ok(r);
+    size_t len = hc_value_len(v);
+    unsigned char *p = malloc(len);
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    int ok = 0, bad = 0;
+    for (int i = 0; i < 20000; i++) {
+        memcpy(p, hc_value_data(v), len);
+        int flips = 1 + (int)(xorshift(&seed) % 3);
+        for (int k = 0; k < flips; k++) p[xorshift(&seed) % len] ^= (unsigned char)(1u << (xorshift(&seed) % 8));
+        PGresult *back = NULL;
+        hc_error err;
+        hc_status st = hc__pgcodec_decode(p, len, NULL, &back, &err);
+        if (st == HC_OK) {
+            /* whatever it decoded to must itself round-trip */
+            ck_assert_ptr_nonnull(back);
+            round_trip(back);
+            ok++;
+        } else {
+            ck_assert_int_eq(st, HC_ERR_CODEC);
+            ck_assert_ptr_null(back);
+            bad++;
+        }
+    }
+    ck_assert_int_gt(bad, 0);
+    ck_assert_int_gt(ok, 0); /* flips inside values decode fine */
+    free(p);
+    hc_value_release(v);
+    PQclear(r);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("pgcodec");
+    TCase *rt = tcase_create("round_trip");
+    tcase_set_timeout(rt, 30);
+    tcase_add_test(rt, test_round_trip_keeps_nulls_apart_from_empty_strings);
+    tcase_add_test(rt, test_round_trip_zero_rows);
+    tcase_add_test(rt, test_round_trip_zero_columns);
+    tcase_add_test(rt, test_rows_without_columns_are_refused);
+    tcase_add_test(rt, test_round_trip_wide_row_of_200_columns);
+    tcase_add_test(rt, test_round_trip_large_value_of_1_mib);
+    tcase_add_test(rt, test_round_trip_binary_format_keeps_embedded_zero_bytes);
+    tcase_add_test(rt, test_round_trip_mixed_formats);
+    tcase_add_test(rt, test_decoded_result_without_connection_supports_column_lookup);
+    suite_add_tcase(s, rt);
+    TCase *bad = tcase_create("bad_input");
+    tcase_set_timeout(bad, 60);
+    tcase_add_test(bad, test_encode_refuses_error_results_and_null);
+    tcase_add_test(bad, test_every_truncation_is_rejected);
+    tcase_add_test(bad, test_trailing_bytes_are_rejected);
+    tcase_add_test(bad, test_bad_magic_version_and_flags_are_rejected);
+    tcase_add_test(bad, test_impossible_counts_are_rejected_before_allocating);
+    tcase_add_test(bad, test_allocation_failure_while_decoding_is_nomem);
+    tcase_add_test(bad, test_random_byte_flips_give_codec_error_or_a_valid_result);
+    suite_add_tcase(s, bad);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
