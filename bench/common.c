@@ -322,6 +322,14 @@ void bench_json_machine(bench_json *j)
 #endif
     bench_json_int(j, "libpq_version", PQlibVersion());
     bench_json_str(j, "utc_time", when);
+    /* Other work on the machine skews everything: record how busy it was. */
+    double load[3] = {-1, -1, -1};
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf != NULL) {
+        if (fscanf(lf, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
+        fclose(lf);
+    }
+    bench_json_num(j, "loadavg_1min_at_end", load[0]);
     bench_json_end(j);
 }
 
