@@ -131,6 +131,19 @@ static unsigned round_shards(unsigned n)
 
 /* ------------------------------------------------------------------ lifecycle */
 
+/* Free c and its parts (any of which may be missing); NULL-safe. */
+static void free_parts(hc_cache *c)
+{
+    if (c == NULL)
+        return;
+    hc_events_free(c->events);
+    hc_counters_free(c->ctrs);
+    hc_inflight_free(c->inflight);
+    hc_store_free(c->store);
+    free(c->name);
+    free(c);
+}
+
 HC_EXTERN hc_cache *hc_cache_new(const hc_config *cfg, hc_error *err)
 {
     hc_config def = {0};
@@ -182,14 +195,7 @@ HC_EXTERN hc_cache *hc_cache_new(const hc_config *cfg, hc_error *err)
     return c;
 
 nomem:
-    if (c != NULL) {
-        hc_events_free(c->events);
-        hc_counters_free(c->ctrs);
-        hc_inflight_free(c->inflight);
-        hc_store_free(c->store);
-        free(c->name);
-        free(c);
-    }
+    free_parts(c);
     hc_error_set(err, HC_ERR_NOMEM, "out of memory creating a cache");
     return NULL;
 }
@@ -199,12 +205,7 @@ HC_EXTERN void hc_cache_free(hc_cache *c)
     if (c == NULL)
         return;
     pthread_rwlock_destroy(&c->pub_lock);
-    hc_events_free(c->events);
-    hc_counters_free(c->ctrs);
-    hc_inflight_free(c->inflight);
-    hc_store_free(c->store);
-    free(c->name);
-    free(c);
+    free_parts(c);
 }
 
 HC_EXTERN const char *hc_cache_name(const hc_cache *c)
@@ -558,7 +559,10 @@ HC_EXTERN hc_status hc_get_or_load(hc_cache *c, const char *key, const hc_opts *
         st = hc_inflight_begin(c->inflight, key, klen, l.hash, snap.tag_hash, snap.ntags,
                                recheck_store, &l, &role, &fl, &hit);
         if (st != HC_OK)
-            return hc_error_set(err, st, "out of memory starting a load");
+            return hc_error_set(err, st, st == HC_ERR_STATE
+                                             ? "loader of '%s' asked for its own key"
+                                             : "out of memory starting a load of '%s'",
+                                key);
         if (role != HC_FLIGHT_HIT) {
             count(c, l.hash, HC_CTR_MISSES);
             emit_access(c, HC_EV_MISS, key);

@@ -23,6 +23,7 @@ HC_EXTERN const char *hc_status_str(hc_status st)
     case HC_ERR_BUSY: return "busy";
     case HC_ERR_STATE: return "invalid state";
     case HC_ERR_SYSTEM: return "system error";
+    case HC_ERR_ROWCOUNT: return "unexpected row count";
     }
     return "unknown status";
 }

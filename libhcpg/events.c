@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "events.h"
 
 /*
@@ -57,7 +58,7 @@ static _Thread_local hc_listener *tls_listener;
 
 hc_events *hc_events_new(void)
 {
-    hc_events *ev = calloc(1, sizeof *ev);
+    hc_events *ev = hc__calloc(1, sizeof *ev);
     if (ev == NULL)
         return NULL;
     if (pthread_mutex_init(&ev->lock, NULL) != 0) {
@@ -186,12 +187,12 @@ static void subscriber_destroy(hc_subscriber *s)
 
 static hc_subscriber *subscriber_create(uint32_t mask, size_t capacity, hc_error *err)
 {
-    hc_subscriber *s = calloc(1, sizeof *s);
+    hc_subscriber *s = hc__calloc(1, sizeof *s);
     if (s == NULL) {
         hc_error_set(err, HC_ERR_NOMEM, "out of memory allocating an event subscriber");
         return NULL;
     }
-    s->ring = calloc(capacity, sizeof *s->ring);
+    s->ring = hc__calloc(capacity, sizeof *s->ring);
     if (s->ring == NULL) {
         free(s);
         hc_error_set(err, HC_ERR_NOMEM, "out of memory allocating a ring of %zu events", capacity);
@@ -374,7 +375,7 @@ hc_listener *hc_events_listen(hc_events *ev, uint32_t mask, hc_listener_fn fn, v
         hc_error_set(err, HC_ERR_INVALID, "listener callback is NULL");
         return NULL;
     }
-    hc_listener *l = calloc(1, sizeof *l);
+    hc_listener *l = hc__calloc(1, sizeof *l);
     if (l == NULL) {
         hc_error_set(err, HC_ERR_NOMEM, "out of memory allocating an event listener");
         return NULL;

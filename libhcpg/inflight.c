@@ -16,6 +16,7 @@ struct hc_flight {
     bool attached;
     bool done;
     unsigned refs; /* leader + waiting joiners; under the slot mutex */
+    pthread_t leader;
     pthread_cond_t cond;
     hc_status status;
     hc_value *value;
@@ -110,6 +111,7 @@ static hc_flight *flight_new(const char *key, size_t klen, uint64_t hash,
     }
     fl->attached = true;
     fl->refs = 1;
+    fl->leader = pthread_self();
     fl->hash = hash;
     fl->ntags = ntags;
     fl->tag_hashes = (uint64_t *)(void *)fl->key;
@@ -145,6 +147,10 @@ hc_status hc_inflight_begin(hc_inflight *f, const char *key, size_t klen, uint64
     *hit = NULL;
     pthread_mutex_lock(&sl->mu);
     hc_flight *fl = do_find(sl, key, klen, hash);
+    if (fl != NULL && pthread_equal(fl->leader, pthread_self())) {
+        st = HC_ERR_STATE; /* joining our own flight would wait forever */
+        goto unlock;
+    }
     if (fl != NULL) {
         fl->refs++;
         *role = HC_FLIGHT_JOINER;

@@ -41,7 +41,9 @@ typedef enum hc_flight_role {
 /*
  * Join the attached flight for key, or (after recheck misses) create one
  * whose tags hash to tag_hashes[0..ntags) (used by hc_inflight_detach_tag).
- * HC_ERR_NOMEM when a new flight cannot be allocated.
+ * HC_ERR_NOMEM when a new flight cannot be allocated; HC_ERR_STATE when the
+ * calling thread leads the flight for key itself (a loader asking for its
+ * own key), which could only deadlock.
  */
 hc_status hc_inflight_begin(hc_inflight *f, const char *key, size_t klen, uint64_t hash,
                             const uint64_t *tag_hashes, size_t ntags,

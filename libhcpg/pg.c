@@ -438,9 +438,9 @@ typedef struct load_ctx {
 static hc_status check_rows(rows_rule rule, int n, hc_error *err)
 {
     if (rule == ROWS_ONE && n != 1)
-        return hc_error_set(err, HC_ERR_INVALID, "expected exactly one row, got %d", n);
+        return hc_error_set(err, HC_ERR_ROWCOUNT, "expected exactly one row, got %d", n);
     if (rule == ROWS_OPTIONAL && n > 1)
-        return hc_error_set(err, HC_ERR_INVALID, "expected at most one row, got %d", n);
+        return hc_error_set(err, HC_ERR_ROWCOUNT, "expected at most one row, got %d", n);
     return HC_OK;
 }
 

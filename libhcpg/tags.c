@@ -143,16 +143,6 @@ void *hc_tagindex_any(const hc_tagindex *ix, const char *tag, size_t len, uint64
     return node != NULL ? node->head->owner : NULL;
 }
 
-const char *hc_taglink_tag(const hc_taglink *l)
-{
-    return l->node->name;
-}
-
-size_t hc_taglink_tag_len(const hc_taglink *l)
-{
-    return l->node->len;
-}
-
 /* ------------------------------------------------------------------ generations */
 
 void hc_gens_init(hc_gens *g)

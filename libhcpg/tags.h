@@ -47,9 +47,6 @@ hc_status hc_tagindex_link(hc_tagindex *ix, hc_taglink *links, const char *const
 void hc_tagindex_unlink(hc_tagindex *ix, hc_taglink *links, size_t n);
 /* Some entry (its owner) carrying tag, or NULL. */
 void *hc_tagindex_any(const hc_tagindex *ix, const char *tag, size_t len, uint64_t hash);
-/* The tag a link belongs to (NUL-terminated). */
-const char *hc_taglink_tag(const hc_taglink *l);
-size_t hc_taglink_tag_len(const hc_taglink *l);
 
 #define HC_GEN_SLOTS 4096
 

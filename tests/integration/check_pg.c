@@ -177,7 +177,7 @@ static void assert_rowcount_error(const char *sql, const char *msg)
     hc_error err = {HC_OK, ""};
     PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err);
     ck_assert_ptr_null(r);
-    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    ck_assert_int_eq(err.code, HC_ERR_ROWCOUNT);
     ck_assert_str_eq(err.message, msg);
     char key[HC_MAX_KEY_LEN + 1];
     ck_assert_int_eq(hc_query_key(&q, key, sizeof key, NULL), HC_OK);
@@ -217,7 +217,7 @@ START_TEST(test_fetch_optional_with_two_rows_is_an_error)
     hc_query q = {.sql = "SELECT name FROM users WHERE id IN (1, 2)"};
     hc_error err;
     ck_assert_ptr_null(hc_pg_fetch_optional(cache, conn, &q, &err));
-    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    ck_assert_int_eq(err.code, HC_ERR_ROWCOUNT);
     ck_assert_str_eq(err.message, "expected at most one row, got 2");
 }
 END_TEST

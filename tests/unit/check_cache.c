@@ -425,6 +425,25 @@ START_TEST(test_loader_may_call_the_cache_for_other_keys)
 }
 END_TEST
 
+static hc_status self_loader(void *ctx, const char *key, hc_value **out, hc_error *err)
+{
+    hc_cache *c = ctx;
+    hc_status st = hc_get_or_load(c, key, NULL, self_loader, c, out, err);
+    ck_assert_int_eq(st, HC_ERR_STATE);
+    return st;
+}
+
+START_TEST(test_loader_asking_for_its_own_key_fails_instead_of_deadlocking)
+{
+    hc_value *v = NULL;
+    hc_error err;
+    ck_assert_int_eq(hc_get_or_load(cache, "self", NULL, self_loader, cache, &v, &err),
+                     HC_ERR_STATE);
+    ck_assert_ptr_null(v);
+    ck_assert_missing(cache, "self");
+}
+END_TEST
+
 /* ------------------------------------------------------------------ stats */
 
 START_TEST(test_stats_are_exact_for_a_scripted_sequence)
@@ -946,6 +965,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_loader_without_value_is_a_loader_error);
     tcase_add_test(tc, test_get_or_insert_with_uses_an_infallible_loader);
     tcase_add_test(tc, test_loader_may_call_the_cache_for_other_keys);
+    tcase_add_test(tc, test_loader_asking_for_its_own_key_fails_instead_of_deadlocking);
     tcase_add_test(tc, test_stats_are_exact_for_a_scripted_sequence);
     tcase_add_test(tc, test_stats_helpers_handle_empty_and_null);
     tcase_add_test(tc, test_enum_names);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "events.h"
 
 static hc_events *hub;
@@ -541,6 +542,48 @@ START_TEST(test_bad_arguments_are_rejected_with_a_status)
 }
 END_TEST
 
+static void noop_listener(void *ctx, hc_status st, const hc_event *e)
+{
+    (void)ctx; (void)st; (void)e;
+}
+
+START_TEST(test_allocation_failure_in_subscribe_and_listen_reports_nomem)
+{
+    hc_events *ev = hc_events_new();
+    ck_assert_ptr_nonnull(ev);
+    /* fail each allocation of subscribe/listen in turn: NOMEM, nothing registered */
+    for (long n = 0; n < 8; n++) {
+        hc_error err = {0};
+        hc__alloc_fail_after(n);
+        hc_subscriber *s = hc_events_subscribe(ev, HC_EV_PUT, 4, &err);
+        hc__alloc_fail_after(-1);
+        if (s == NULL) {
+            ck_assert_int_eq(err.code, HC_ERR_NOMEM);
+            ck_assert(!hc_events_wanted(ev, HC_EV_PUT));
+        } else {
+            hc_subscriber_free(s);
+        }
+        hc__alloc_fail_after(n);
+        hc_listener *l = hc_events_listen(ev, HC_EV_PUT, noop_listener, NULL, &err);
+        hc__alloc_fail_after(-1);
+        if (l == NULL) {
+            ck_assert_int_eq(err.code, HC_ERR_NOMEM);
+            ck_assert(!hc_events_wanted(ev, HC_EV_PUT));
+        } else {
+            hc_listener_free(l);
+        }
+    }
+    /* and the hub still works */
+    hc_subscriber *s = hc_events_subscribe(ev, HC_EV_PUT, 4, NULL);
+    ck_assert_ptr_nonnull(s);
+    hc_events_emit(ev, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "k", 1);
+    hc_event e;
+    ck_assert_int_eq(hc_subscriber_recv(s, &e, 0), HC_OK);
+    hc_subscriber_free(s);
+    hc_events_free(ev);
+}
+END_TEST
+
 START_TEST(test_subscriber_left_when_hub_is_freed_can_still_be_freed)
 {
     hc_subscriber *s = subscribe(HC_EV_ALL, 4);
@@ -592,6 +635,7 @@ static Suite *events_suite(void)
     tcase_add_test(tc, test_long_subject_is_truncated_and_flagged);
     tcase_add_test(tc, test_bad_arguments_are_rejected_with_a_status);
     tcase_add_test(tc, test_subscriber_left_when_hub_is_freed_can_still_be_freed);
+    tcase_add_test(tc, test_allocation_failure_in_subscribe_and_listen_reports_nomem);
     suite_add_tcase(su, tc);
     return su;
 }

@@ -8,6 +8,8 @@
 
 #include "hydracache/cache.h"
 #include "alloc.h"
+#include "core_test.h"
+#include "hc_test.h"
 #include "key.h"
 
 static const char *build(char *buf, size_t cap, const char *const *segs, size_t n)
@@ -216,12 +218,55 @@ START_TEST(test_opts_tags_merges_and_validates)
 }
 END_TEST
 
+/* Split line at tabs in place; returns the field count. */
+static size_t split_tabs(char *line, char **fields, size_t max)
+{
+    size_t n = 0;
+    line[strcspn(line, "\n")] = '\0';
+    for (char *p = line; n < max; p++) {
+        fields[n++] = p;
+        p = strchr(p, '\t');
+        if (p == NULL)
+            break;
+        *p = '\0';
+    }
+    return n;
+}
+
+START_TEST(test_shared_key_vectors)
+{
+    char path[4096], line[512], buf[256];
+    FILE *f = fopen(hc_test_srcpath("tests/vectors/keys_core.tsv", path, sizeof path), "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    int checked = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        char *fields[16];
+        size_t n = split_tabs(line, fields, 16);
+        ck_assert_uint_ge(n, 3);
+        const char *segs[14];
+        for (size_t i = 2; i < n; i++)
+            segs[i - 2] = strcmp(fields[i], "<NULL>") == 0 ? NULL : fields[i];
+        if (strcmp(fields[0], "table") == 0)
+            ck_assert_int_eq(hc_key_table_tag(buf, sizeof buf, segs[0], NULL), HC_OK);
+        else
+            ck_assert_int_eq(hc_key_build(buf, sizeof buf, NULL, segs, n - 2, NULL), HC_OK);
+        ck_assert_str_eq(buf, fields[1]);
+        checked++;
+    }
+    fclose(f);
+    ck_assert_int_ge(checked, 19);
+}
+END_TEST
+
 static Suite *key_suite(void)
 {
     Suite *s = suite_create("key");
     TCase *tc = tcase_create("key");
     tcase_add_test(tc, test_segments_join_with_colon);
     tcase_add_test(tc, test_special_bytes_are_escaped);
+    tcase_add_test(tc, test_shared_key_vectors);
     tcase_add_test(tc, test_escaped_keys_never_collide);
     tcase_add_test(tc, test_table_tag_equals_no_entity_key);
     tcase_add_test(tc, test_key_build_rejects_bad_arguments);
@@ -237,9 +282,5 @@ static Suite *key_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(key_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(key_suite());
 }

@@ -55,7 +55,8 @@ typedef enum hc_status {
     HC_ERR_CLOSED = -7,   /* object was shut down */
     HC_ERR_BUSY = -8,     /* resource already in use (e.g. a second bus) */
     HC_ERR_STATE = -9,    /* call not valid in the current state */
-    HC_ERR_SYSTEM = -10   /* OS error (thread, pipe, clock) */
+    HC_ERR_SYSTEM = -10,  /* OS error (thread, pipe, clock) */
+    HC_ERR_ROWCOUNT = -11 /* a query returned another number of rows than required */
 } hc_status;
 
 /* Static, never NULL; "unknown status" for values not listed above. */
@@ -193,13 +194,15 @@ HC_EXTERN const char *hc_cache_name(const hc_cache *c);
  * when absent or expired (an expired entry is dropped).
  */
 HC_EXTERN hc_status hc_get(hc_cache *c, const char *key, hc_value **out, hc_error *err);
-/* Store a copy of data under key, replacing any entry. */
+/* Store a copy of data under key, replacing any entry.  A put also makes any
+ * in-flight load of the same key stale, so an older load never overwrites it. */
 HC_EXTERN hc_status hc_put(hc_cache *c, const char *key, const void *data, size_t len,
                            const hc_opts *opts, hc_error *err);
 /* Store a reference to v (the cache takes its own reference). */
 HC_EXTERN hc_status hc_put_value(hc_cache *c, const char *key, hc_value *v,
                                  const hc_opts *opts, hc_error *err);
-/* HC_OK if key maps to a live value, HC_MISS otherwise (expired entries are dropped). */
+/* HC_OK if key maps to a live value, HC_MISS otherwise (expired entries are
+ * dropped).  Not counted as a hit or miss. */
 HC_EXTERN hc_status hc_contains(hc_cache *c, const char *key, hc_error *err);
 /* Remove one key; HC_OK whether or not it was present.  Published to an attached bus. */
 HC_EXTERN hc_status hc_invalidate_key(hc_cache *c, const char *key, hc_error *err);
@@ -225,7 +228,10 @@ typedef hc_status (*hc_loader_fn)(void *ctx, const char *key, hc_value **out, hc
  * but not stored (stale_load_discards), and callers arriving after the
  * invalidation start or join a fresh load.  Loader errors reach every joined
  * caller with the loader's status and message and are never cached.  A loader
- * that returns HC_OK with *out NULL yields HC_ERR_LOADER.
+ * that returns HC_OK with *out NULL yields HC_ERR_LOADER.  A loader asking
+ * for its own key gets HC_ERR_STATE (instead of a deadlock).  A loaded value
+ * that cannot be stored (too large for the cache, out of memory) is still
+ * returned with HC_OK.
  * In bypass mode (see hc_cache_set_bypass) the loader runs and nothing is stored.
  */
 HC_EXTERN hc_status hc_get_or_load(hc_cache *c, const char *key, const hc_opts *opts,
@@ -303,7 +309,7 @@ typedef struct hc_stats {
     uint64_t load_errors;
     uint64_t single_flight_joins;
     uint64_t stale_load_discards;
-    uint64_t puts;
+    uint64_t puts;                 /* entries stored by hc_put/hc_put_value/hc_view_put */
     uint64_t invalidations_key;
     uint64_t invalidations_tag;
     uint64_t invalidations_flush;
@@ -399,6 +405,7 @@ HC_EXTERN void hc_enable_access_events(hc_cache *c, bool on);
  * in mask.  Cache operations never wait for it: when full, oldest events are
  * overwritten and the next recv returns HC_LAGGED with event->lost set.
  * One subscriber is read by one thread at a time; free before the cache.
+ * HC_ERR_INVALID for mask 0; HC_ERR_TOO_LARGE for capacity > 1<<20.
  */
 typedef struct hc_subscriber hc_subscriber;
 HC_EXTERN hc_subscriber *hc_subscribe(hc_cache *c, uint32_t mask, size_t capacity,
@@ -411,6 +418,8 @@ HC_EXTERN void hc_subscriber_free(hc_subscriber *s); /* NULL-safe */
  * Callback listener: fn is called on a dedicated thread for each matching
  * event (and with HC_LAGGED status events when it falls behind).  Freeing the
  * handle stops it and joins the thread; fn is never called after that.
+ * Freeing it from inside fn is allowed: it stops at once and the thread
+ * frees itself when fn returns (ctx must stay valid until then).
  */
 typedef void (*hc_listener_fn)(void *ctx, hc_status st, const hc_event *ev);
 typedef struct hc_listener hc_listener;
@@ -443,7 +452,8 @@ HC_EXTERN hc_status hc_cache_attach_publisher(hc_cache *c, hc_publish_fn fn, voi
 /* Returns once no call of the publisher is in progress. */
 HC_EXTERN void hc_cache_detach_publisher(hc_cache *c);
 
-/* Apply a remote invalidation (never re-published); counts bus_applied. */
+/* Apply a remote invalidation (never re-published); counts bus_applied and
+ * the matching invalidations_* counter. */
 HC_EXTERN hc_status hc_cache_apply(hc_cache *c, hc_inval_kind kind, const char *arg,
                                    hc_origin origin, hc_error *err);
 
@@ -451,7 +461,8 @@ HC_EXTERN hc_status hc_cache_apply(hc_cache *c, hc_inval_kind kind, const char *
  * Bypass: while on, nothing is stored (puts are dropped, loads run and are
  * not stored, counted as bypassed_loads) and hc_get misses.  Each change of
  * the flag also flushes the cache and bumps the flush epoch, so a load that
- * began before the change is never stored after it.
+ * began before the change is never stored after it (that flush is not
+ * counted in invalidations_flush).  Setting the current value is a no-op.
  */
 HC_EXTERN void hc_cache_set_bypass(hc_cache *c, bool on, hc_origin origin);
 HC_EXTERN bool hc_cache_bypass(const hc_cache *c);

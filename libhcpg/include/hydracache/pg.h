@@ -240,7 +240,7 @@ HC_EXTERN PGresult *hc_pg_fetch_all(hc_cache *c, PGconn *conn, const hc_query *q
 
 /*
  * As hc_pg_fetch_all for a query that must return exactly one row.  0 or
- * several rows: NULL with HC_ERR_INVALID and the message "expected exactly
+ * several rows: NULL with HC_ERR_ROWCOUNT and the message "expected exactly
  * one row, got N"; such a result is not cached (and a 2-row result cached
  * by hc_pg_fetch_all under the same key is reported the same way).
  */
@@ -249,7 +249,7 @@ HC_EXTERN PGresult *hc_pg_fetch_one(hc_cache *c, PGconn *conn, const hc_query *q
 /*
  * As hc_pg_fetch_all for a query returning 0 or 1 row.  "No row" is cached
  * too and returned as a PGresult with PQntuples() == 0 (never NULL); two rows
- * or more: NULL with HC_ERR_INVALID ("expected at most one row, got N").
+ * or more: NULL with HC_ERR_ROWCOUNT ("expected at most one row, got N").
  */
 HC_EXTERN PGresult *hc_pg_fetch_optional(hc_cache *c, PGconn *conn, const hc_query *q,
                                          hc_error *err);

@@ -1,0 +1,882 @@
+/* check_pgbus.c - the PostgreSQL bus against a real server: invalidation
+ * across processes, the sync barrier, connection loss and server restart,
+ * malformed payloads, echo suppression, event-loop mode, and a stress run. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hc_test.h"
+#include "hydracache/bus.h"
+
+#define NITEMS 20
+#define WAIT_MS 20000
+
+/* ------------------------------------------------------------------ helpers */
+
+static void setup_db(void)
+{
+    PGconn *c = hc_test_connect();
+    hc_test_exec(c, "SET client_min_messages = warning");
+    hc_test_exec(c, "DROP TABLE IF EXISTS items");
+    hc_test_exec(c, "CREATE TABLE items (id int PRIMARY KEY, val text NOT NULL)");
+    hc_test_exec(c, "INSERT INTO items SELECT g, 'v0' FROM generate_series(1, 20) g");
+    PQfinish(c);
+}
+
+static hc_pg_bus_config bus_cfg(const char *node, hc_pg_bus_mode mode)
+{
+    hc_pg_bus_config cfg = {
+        .conninfo = hc_test_conninfo(),
+        .node_id = node,
+        .mode = mode,
+        .backoff_initial_ms = 20,
+        .backoff_max_ms = 200,
+        .health_interval_ms = 100,
+        .query_timeout_ms = 5000,
+    };
+    return cfg;
+}
+
+static hc_pg_bus *new_bus_cfg(const hc_pg_bus_config *cfg)
+{
+    hc_error err;
+    hc_pg_bus *b = hc_pg_bus_new(cfg, &err);
+    ck_assert_msg(b != NULL, "hc_pg_bus_new: %s", err.message);
+    return b;
+}
+
+static hc_pg_bus *new_bus(const char *node)
+{
+    hc_pg_bus_config cfg = bus_cfg(node, HC_PG_BUS_THREAD);
+    return new_bus_cfg(&cfg);
+}
+
+static void wait_listening(hc_pg_bus *b)
+{
+    ck_assert_int_eq(hc_pg_bus_wait_state(b, HC_BUS_LISTENING, WAIT_MS), HC_OK);
+}
+
+static void sync_ok(hc_pg_bus *b)
+{
+    hc_error err = {0};
+    hc_status st = hc_pg_bus_sync(b, WAIT_MS, &err);
+    ck_assert_msg(st == HC_OK, "sync: %s (%s)", hc_status_str(st), err.message);
+}
+
+static hc_cache *new_cache(void)
+{
+    hc_cache *c = hc_cache_new(NULL, NULL);
+    ck_assert_ptr_nonnull(c);
+    return c;
+}
+
+static hc_stats stats_of(hc_cache *c)
+{
+    hc_stats s;
+    hc_cache_stats(c, &s);
+    return s;
+}
+
+static void item_key(char *buf, size_t cap, int id)
+{
+    snprintf(buf, cap, "item:%d", id);
+}
+
+/* Loader: SELECT val FROM items WHERE id = <id from "item:<id>">. ctx: PGconn*. */
+static hc_status load_item(void *ctx, const char *key, hc_value **out, hc_error *err)
+{
+    PGconn *conn = ctx;
+    const char *id = strchr(key, ':') + 1;
+    const char *params[] = {id};
+    PGresult *r = PQexecParams(conn, "SELECT val FROM items WHERE id = $1::int", 1, NULL, params,
+                               NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        hc_error_set(err, HC_ERR_LOADER, "load %s: %s", key, PQresultErrorMessage(r));
+        PQclear(r);
+        return HC_ERR_LOADER;
+    }
+    *out = hc_value_new(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    PQclear(r);
+    return HC_OK;
+}
+
+/* Cached value of item id through the cache (loads on a miss), malloc'd. */
+static char *get_item(hc_cache *c, PGconn *conn, int id)
+{
+    char key[32], tag[32];
+    item_key(key, sizeof key, id);
+    snprintf(tag, sizeof tag, "item:%d", id);
+    hc_value *v = NULL;
+    hc_error err;
+    /* As the adapter tags an entity entry: its entity tag and the table-wide tag. */
+    hc_status st = hc_get_or_load(c, key, HC_OPTS(.tags = HC_TAGS(tag, "item:*")),
+                                  load_item, conn, &v, &err);
+    if (st != HC_OK) return NULL;
+    char *s = strndup(hc_value_data(v), hc_value_len(v));
+    hc_value_release(v);
+    return s;
+}
+
+static char *db_item(PGconn *conn, int id)
+{
+    char sql[80];
+    snprintf(sql, sizeof sql, "SELECT val FROM items WHERE id = %d", id);
+    return hc_test_scalar(conn, sql);
+}
+
+/* What the extension's trigger does, from plain SQL: the write and its
+ * invalidation commit together. */
+static void update_item(PGconn *conn, int id, const char *val)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "BEGIN; UPDATE items SET val = '%s' WHERE id = %d;"
+             " SELECT pg_notify('hydracache', 'hc1 db t item:%d items'); COMMIT",
+             val, id, id);
+    hc_test_exec(conn, sql);
+}
+
+static bool cached(hc_cache *c, int id)
+{
+    char key[32];
+    item_key(key, sizeof key, id);
+    return hc_contains(c, key, NULL) == HC_OK;
+}
+
+/* Every cached item equals the database (or is not cached). */
+static void assert_no_stale(hc_cache *c, PGconn *conn)
+{
+    for (int id = 1; id <= NITEMS; id++) {
+        char key[32];
+        item_key(key, sizeof key, id);
+        hc_value *v = NULL;
+        if (hc_get(c, key, &v, NULL) != HC_OK) continue;
+        char *db = db_item(conn, id);
+        ck_assert_msg(hc_value_len(v) == strlen(db) && memcmp(hc_value_data(v), db, strlen(db)) == 0,
+                      "item %d cached as %.*s but the database has %s", id, (int)hc_value_len(v),
+                      (const char *)hc_value_data(v), db);
+        free(db);
+        hc_value_release(v);
+    }
+}
+
+typedef struct stat_wait {
+    hc_cache *c;
+    uint64_t disconnects;
+} stat_wait;
+
+static bool disconnected(void *ctx)
+{
+    stat_wait *w = ctx;
+    return stats_of(w->c).bus_disconnects >= w->disconnects;
+}
+
+/* ------------------------------------------------------------ basic flows */
+
+START_TEST(test_bad_configs_are_refused)
+{
+    hc_error err;
+    ck_assert_ptr_null(hc_pg_bus_new(NULL, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    hc_pg_bus_config cfg = bus_cfg(NULL, HC_PG_BUS_THREAD);
+    cfg.conninfo = NULL;
+    ck_assert_ptr_null(hc_pg_bus_new(&cfg, &err));
+    cfg.conninfo = "host = = x";
+    ck_assert_ptr_null(hc_pg_bus_new(&cfg, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    cfg = bus_cfg("db", HC_PG_BUS_THREAD);
+    ck_assert_ptr_null(hc_pg_bus_new(&cfg, &err));
+    cfg = bus_cfg(NULL, HC_PG_BUS_THREAD);
+    cfg.channel = "";
+    ck_assert_ptr_null(hc_pg_bus_new(&cfg, &err));
+    cfg.channel = "0123456789012345678901234567890123456789012345678901234567890123"; /* 64 */
+    ck_assert_ptr_null(hc_pg_bus_new(&cfg, &err));
+    cfg = bus_cfg(NULL, (hc_pg_bus_mode)7);
+    ck_assert_ptr_null(hc_pg_bus_new(&cfg, &err));
+    hc_pg_bus_free(NULL);
+}
+END_TEST
+
+START_TEST(test_cache_attached_before_listen_stays_in_bypass_until_listening)
+{
+    hc_pg_bus_config cfg = bus_cfg("early", HC_PG_BUS_EVENT_LOOP);
+    hc_pg_bus *b = new_bus_cfg(&cfg);
+    hc_cache *c = new_cache();
+    ck_assert_int_eq(hc_pg_bus_attach(b, c, NULL), HC_OK);
+    hc_diagnostics d;
+    hc_cache_diagnostics(c, &d);
+    ck_assert(d.bypass);
+    ck_assert_int_eq(d.bus_state, HC_BUS_CONNECTING);
+    hc_put(c, "k", "v", 1, NULL, NULL);
+    ck_assert_int_eq(hc_contains(c, "k", NULL), HC_MISS);
+
+    uint64_t deadline = hc_test_now_us() + WAIT_MS * 1000ull;
+    while (hc_pg_bus_state(b) != HC_BUS_LISTENING && hc_test_now_us() < deadline) {
+        struct pollfd p = {.fd = hc_pg_bus_fd(b), .events = POLLIN};
+        poll(&p, 1, hc_pg_bus_next_timeout_ms(b));
+        ck_assert_int_eq(hc_pg_bus_poll(b, NULL), HC_OK);
+    }
+    hc_cache_diagnostics(c, &d);
+    ck_assert_int_eq(d.bus_state, HC_BUS_LISTENING);
+    ck_assert(!d.bypass);
+    hc_put(c, "k", "v", 1, NULL, NULL);
+    ck_assert_int_eq(hc_contains(c, "k", NULL), HC_OK);
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_update_invalidates_and_sync_leaves_nothing_stale)
+{
+    PGconn *db = hc_test_connect(), *w = hc_test_connect();
+    hc_pg_bus *b = new_bus(NULL);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    wait_listening(b);
+    for (int id = 1; id <= NITEMS; id++) free(get_item(c, db, id));
+    ck_assert(cached(c, 3));
+    update_item(w, 3, "v1");
+    update_item(w, 5, "v1");
+    sync_ok(b);
+    ck_assert(!cached(c, 3));
+    ck_assert(!cached(c, 5));
+    ck_assert(cached(c, 4));
+    assert_no_stale(c, db);
+    char *v = get_item(c, db, 3);
+    ck_assert_str_eq(v, "v1");
+    free(v);
+    hc_stats s = stats_of(c);
+    ck_assert_uint_ge(s.bus_applied, 4); /* two tags per message */
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b, &bs);
+    ck_assert_uint_eq(bs.syncs, 1);
+    ck_assert_int_gt(bs.backend_pid, 0);
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+    PQfinish(db);
+    PQfinish(w);
+}
+END_TEST
+
+START_TEST(test_local_invalidation_reaches_another_node)
+{
+    PGconn *db = hc_test_connect();
+    hc_pg_bus *b1 = new_bus("node1"), *b2 = new_bus("node2");
+    hc_cache *c1 = new_cache(), *c2 = new_cache();
+    hc_pg_bus_attach(b1, c1, NULL);
+    hc_pg_bus_attach(b2, c2, NULL);
+    wait_listening(b1);
+    wait_listening(b2);
+    free(get_item(c2, db, 1));
+    free(get_item(c2, db, 2));
+    free(get_item(c2, db, 3));
+    hc_invalidate_key(c1, "item:1", NULL);
+    hc_invalidate_tag(c1, "item:2", NULL);
+    sync_ok(b1); /* node1's messages are committed... */
+    sync_ok(b2); /* ...and node2 has applied them */
+    ck_assert(!cached(c2, 1));
+    ck_assert(!cached(c2, 2));
+    ck_assert(cached(c2, 3));
+    hc_flush(c1, NULL);
+    sync_ok(b1);
+    sync_ok(b2);
+    ck_assert(!cached(c2, 3));
+    hc_pg_bus_free(b1);
+    hc_pg_bus_free(b2);
+    hc_cache_free(c1);
+    hc_cache_free(c2);
+    PQfinish(db);
+}
+END_TEST
+
+START_TEST(test_own_invalidation_is_not_applied_twice)
+{
+    hc_pg_bus *b = new_bus("self");
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    wait_listening(b);
+    hc_put(c, "item:1", "x", 1, NULL, NULL);
+    hc_invalidate_key(c, "item:1", NULL);
+    hc_put(c, "item:1", "y", 1, NULL, NULL);
+    uint64_t applied = stats_of(c).bus_applied;
+    sync_ok(b); /* the echo went out before the token, so it has arrived */
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b, &bs);
+    ck_assert_uint_eq(bs.own_ignored, 1);
+    ck_assert_uint_eq(stats_of(c).bus_received, 2); /* the echo and the token */
+    ck_assert_uint_eq(stats_of(c).bus_applied, applied);
+    ck_assert_int_eq(hc_contains(c, "item:1", NULL), HC_OK);
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_malformed_notifies_are_counted_and_ignored)
+{
+    PGconn *w = hc_test_connect();
+    hc_pg_bus *b = new_bus(NULL);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    wait_listening(b);
+    hc_put(c, "a", "1", 1, NULL, NULL);
+    hc_put(c, "b", "1", 1, NULL, NULL);
+    hc_test_exec(w, "SELECT pg_notify('hydracache', 'garbage')");
+    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc2 db k a')");
+    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc1 db k a%')");
+    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc1 db k a  b')");
+    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc1 bad/origin k a')");
+    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc1 db z a')");
+    hc_test_exec(w, "SELECT pg_notify('hydracache', '')");
+    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc1 db t ' || repeat('x', 7990))");
+    hc_test_exec(w, "SELECT pg_notify('other_channel', 'hc1 db k a')");
+    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc1 db k b')");
+    sync_ok(b);
+    ck_assert_int_eq(hc_contains(c, "a", NULL), HC_OK);
+    ck_assert_int_eq(hc_contains(c, "b", NULL), HC_MISS);
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b, &bs);
+    ck_assert_uint_eq(bs.malformed, 7);
+    hc_stats s = stats_of(c);
+    ck_assert_uint_eq(s.bus_malformed, 7);
+    ck_assert_uint_eq(s.bus_applied, 1 + 0); /* only "b"; the 7990-byte tag names nothing */
+    ck_assert_int_eq(hc_pg_bus_state(b), HC_BUS_LISTENING);
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+    PQfinish(w);
+}
+END_TEST
+
+START_TEST(test_queue_usage_is_reported_to_caches)
+{
+    hc_pg_bus *b = new_bus(NULL);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    wait_listening(b);
+    sync_ok(b);
+    uint64_t deadline = hc_test_now_us() + WAIT_MS * 1000ull;
+    hc_diagnostics d;
+    do {
+        hc_cache_diagnostics(c, &d);
+    } while (d.notify_queue_usage < 0 && hc_test_now_us() < deadline &&
+             hc_pg_bus_sync(b, WAIT_MS, NULL) == HC_OK);
+    ck_assert(d.notify_queue_usage >= 0.0 && d.notify_queue_usage <= 1.0);
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_sync_without_a_connection_fails_and_caches_stay_bypassed)
+{
+    hc_pg_bus_config cfg = bus_cfg(NULL, HC_PG_BUS_THREAD);
+    cfg.conninfo = "host=/nonexistent-socket-dir port=1 connect_timeout=1";
+    hc_pg_bus *b = new_bus_cfg(&cfg);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    hc_error err;
+    ck_assert_int_eq(hc_pg_bus_sync(b, 1000, &err), HC_ERR_PG);
+    ck_assert(hc_cache_bypass(c));
+    ck_assert_int_eq(hc_pg_bus_state(b), HC_BUS_CONNECTING);
+    hc_pg_bus_free(b);
+    ck_assert(!hc_cache_bypass(c)); /* detached: a plain local cache again */
+    hc_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_full_publish_queue_becomes_a_flush_broadcast)
+{
+    PGconn *db = hc_test_connect();
+    hc_pg_bus_config cfg = bus_cfg("small", HC_PG_BUS_EVENT_LOOP);
+    cfg.publish_queue_max = 2;
+    hc_pg_bus *b1 = new_bus_cfg(&cfg);
+    hc_pg_bus *b2 = new_bus("receiver");
+    hc_cache *c1 = new_cache(), *c2 = new_cache();
+    hc_pg_bus_attach(b1, c1, NULL);
+    hc_pg_bus_attach(b2, c2, NULL);
+    wait_listening(b2);
+    uint64_t ticket;
+    while (hc_pg_bus_state(b1) != HC_BUS_LISTENING) {
+        struct pollfd p = {.fd = hc_pg_bus_fd(b1), .events = POLLIN};
+        poll(&p, 1, hc_pg_bus_next_timeout_ms(b1));
+        hc_pg_bus_poll(b1, NULL);
+    }
+    for (int id = 1; id <= 6; id++) free(get_item(c2, db, id));
+    /* Nobody polls b1 meanwhile: 2 fit in the queue, 3 are lost. */
+    for (int id = 1; id <= 5; id++) {
+        char key[32];
+        item_key(key, sizeof key, id);
+        hc_invalidate_key(c1, key, NULL);
+    }
+    ck_assert_uint_eq(stats_of(c1).bus_publish_failures, 3);
+    ck_assert_int_eq(hc_pg_bus_sync_begin(b1, &ticket, NULL), HC_OK);
+    hc_status st;
+    while ((st = hc_pg_bus_sync_check(b1, ticket, NULL)) == HC_TIMEOUT) {
+        struct pollfd p = {.fd = hc_pg_bus_fd(b1), .events = POLLIN};
+        poll(&p, 1, hc_pg_bus_next_timeout_ms(b1));
+        hc_pg_bus_poll(b1, NULL);
+    }
+    ck_assert_int_eq(st, HC_OK);
+    sync_ok(b2);
+    for (int id = 1; id <= 6; id++) ck_assert_msg(!cached(c2, id), "item %d survived", id);
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b1, &bs);
+    ck_assert_uint_eq(bs.flush_broadcasts, 1);
+    ck_assert_uint_eq(bs.publish_failures, 3);
+    hc_pg_bus_free(b1);
+    hc_pg_bus_free(b2);
+    hc_cache_free(c1);
+    hc_cache_free(c2);
+    PQfinish(db);
+}
+END_TEST
+
+START_TEST(test_rejected_publish_becomes_a_flush_broadcast)
+{
+    PGconn *db = hc_test_connect();
+    hc_pg_bus *b1 = new_bus("sender"), *b2 = new_bus("receiver");
+    hc_cache *c1 = new_cache(), *c2 = new_cache();
+    hc_pg_bus_attach(b1, c1, NULL);
+    hc_pg_bus_attach(b2, c2, NULL);
+    wait_listening(b1);
+    wait_listening(b2);
+    free(get_item(c2, db, 1));
+    /* Not valid UTF-8: the server refuses the pg_notify statement. */
+    ck_assert_int_eq(hc_invalidate_key(c1, "item:\xff\xfe", NULL), HC_OK);
+    sync_ok(b1); /* the token is re-sent after the failed statement */
+    sync_ok(b2);
+    ck_assert(!cached(c2, 1)); /* flushed instead */
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b1, &bs);
+    ck_assert_uint_eq(bs.publish_failures, 1);
+    ck_assert_uint_eq(bs.flush_broadcasts, 1);
+    ck_assert_uint_eq(stats_of(c1).bus_publish_failures, 1);
+    ck_assert_int_eq(hc_pg_bus_state(b1), HC_BUS_LISTENING);
+    hc_pg_bus_free(b1);
+    hc_pg_bus_free(b2);
+    hc_cache_free(c1);
+    hc_cache_free(c2);
+    PQfinish(db);
+}
+END_TEST
+
+/* ------------------------------------------------------- event-loop mode */
+
+START_TEST(test_event_loop_mode_applies_on_poll)
+{
+    PGconn *db = hc_test_connect(), *w = hc_test_connect();
+    hc_pg_bus_config cfg = bus_cfg(NULL, HC_PG_BUS_EVENT_LOOP);
+    hc_pg_bus *b = new_bus_cfg(&cfg);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    ck_assert_int_eq(hc_pg_bus_sync(b, 10, NULL), HC_ERR_STATE);
+    ck_assert_int_eq(hc_pg_bus_wait_state(b, HC_BUS_LISTENING, 10), HC_ERR_STATE);
+    int fd = hc_pg_bus_fd(b);
+    ck_assert_int_ge(fd, 0);
+    while (hc_pg_bus_state(b) != HC_BUS_LISTENING) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        poll(&p, 1, hc_pg_bus_next_timeout_ms(b));
+        ck_assert_int_eq(hc_pg_bus_poll(b, NULL), HC_OK);
+    }
+    free(get_item(c, db, 7));
+    ck_assert(cached(c, 7));
+    update_item(w, 7, "v2");
+    /* the fd becomes readable when the notification arrives */
+    while (cached(c, 7)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        poll(&p, 1, hc_pg_bus_next_timeout_ms(b));
+        ck_assert_int_eq(hc_pg_bus_poll(b, NULL), HC_OK);
+    }
+    char *v = get_item(c, db, 7);
+    ck_assert_str_eq(v, "v2");
+    free(v);
+    ck_assert_int_eq(hc_pg_bus_fd(b), fd); /* stable */
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+    PQfinish(db);
+    PQfinish(w);
+}
+END_TEST
+
+/* ------------------------------------------------------- connection loss */
+
+static void quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+typedef struct writer {
+    pthread_t t;
+    volatile int stop;
+    int rounds;
+} writer;
+
+static void *writer_main(void *arg)
+{
+    writer *wr = arg;
+    PGconn *w = PQconnectdb(hc_test_conninfo());
+    PQsetNoticeProcessor(w, quiet, NULL); /* the outage's FATAL is expected */
+    for (int i = 0; !__atomic_load_n(&wr->stop, __ATOMIC_ACQUIRE); i++) {
+        char sql[256];
+        int id = 1 + i % NITEMS;
+        snprintf(sql, sizeof sql,
+                 "BEGIN; UPDATE items SET val = 'w%d' WHERE id = %d;"
+                 " SELECT pg_notify('hydracache', 'hc1 db t item:%d'); COMMIT",
+                 i, id, id);
+        PGresult *r = PQexec(w, sql);
+        PQclear(r);
+        if (PQstatus(w) != CONNECTION_OK) PQreset(w); /* the server restarted */
+        wr->rounds++;
+    }
+    PQfinish(w);
+    return NULL;
+}
+
+static void writer_start(writer *wr)
+{
+    memset(wr, 0, sizeof *wr);
+    ck_assert_int_eq(pthread_create(&wr->t, NULL, writer_main, wr), 0);
+}
+
+static void writer_stop(writer *wr)
+{
+    __atomic_store_n(&wr->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(wr->t, NULL);
+}
+
+/* Break the bus's connection with `cut` (the server stays up when
+ * server_up), check flush + bypass during the outage while writes continue,
+ * then `restore`, reconnect, and check that after a sync nothing is stale. */
+static void outage_test(void (*cut)(hc_pg_bus *b), void (*restore)(void), bool server_up)
+{
+    hc_pg_bus_config cfg = bus_cfg(NULL, HC_PG_BUS_THREAD);
+    /* A long first backoff (750-1500 ms with jitter) keeps the outage open
+     * long enough to look at. */
+    cfg.backoff_initial_ms = 1500;
+    cfg.backoff_max_ms = 1500;
+    hc_pg_bus *b = new_bus_cfg(&cfg);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    wait_listening(b);
+    PGconn *db = hc_test_connect();
+    PQsetNoticeProcessor(db, quiet, NULL);
+    for (int id = 1; id <= NITEMS; id++) free(get_item(c, db, id));
+    ck_assert(cached(c, 1));
+
+    writer wr;
+    writer_start(&wr);
+    cut(b);
+    stat_wait sw = {c, 1};
+    ck_assert(hc_test_wait_for(disconnected, &sw, WAIT_MS));
+
+    /* the outage: flushed, bypassed, loads not stored */
+    hc_diagnostics d;
+    hc_cache_diagnostics(c, &d);
+    ck_assert_int_eq(d.bus_state, HC_BUS_DISCONNECTED);
+    ck_assert(d.bypass);
+    ck_assert(!cached(c, 1));
+    if (server_up) {
+        uint64_t bypassed = d.stats.bypassed_loads;
+        char *v = get_item(c, db, 1);
+        ck_assert_ptr_nonnull(v);
+        free(v);
+        ck_assert(!cached(c, 1));
+        ck_assert_uint_eq(stats_of(c).bypassed_loads, bypassed + 1);
+    }
+    if (restore) restore();
+
+    wait_listening(b);
+    if (PQstatus(db) != CONNECTION_OK) PQreset(db);
+    for (int id = 1; id <= NITEMS; id++) free(get_item(c, db, id));
+    writer_stop(&wr);
+    sync_ok(b);
+    assert_no_stale(c, db);
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b, &bs);
+    ck_assert_uint_ge(bs.disconnects, 1);
+    ck_assert_uint_ge(bs.reconnects, 1);
+    ck_assert_uint_ge(stats_of(c).bus_reconnects, 1);
+    ck_assert_int_gt(wr.rounds, 0);
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+    PQfinish(db);
+}
+
+static void terminate_listener(hc_pg_bus *b)
+{
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b, &bs);
+    PGconn *k = hc_test_connect();
+    char sql[80];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", bs.backend_pid);
+    char *r = hc_test_scalar(k, sql);
+    ck_assert_str_eq(r, "t");
+    free(r);
+    PQfinish(k);
+}
+
+START_TEST(test_terminated_listener_flushes_bypasses_and_reconnects)
+{
+    outage_test(terminate_listener, NULL, true);
+}
+END_TEST
+
+static void pg_ctl(const char *action)
+{
+    const char *pgdata = getenv("HC_TEST_PGDATA");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s /usr/lib/postgresql/15/bin/pg_ctl -D '%s' -l '%s/../server.log' -m fast -w "
+             "-t 60 %s >/dev/null 2>&1",
+             geteuid() == 0 ? "runuser -u postgres --" : "", pgdata, pgdata, action);
+    ck_assert_msg(system(cmd) == 0, "pg_ctl %s failed", action);
+}
+
+static void stop_server(hc_pg_bus *b)
+{
+    (void)b;
+    pg_ctl("stop");
+}
+
+static void start_server(void)
+{
+    pg_ctl("start");
+}
+
+START_TEST(test_server_restart_flushes_bypasses_and_reconnects)
+{
+    if (getenv("HC_TEST_PGDATA") == NULL) {
+        fprintf(stderr, "check_pgbus: HC_TEST_PGDATA unset (external server): "
+                        "server restart test skipped\n");
+        return;
+    }
+    outage_test(stop_server, start_server, false);
+}
+END_TEST
+
+/* ------------------------------------------- several processes (fork) */
+
+/* A child process: its own cache, bus and connection, driven by line
+ * commands from the parent: "load <id>", "has <id>", "sync", "applied", "quit". */
+static void child_main(int in, int out)
+{
+    FILE *fin = fdopen(in, "r"), *fout = fdopen(out, "w");
+    setvbuf(fout, NULL, _IONBF, 0);
+    hc_pg_bus_config cfg = bus_cfg(NULL, HC_PG_BUS_THREAD);
+    hc_pg_bus *b = hc_pg_bus_new(&cfg, NULL);
+    hc_cache *c = hc_cache_new(NULL, NULL);
+    PGconn *db = PQconnectdb(hc_test_conninfo());
+    if (b == NULL || c == NULL || PQstatus(db) != CONNECTION_OK) _exit(2);
+    hc_pg_bus_attach(b, c, NULL);
+    fprintf(fout, "%s\n", hc_pg_bus_wait_state(b, HC_BUS_LISTENING, WAIT_MS) == HC_OK ? "ready" : "fail");
+    char line[128];
+    while (fgets(line, sizeof line, fin) != NULL) {
+        int id = 0;
+        if (sscanf(line, "load %d", &id) == 1) {
+            char *v = get_item(c, db, id);
+            fprintf(fout, "%s\n", v ? v : "(error)");
+            free(v);
+        } else if (sscanf(line, "has %d", &id) == 1) {
+            fprintf(fout, "%d\n", cached(c, id));
+        } else if (strncmp(line, "sync", 4) == 0) {
+            fprintf(fout, "%s\n", hc_status_str(hc_pg_bus_sync(b, WAIT_MS, NULL)));
+        } else if (strncmp(line, "applied", 7) == 0) {
+            fprintf(fout, "%llu\n", (unsigned long long)stats_of(c).bus_applied);
+        } else {
+            break;
+        }
+    }
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+    PQfinish(db);
+    _exit(0);
+}
+
+typedef struct child {
+    pid_t pid;
+    FILE *to, *from;
+} child;
+
+static void child_spawn(child *ch)
+{
+    int down[2], up[2];
+    ck_assert_int_eq(pipe(down), 0);
+    ck_assert_int_eq(pipe(up), 0);
+    ch->pid = fork();
+    ck_assert_int_ge(ch->pid, 0);
+    if (ch->pid == 0) {
+        close(down[1]);
+        close(up[0]);
+        child_main(down[0], up[1]);
+    }
+    close(down[0]);
+    close(up[1]);
+    ch->to = fdopen(down[1], "w");
+    ch->from = fdopen(up[0], "r");
+    setvbuf(ch->to, NULL, _IONBF, 0);
+}
+
+static char *child_ask(child *ch, const char *cmd)
+{
+    static char line[256];
+    fprintf(ch->to, "%s\n", cmd);
+    ck_assert_msg(fgets(line, sizeof line, ch->from) != NULL, "child %d died", (int)ch->pid);
+    line[strcspn(line, "\n")] = '\0';
+    return line;
+}
+
+static void child_end(child *ch)
+{
+    fprintf(ch->to, "quit\n");
+    fclose(ch->to);
+    fclose(ch->from);
+    int status = 0;
+    ck_assert_int_eq(waitpid(ch->pid, &status, 0), ch->pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+START_TEST(test_update_invalidates_in_two_processes)
+{
+    hc_test_conninfo();
+    child ch[2];
+    for (int i = 0; i < 2; i++) child_spawn(&ch[i]);
+    char line[256];
+    for (int i = 0; i < 2; i++) {
+        ck_assert_msg(fgets(line, sizeof line, ch[i].from) != NULL, "child died");
+        ck_assert_str_eq(line, "ready\n");
+        ck_assert_str_eq(child_ask(&ch[i], "load 9"), "v0");
+        ck_assert_str_eq(child_ask(&ch[i], "has 9"), "1");
+    }
+    PGconn *w = hc_test_connect();
+    update_item(w, 9, "v9");
+    for (int i = 0; i < 2; i++) {
+        ck_assert_str_eq(child_ask(&ch[i], "sync"), "ok");
+        ck_assert_str_eq(child_ask(&ch[i], "has 9"), "0");
+        ck_assert_str_eq(child_ask(&ch[i], "load 9"), "v9");
+        ck_assert_str_ne(child_ask(&ch[i], "applied"), "0");
+        child_end(&ch[i]);
+    }
+    PQfinish(w);
+}
+END_TEST
+
+/* --------------------------------------------------------------- stress */
+
+typedef struct stress {
+    hc_cache *c;
+    volatile int stop;
+    int loads;
+} stress;
+
+static void *reader_main(void *arg)
+{
+    stress *s = arg;
+    PGconn *db = PQconnectdb(hc_test_conninfo());
+    for (int i = 0; !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE); i++) {
+        free(get_item(s->c, db, 1 + (i * 7) % NITEMS));
+        __atomic_add_fetch(&s->loads, 1, __ATOMIC_RELAXED);
+    }
+    PQfinish(db);
+    return NULL;
+}
+
+START_TEST(test_stress_readers_and_writer_then_sync_leaves_nothing_stale)
+{
+    hc_pg_bus *b = new_bus(NULL);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    wait_listening(b);
+    stress s = {.c = c};
+    pthread_t r[3];
+    for (int i = 0; i < 3; i++) pthread_create(&r[i], NULL, reader_main, &s);
+    PGconn *w = hc_test_connect();
+    for (int i = 0; i < 300; i++) {
+        char val[32];
+        snprintf(val, sizeof val, "s%d", i);
+        update_item(w, 1 + (i * 3) % NITEMS, val);
+    }
+    __atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 3; i++) pthread_join(r[i], NULL);
+    sync_ok(b);
+    assert_no_stale(c, w);
+    ck_assert_int_gt(s.loads, 0);
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+    PQfinish(w);
+}
+END_TEST
+
+/* ------------------------------------------------- extension, when present */
+
+START_TEST(test_watched_table_update_invalidates_through_the_extension)
+{
+    PGconn *w = hc_test_connect();
+    PGresult *r = PQexec(w, "CREATE EXTENSION IF NOT EXISTS hydracache");
+    bool have = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!have) {
+        fprintf(stderr, "check_pgbus: hydracache extension not installed: watched-table test skipped\n");
+        PQfinish(w);
+        return;
+    }
+    hc_test_exec(w, "SELECT hydracache.watch('items', 'item')");
+    hc_pg_bus *b = new_bus(NULL);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    wait_listening(b);
+    PGconn *db = hc_test_connect();
+    free(get_item(c, db, 11));
+    free(get_item(c, db, 12));
+    hc_test_exec(w, "UPDATE items SET val = 'ext' WHERE id = 11");
+    sync_ok(b);
+    ck_assert(!cached(c, 11));
+    assert_no_stale(c, db);
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+    PQfinish(db);
+    PQfinish(w);
+}
+END_TEST
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    Suite *s = suite_create("pgbus");
+    TCase *tb = tcase_create("basic");
+    tcase_add_unchecked_fixture(tb, setup_db, NULL);
+    tcase_set_timeout(tb, 60);
+    tcase_add_test(tb, test_bad_configs_are_refused);
+    tcase_add_test(tb, test_cache_attached_before_listen_stays_in_bypass_until_listening);
+    tcase_add_test(tb, test_update_invalidates_and_sync_leaves_nothing_stale);
+    tcase_add_test(tb, test_local_invalidation_reaches_another_node);
+    tcase_add_test(tb, test_own_invalidation_is_not_applied_twice);
+    tcase_add_test(tb, test_malformed_notifies_are_counted_and_ignored);
+    tcase_add_test(tb, test_queue_usage_is_reported_to_caches);
+    tcase_add_test(tb, test_sync_without_a_connection_fails_and_caches_stay_bypassed);
+    tcase_add_test(tb, test_full_publish_queue_becomes_a_flush_broadcast);
+    tcase_add_test(tb, test_rejected_publish_becomes_a_flush_broadcast);
+    tcase_add_test(tb, test_event_loop_mode_applies_on_poll);
+    tcase_add_test(tb, test_update_invalidates_in_two_processes);
+    tcase_add_test(tb, test_stress_readers_and_writer_then_sync_leaves_nothing_stale);
+    tcase_add_test(tb, test_watched_table_update_invalidates_through_the_extension);
+    suite_add_tcase(s, tb);
+    TCase *tf = tcase_create("faults");
+    tcase_add_unchecked_fixture(tf, setup_db, NULL);
+    tcase_set_timeout(tf, 60);
+    tcase_add_test(tf, test_terminated_listener_flushes_bypasses_and_reconnects);
+    tcase_add_test(tf, test_server_restart_flushes_bypasses_and_reconnects);
+    suite_add_tcase(s, tf);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,134 @@
+-- watch(), unwatch(), the watched view, and who may use them.
+CREATE TABLE users (id int PRIMARY KEY, name text, email text);
+CREATE TABLE order_items (order_id int, line int, qty int, note text, PRIMARY KEY (order_id, line));
+CREATE TABLE nokey (a int, b text);
+CREATE VIEW users_view AS SELECT * FROM users;
+
+SELECT hydracache.watch('users', 'user');
+-- The primary key's column order is kept for multi-column keys.
+SELECT hydracache.watch('order_items', 'order_item', collection => 'orders', columns => ARRAY['qty']);
+SELECT * FROM hydracache.watched ORDER BY tbl::text;
+
+-- Four triggers per table, all ENABLE ALWAYS (they fire under session_replication_role =
+-- replica, so writes applied by logical replication invalidate caches too).
+SELECT tgrelid::regclass, tgname, tgenabled, tgtype
+  FROM pg_trigger WHERE tgname LIKE 'hydracache%' ORDER BY 1, 2;
+
+-- Errors
+SELECT hydracache.watch('nokey', 'x');
+SELECT hydracache.watch('nokey', 'x', ARRAY['nosuch']);
+SELECT hydracache.watch('nokey', 'x', ARRAY['a'], columns => ARRAY['b', 'nosuch']);
+SELECT hydracache.watch('nokey', 'x', ARRAY['a', 'a']);
+SELECT hydracache.watch('nokey', 'x', '{}');
+SELECT hydracache.watch('nokey', 'x', ARRAY['a'], columns => '{}');
+SELECT hydracache.watch('nokey', '');
+SELECT hydracache.watch('nokey', NULL, ARRAY['a']);
+SELECT hydracache.watch('nokey', 'x', ARRAY['a'], collection => '');
+SELECT hydracache.watch('nokey', repeat('x', 1025), ARRAY['a']);
+SELECT hydracache.watch('users_view', 'x', ARRAY['id']);
+SELECT hydracache.watch('no_such_table', 'x');
+SELECT hydracache.watch('nokey', 'x', ARRAY['ctid']);
+SELECT count(*) AS still_two_watched FROM hydracache.watched;
+
+-- Explicit key columns on a table without a primary key; NULL keys are allowed.
+SELECT hydracache.watch('nokey', 'nk', ARRAY['b', 'a']);
+SELECT * FROM hydracache.watched WHERE tbl = 'nokey'::regclass;
+
+-- Watching again replaces the configuration, and invalidates what the old one covered
+-- (caches may hold entries under the old entity name).
+BEGIN;
+SELECT hydracache.watch('nokey', 'nk2', ARRAY['a'], collection => 'nokeys');
+SELECT * FROM hydracache.watched WHERE tbl = 'nokey'::regclass;
+SELECT * FROM hydracache.pending();
+COMMIT;
+SELECT count(*) AS triggers_on_nokey FROM pg_trigger WHERE tgrelid = 'nokey'::regclass;
+
+-- unwatch() drops the triggers, sends the table-wide and collection tags, reports whether
+-- the table was watched.
+BEGIN;
+SELECT hydracache.unwatch('nokey');
+SELECT * FROM hydracache.pending();
+COMMIT;
+SELECT hydracache.unwatch('nokey');
+SELECT count(*) AS triggers_on_nokey FROM pg_trigger WHERE tgrelid = 'nokey'::regclass;
+INSERT INTO nokey VALUES (1, 'x');
+BEGIN;
+INSERT INTO nokey VALUES (2, 'y');
+SELECT count(*) AS nothing_pending FROM hydracache.pending();
+ROLLBACK;
+
+-- Same table name in two schemas: separate configurations.
+CREATE SCHEMA other;
+CREATE TABLE other.users (id int PRIMARY KEY, name text);
+SELECT hydracache.watch('other.users', 'other_user');
+SELECT * FROM hydracache.watched ORDER BY tbl::text;
+BEGIN;
+INSERT INTO users VALUES (1, 'a');
+INSERT INTO other.users VALUES (1, 'b');
+SELECT * FROM hydracache.pending();
+ROLLBACK;
+
+-- Only the table owner (or a member of the owning role, or a superuser) may watch/unwatch.
+-- (roles are cluster-wide: clear leftovers of an interrupted run)
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_hc_owner, regress_hc_other, regress_hc_member;
+RESET client_min_messages;
+CREATE ROLE regress_hc_owner;
+CREATE ROLE regress_hc_other;
+CREATE ROLE regress_hc_member IN ROLE regress_hc_owner;
+CREATE TABLE owned (id int PRIMARY KEY);
+ALTER TABLE owned OWNER TO regress_hc_owner;
+GRANT ALL ON owned TO regress_hc_other;
+SET ROLE regress_hc_other;
+SELECT hydracache.watch('owned', 'owned');
+SELECT hydracache.unwatch('users');
+-- flush() is not granted to PUBLIC; invalidate() is.
+SELECT hydracache.flush();
+SELECT hydracache.invalidate('anyone');
+RESET ROLE;
+-- A non-owner may still write to a watched table; its writes are invalidated.
+GRANT ALL ON users TO regress_hc_other;
+SET ROLE regress_hc_other;
+BEGIN;
+INSERT INTO users VALUES (99, 'x');
+SELECT * FROM hydracache.pending();
+ROLLBACK;
+RESET ROLE;
+REVOKE ALL ON users FROM regress_hc_other;
+SET ROLE regress_hc_member;
+SELECT hydracache.watch('owned', 'owned');
+SELECT hydracache.unwatch('owned');
+RESET ROLE;
+SET ROLE regress_hc_owner;
+SELECT hydracache.watch('owned', 'owned');
+RESET ROLE;
+SELECT tbl, entity FROM hydracache.watched WHERE tbl = 'owned'::regclass;
+
+-- The trigger checks how it was installed.
+CREATE TABLE manual (id int PRIMARY KEY);
+CREATE TRIGGER manual_bad AFTER INSERT ON manual FOR EACH STATEMENT EXECUTE FUNCTION hydracache.trigger();
+INSERT INTO manual VALUES (1);
+DROP TRIGGER manual_bad ON manual;
+CREATE TRIGGER manual_no_transition AFTER INSERT ON manual FOR EACH STATEMENT
+    EXECUTE FUNCTION hydracache.trigger('m', 'manual', '1', 'id');
+INSERT INTO manual VALUES (1);
+DROP TRIGGER manual_no_transition ON manual;
+CREATE TRIGGER manual_before BEFORE INSERT ON manual FOR EACH ROW
+    EXECUTE FUNCTION hydracache.trigger('m', 'manual', '1', 'id');
+INSERT INTO manual VALUES (1);
+DROP TRIGGER manual_before ON manual;
+SELECT hydracache.trigger();
+
+-- Renaming a watched column makes writes fail loudly until watch() runs again.
+SELECT hydracache.watch('manual', 'm');
+ALTER TABLE manual RENAME COLUMN id TO ident;
+INSERT INTO manual VALUES (2);
+SELECT hydracache.watch('manual', 'm');
+SELECT * FROM hydracache.watched WHERE tbl = 'manual'::regclass;
+INSERT INTO manual VALUES (2);
+
+DROP TABLE owned;
+DROP ROLE regress_hc_owner, regress_hc_other, regress_hc_member;
+DROP TABLE manual, nokey, other.users;
+DROP SCHEMA other;
+DROP VIEW users_view;

@@ -1,0 +1,458 @@
+/*
+ * check_singleflight.c - concurrent loads: one loader run per missing key,
+ * errors shared with every joiner, and loads overtaken by invalidations.
+ * Orderings are driven by condition variables and barriers, never sleeps.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_test.h"
+#include "hc_test.h"
+#include "hydracache/cache.h"
+
+#define NTHREADS 16
+
+static hc_cache *cache;
+
+static void setup(void)
+{
+    hc_config cfg = {.shards = 4};
+    cache = hc_cache_new(&cfg, NULL);
+    ck_assert_ptr_nonnull(cache);
+}
+
+static void teardown(void)
+{
+    hc_cache_free(cache);
+}
+
+static hc_stats stats(void)
+{
+    hc_stats s;
+    hc_cache_stats(cache, &s);
+    return s;
+}
+
+/* ------------------------------------------------------------- a gated loader */
+
+/* A loader that announces each call and, while gated, waits to be released. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls;       /* loader calls started */
+    bool released[4]; /* call i may return */
+    bool fail;       /* return an error instead of a value */
+    const char *values[4]; /* value of call i (0-based) */
+} gate;
+
+static void gate_init(gate *g)
+{
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->values[0] = "first";
+    g->values[1] = "second";
+    g->values[2] = "third";
+    g->values[3] = "fourth";
+}
+
+static void gate_destroy(gate *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+}
+
+static hc_status gated_loader(void *ctx, const char *key, hc_value **out, hc_error *err)
+{
+    (void)key;
+    gate *g = ctx;
+    pthread_mutex_lock(&g->mu);
+    int me = g->calls++;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->released[me])
+        pthread_cond_wait(&g->cv, &g->mu);
+    bool fail = g->fail;
+    pthread_mutex_unlock(&g->mu);
+    if (fail)
+        return hc_error_set(err, HC_ERR_PG, "load %d failed", me);
+    *out = hc_value_new(g->values[me], strlen(g->values[me]));
+    return HC_OK;
+}
+
+static void gate_wait_calls(gate *g, int n)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->calls < n)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_release(gate *g, int call)
+{
+    pthread_mutex_lock(&g->mu);
+    g->released[call] = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* A caller of hc_get_or_load on its own thread. */
+typedef struct caller {
+    pthread_t thread;
+    const char *key;
+    const hc_opts *opts;
+    gate *g;
+    pthread_barrier_t *start;
+    hc_status st;
+    hc_error err;
+    char got[32];
+} caller;
+
+static void *caller_main(void *arg)
+{
+    caller *c = arg;
+    hc_value *v = NULL;
+    if (c->start != NULL)
+        pthread_barrier_wait(c->start);
+    c->st = hc_get_or_load(cache, c->key, c->opts, gated_loader, c->g, &v, &c->err);
+    snprintf(c->got, sizeof c->got, "%s", v != NULL ? (const char *)hc_value_data(v) : "");
+    hc_value_release(v);
+    return NULL;
+}
+
+static void caller_start(caller *c, const char *key, const hc_opts *opts, gate *g,
+                         pthread_barrier_t *start)
+{
+    c->key = key;
+    c->opts = opts;
+    c->g = g;
+    c->start = start;
+    ck_assert_int_eq(pthread_create(&c->thread, NULL, caller_main, c), 0);
+}
+
+static bool all_joined(void *ctx)
+{
+    (void)ctx;
+    return stats().single_flight_joins == NTHREADS - 1;
+}
+
+static void join_all(caller *callers, int n)
+{
+    for (int i = 0; i < n; i++)
+        pthread_join(callers[i].thread, NULL);
+}
+
+/*
+ * NTHREADS callers of "herd" overlap (a barrier starts them together, the
+ * loader holds until all but the leader joined); then meanwhile() runs (may
+ * be NULL), the loader is released and every caller finishes.
+ */
+static void run_herd(caller *callers, gate *g, void (*meanwhile)(void))
+{
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, NTHREADS);
+    for (int i = 0; i < NTHREADS; i++)
+        caller_start(&callers[i], "herd", NULL, g, &bar);
+    gate_wait_calls(g, 1);
+    ck_assert(hc_test_wait_for(all_joined, NULL, 30000));
+    if (meanwhile != NULL)
+        meanwhile();
+    gate_release(g, 0);
+    join_all(callers, NTHREADS);
+}
+
+START_TEST(test_concurrent_misses_run_the_loader_once)
+{
+    gate g;
+    gate_init(&g);
+    caller callers[NTHREADS];
+    run_herd(callers, &g, NULL);
+    ck_assert_int_eq(g.calls, 1);
+    for (int i = 0; i < NTHREADS; i++) {
+        ck_assert_int_eq(callers[i].st, HC_OK);
+        ck_assert_str_eq(callers[i].got, "first");
+    }
+    hc_stats s = stats();
+    ck_assert_uint_eq(s.loads, 1);
+    ck_assert_uint_eq(s.misses, NTHREADS);
+    ck_assert_uint_eq(s.single_flight_joins, NTHREADS - 1);
+    ck_assert_cached(cache, "herd", "first");
+    gate_destroy(&g);
+}
+END_TEST
+
+START_TEST(test_loader_error_reaches_every_joined_caller_and_is_not_cached)
+{
+    gate g;
+    gate_init(&g);
+    g.fail = true;
+    caller callers[NTHREADS];
+    run_herd(callers, &g, NULL);
+    ck_assert_int_eq(g.calls, 1);
+    for (int i = 0; i < NTHREADS; i++) {
+        ck_assert_int_eq(callers[i].st, HC_ERR_PG);
+        ck_assert_int_eq(callers[i].err.code, HC_ERR_PG);
+        ck_assert_str_eq(callers[i].err.message, "load 0 failed");
+        ck_assert_str_eq(callers[i].got, "");
+    }
+    ck_assert_missing(cache, "herd");
+    ck_assert_uint_eq(stats().load_errors, 1);
+    /* the next caller loads again */
+    g.fail = false;
+    gate_release(&g, 1);
+    hc_value *v = NULL;
+    ck_assert_int_eq(hc_get_or_load(cache, "herd", NULL, gated_loader, &g, &v, NULL), HC_OK);
+    ck_assert_str_eq(hc_value_data(v), "second");
+    hc_value_release(v);
+    gate_destroy(&g);
+}
+END_TEST
+
+/*
+ * A load for "k" (tagged "t") is held inside its loader while inval() runs.
+ * A caller arriving after the invalidation must start its own load (call 2,
+ * "second") instead of joining the stale one; the stale result ("first") is
+ * still handed to its own caller, but is not stored.
+ */
+static void check_overtaken_load(void (*inval)(void))
+{
+    gate g;
+    gate_init(&g);
+    caller first, second;
+    const hc_opts *opts = HC_OPTS(.tags = HC_TAGS("t", "u"));
+    caller_start(&first, "k", opts, &g, NULL);
+    gate_wait_calls(&g, 1);
+    inval();
+    caller_start(&second, "k", opts, &g, NULL);
+    gate_wait_calls(&g, 2); /* a second loader run: the stale flight was not joined */
+    gate_release(&g, 1);    /* the fresh load finishes and is stored first */
+    join_all(&second, 1);
+    ck_assert_cached(cache, "k", "second");
+    gate_release(&g, 0);    /* then the stale one returns */
+    ck_assert_int_eq(second.st, HC_OK);
+    ck_assert_str_eq(second.got, "second");
+    join_all(&first, 1);
+    ck_assert_int_eq(first.st, HC_OK);
+    ck_assert_str_eq(first.got, "first");
+    ck_assert_cached(cache, "k", "second"); /* the stale "first" never overwrote it */
+    hc_stats s = stats();
+    ck_assert_uint_eq(s.loads, 2);
+    ck_assert_uint_eq(s.single_flight_joins, 0);
+    ck_assert_uint_eq(s.stale_load_discards, 1);
+    gate_destroy(&g);
+}
+
+static void inval_tag(void)
+{
+    ck_assert_int_eq(hc_invalidate_tag(cache, "u", NULL), HC_OK);
+}
+
+static void inval_key(void)
+{
+    ck_assert_int_eq(hc_invalidate_key(cache, "k", NULL), HC_OK);
+}
+
+static void inval_flush(void)
+{
+    ck_assert_int_eq(hc_flush(cache, NULL), HC_OK);
+}
+
+static void inval_remote_tag(void)
+{
+    ck_assert_int_eq(hc_cache_apply(cache, HC_INVAL_TAG, "t", HC_ORIGIN_DATABASE, NULL), HC_OK);
+}
+
+START_TEST(test_load_overtaken_by_tag_invalidation_is_not_stored)
+{
+    check_overtaken_load(inval_tag);
+}
+END_TEST
+
+START_TEST(test_load_overtaken_by_key_invalidation_is_not_stored)
+{
+    check_overtaken_load(inval_key);
+}
+END_TEST
+
+START_TEST(test_load_overtaken_by_flush_is_not_stored)
+{
+    check_overtaken_load(inval_flush);
+}
+END_TEST
+
+START_TEST(test_load_overtaken_by_applied_invalidation_is_not_stored)
+{
+    check_overtaken_load(inval_remote_tag);
+}
+END_TEST
+
+static void invalidate_herd(void)
+{
+    hc_invalidate_key(cache, "herd", NULL);
+}
+
+START_TEST(test_joiners_before_an_invalidation_share_the_stale_result)
+{
+    gate g;
+    gate_init(&g);
+    caller callers[NTHREADS];
+    run_herd(callers, &g, invalidate_herd);
+    for (int i = 0; i < NTHREADS; i++)
+        ck_assert_str_eq(callers[i].got, "first");
+    ck_assert_missing(cache, "herd");
+    ck_assert_uint_eq(stats().stale_load_discards, 1);
+    gate_destroy(&g);
+}
+END_TEST
+
+START_TEST(test_bypass_during_a_load_keeps_it_out_of_the_cache)
+{
+    gate g;
+    gate_init(&g);
+    caller first;
+    caller_start(&first, "k", NULL, &g, NULL);
+    gate_wait_calls(&g, 1);
+    hc_cache_set_bypass(cache, true, HC_ORIGIN_BUS);
+    hc_cache_set_bypass(cache, false, HC_ORIGIN_BUS);
+    gate_release(&g, 0);
+    join_all(&first, 1);
+    ck_assert_str_eq(first.got, "first");
+    ck_assert_missing(cache, "k");
+    ck_assert_uint_eq(stats().stale_load_discards, 1);
+    gate_destroy(&g);
+}
+END_TEST
+
+START_TEST(test_hits_do_not_wait_for_a_load_in_flight)
+{
+    gate g;
+    gate_init(&g);
+    put_str(cache, "cached", "yes", NULL);
+    caller slow;
+    caller_start(&slow, "slow", NULL, &g, NULL);
+    gate_wait_calls(&g, 1);
+    /* the loader for "slow" is blocked: a hit must not queue behind it */
+    hc_value *v = NULL;
+    ck_assert_int_eq(hc_get_or_load(cache, "cached", NULL, gated_loader, &g, &v, NULL), HC_OK);
+    ck_assert_str_eq(hc_value_data(v), "yes");
+    hc_value_release(v);
+    ck_assert_int_eq(hc_get_or_load(cache, "other", NULL, load_ctx_string, "o", &v, NULL),
+                     HC_OK);
+    hc_value_release(v);
+    gate_release(&g, 0);
+    join_all(&slow, 1);
+    ck_assert_int_eq(g.calls, 1);
+    ck_assert_uint_eq(stats().single_flight_joins, 0);
+    gate_destroy(&g);
+}
+END_TEST
+
+START_TEST(test_bypass_loads_still_share_one_run)
+{
+    gate g;
+    gate_init(&g);
+    hc_cache_set_bypass(cache, true, HC_ORIGIN_BUS);
+    caller callers[NTHREADS];
+    run_herd(callers, &g, NULL);
+    ck_assert_int_eq(g.calls, 1);
+    for (int i = 0; i < NTHREADS; i++)
+        ck_assert_str_eq(callers[i].got, "first");
+    hc_stats s = stats();
+    ck_assert_uint_eq(s.bypassed_loads, 1);
+    hc_diagnostics d;
+    hc_cache_diagnostics(cache, &d);
+    ck_assert_uint_eq(d.entries, 0);
+    gate_destroy(&g);
+}
+END_TEST
+
+/* ------------------------------------------------------------- detach vs publish */
+
+typedef struct slow_pub {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool inside, leave, done;
+} slow_pub;
+
+static void blocking_publish(void *ctx, hc_cache *c, hc_inval_kind kind, const char *arg)
+{
+    (void)c, (void)kind, (void)arg;
+    slow_pub *p = ctx;
+    pthread_mutex_lock(&p->mu);
+    p->inside = true;
+    pthread_cond_broadcast(&p->cv);
+    while (!p->leave)
+        pthread_cond_wait(&p->cv, &p->mu);
+    p->done = true;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void *flush_thread(void *arg)
+{
+    (void)arg;
+    hc_flush(cache, NULL);
+    return NULL;
+}
+
+static void *detach_thread(void *arg)
+{
+    slow_pub *p = arg;
+    hc_cache_detach_publisher(cache);
+    pthread_mutex_lock(&p->mu);
+    bool publish_finished = p->done; /* detach returned only after the publish ended */
+    pthread_mutex_unlock(&p->mu);
+    return publish_finished ? p : NULL;
+}
+
+START_TEST(test_detach_waits_for_a_publish_in_progress)
+{
+    slow_pub p = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    hc_cache_attach_publisher(cache, blocking_publish, &p, NULL);
+    pthread_t f, d;
+    pthread_create(&f, NULL, flush_thread, NULL);
+    pthread_mutex_lock(&p.mu);
+    while (!p.inside)
+        pthread_cond_wait(&p.cv, &p.mu);
+    pthread_mutex_unlock(&p.mu);
+    pthread_create(&d, NULL, detach_thread, &p);
+    pthread_mutex_lock(&p.mu);
+    p.leave = true;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+    void *res;
+    pthread_join(d, &res);
+    pthread_join(f, NULL);
+    ck_assert_ptr_eq(res, &p);
+}
+END_TEST
+
+static Suite *singleflight_suite(void)
+{
+    Suite *s = suite_create("singleflight");
+    TCase *tc = tcase_create("singleflight");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_concurrent_misses_run_the_loader_once);
+    tcase_add_test(tc, test_loader_error_reaches_every_joined_caller_and_is_not_cached);
+    tcase_add_test(tc, test_load_overtaken_by_tag_invalidation_is_not_stored);
+    tcase_add_test(tc, test_load_overtaken_by_key_invalidation_is_not_stored);
+    tcase_add_test(tc, test_load_overtaken_by_flush_is_not_stored);
+    tcase_add_test(tc, test_load_overtaken_by_applied_invalidation_is_not_stored);
+    tcase_add_test(tc, test_joiners_before_an_invalidation_share_the_stale_result);
+    tcase_add_test(tc, test_bypass_during_a_load_keeps_it_out_of_the_cache);
+    tcase_add_test(tc, test_hits_do_not_wait_for_a_load_in_flight);
+    tcase_add_test(tc, test_bypass_loads_still_share_one_run);
+    tcase_add_test(tc, test_detach_waits_for_a_publish_in_progress);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(singleflight_suite());
+}

@@ -1,0 +1,188 @@
+/*
+ * check_stress.c - readers, writers and invalidators on one small cache for
+ * a fixed number of iterations (meant to run under TSan too).  Writers bump
+ * a key's "database" version and then invalidate it; once all threads are
+ * done, no cached value may be older than its version: a load that raced an
+ * invalidation was never stored.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_test.h"
+#include "hydracache/cache.h"
+
+#define NKEYS 64
+#define READERS 4
+#define WRITERS 2
+#define NOISE 1
+#define ITERS 20000
+
+static hc_cache *cache;
+static atomic_uint db_version[NKEYS];
+static pthread_barrier_t start;
+static atomic_ulong noise_misses;
+
+static void key_name(char *buf, size_t cap, int k)
+{
+    snprintf(buf, cap, "row:%d", k);
+}
+
+static hc_status db_loader(void *ctx, const char *key, hc_value **out, hc_error *err)
+{
+    int k = (int)(intptr_t)ctx;
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "%s=%u", key, atomic_load(&db_version[k]));
+    sched_yield(); /* widen the window in which a writer can overtake this load */
+    *out = hc_value_new(buf, (size_t)n);
+    return *out != NULL ? HC_OK : hc_error_set(err, HC_ERR_NOMEM, "oom");
+}
+
+static void *reader(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    pthread_barrier_wait(&start);
+    for (int i = 0; i < ITERS; i++) {
+        int k = (int)(rand_r(&seed) % NKEYS);
+        char key[32], tag[32], group[32];
+        key_name(key, sizeof key, k);
+        snprintf(tag, sizeof tag, "t:%d", k);
+        snprintf(group, sizeof group, "g:%d", k % 4);
+        hc_value *v = NULL;
+        hc_status st = hc_get_or_load(cache, key, HC_OPTS(.tags = HC_TAGS(tag, group)),
+                                      db_loader, (void *)(intptr_t)k, &v, NULL);
+        ck_assert_int_eq(st, HC_OK);
+        /* never another key's value */
+        ck_assert(strncmp(hc_value_data(v), key, strlen(key)) == 0);
+        ck_assert_int_eq(((const char *)hc_value_data(v))[strlen(key)], '=');
+        hc_value_release(v);
+    }
+    return NULL;
+}
+
+static void *writer(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    pthread_barrier_wait(&start);
+    for (int i = 0; i < ITERS; i++) {
+        int k = (int)(rand_r(&seed) % NKEYS);
+        char name[32];
+        atomic_fetch_add(&db_version[k], 1);
+        switch (rand_r(&seed) % 5) {
+        case 0:
+            key_name(name, sizeof name, k);
+            hc_invalidate_key(cache, name, NULL);
+            break;
+        case 1:
+            snprintf(name, sizeof name, "t:%d", k);
+            hc_invalidate_tag(cache, name, NULL);
+            break;
+        case 2:
+            snprintf(name, sizeof name, "g:%d", k % 4);
+            hc_cache_apply(cache, HC_INVAL_TAG, name, HC_ORIGIN_DATABASE, NULL);
+            break;
+        case 3:
+            key_name(name, sizeof name, k);
+            hc_cache_apply(cache, HC_INVAL_KEY, name, HC_ORIGIN_BUS, NULL);
+            break;
+        default:
+            if (rand_r(&seed) % 50 == 0)
+                hc_flush(cache, NULL);
+            else {
+                snprintf(name, sizeof name, "t:%d", k);
+                hc_invalidate_tag(cache, name, NULL);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Unrelated puts with TTLs, sweeps and stats reads: pressure on the bound. */
+static void *noise(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    static char blob[2048];
+    pthread_barrier_wait(&start);
+    for (int i = 0; i < ITERS; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "noise:%u", rand_r(&seed) % 500);
+        hc_put(cache, key, blob, rand_r(&seed) % sizeof blob, HC_OPTS(.ttl_ms = 1 + i % 3),
+               NULL);
+        hc_value *v = NULL;
+        if (hc_get(cache, key, &v, NULL) == HC_OK)
+            hc_value_release(v);
+        else
+            atomic_fetch_add(&noise_misses, 1);
+        if (i % 500 == 0) {
+            hc_cache_sweep(cache);
+            hc_diagnostics d;
+            hc_cache_diagnostics(cache, &d);
+            ck_assert_uint_le(d.bytes_used, d.bytes_limit);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_concurrent_use_never_leaves_a_stale_value_cached)
+{
+    hc_config cfg = {.max_bytes = 256 * 1024, .shards = 8};
+    cache = hc_cache_new(&cfg, NULL);
+    ck_assert_ptr_nonnull(cache);
+    hc_subscriber *sub = hc_subscribe(cache, HC_EV_ALL, 64, NULL); /* lags, never blocks */
+    hc_enable_access_events(cache, true);
+    pthread_t th[READERS + WRITERS + NOISE];
+    pthread_barrier_init(&start, NULL, READERS + WRITERS + NOISE);
+    int n = 0;
+    for (int i = 0; i < READERS; i++)
+        pthread_create(&th[n++], NULL, reader, (void *)(uintptr_t)(i + 1));
+    for (int i = 0; i < WRITERS; i++)
+        pthread_create(&th[n++], NULL, writer, (void *)(uintptr_t)(i + 100));
+    for (int i = 0; i < NOISE; i++)
+        pthread_create(&th[n++], NULL, noise, (void *)(uintptr_t)(i + 1000));
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+
+    hc_diagnostics d;
+    hc_cache_diagnostics(cache, &d);
+    ck_assert_uint_le(d.bytes_used, d.bytes_limit);
+    ck_assert_uint_eq(hc_stats_total_requests(&d.stats), (uint64_t)(READERS + NOISE) * ITERS);
+    /* every reader miss either led a load or joined one */
+    ck_assert_uint_eq(d.stats.loads + d.stats.single_flight_joins,
+                      d.stats.misses - atomic_load(&noise_misses));
+    for (int k = 0; k < NKEYS; k++) {
+        char key[32], want[64];
+        key_name(key, sizeof key, k);
+        snprintf(want, sizeof want, "%s=%u", key, atomic_load(&db_version[k]));
+        hc_value *v = NULL;
+        if (hc_get(cache, key, &v, NULL) == HC_OK) {
+            ck_assert_str_eq(hc_value_data(v), want);
+            hc_value_release(v);
+        }
+    }
+    ck_assert_uint_gt(d.stats.subscriber_lag, 0);
+    pthread_barrier_destroy(&start);
+    hc_subscriber_free(sub);
+    hc_cache_free(cache);
+}
+END_TEST
+
+static Suite *stress_suite(void)
+{
+    Suite *s = suite_create("stress");
+    TCase *tc = tcase_create("stress");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_concurrent_use_never_leaves_a_stale_value_cached);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(stress_suite());
+}
