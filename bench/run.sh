@@ -153,8 +153,16 @@ if [ -z "$quick" ]; then
     echo
     table
     echo
-    echo "![hit latency](../bench/results/hit_latency.png)"
-    echo "![hit ratio](../bench/results/hit_ratio.png)"
+    for png in hit_latency invalidation hit_ratio; do
+      [ -f "$out/$png.png" ] && echo "![$png](../bench/results/$png.png)"
+    done
+    echo
+    # Hand-written analysis below the generated part survives the next run.
+    if grep -q '^<!-- end results -->' "$src/docs/BENCHMARKS.md" 2>/dev/null; then
+      sed -n '/^<!-- end results -->/,$p' "$src/docs/BENCHMARKS.md"
+    else
+      echo "<!-- end results -->"
+    fi
   } >"$out/BENCHMARKS.md.tmp"
   if [ "$out" = "$src/bench/results" ]; then mv "$out/BENCHMARKS.md.tmp" "$src/docs/BENCHMARKS.md"
   else mv "$out/BENCHMARKS.md.tmp" "$out/BENCHMARKS.md"; fi
