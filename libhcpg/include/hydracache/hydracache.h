@@ -2,16 +2,15 @@
  * hydracache/hydracache.h - umbrella header of libhcpg.
  *
  * #include <hydracache/hydracache.h> and link with `pkg-config --libs hcpg`.
+ *   cache.h  the local cache runtime (values, keys, tags, single-flight, stats, events)
+ *   pg.h     the libpq adapter (hc_pg_fetch_one/optional/all/with, hc_query, entities)
+ *   bus.h    invalidation buses (in-process, PostgreSQL LISTEN/NOTIFY)
  */
 #ifndef HYDRACACHE_H
 #define HYDRACACHE_H
 
 #include <hydracache/cache.h>
-#if __has_include(<hydracache/pg.h>)
 #include <hydracache/pg.h>
-#endif
-#if __has_include(<hydracache/bus.h>)
 #include <hydracache/bus.h>
-#endif
 
 #endif /* HYDRACACHE_H */
