@@ -7,8 +7,10 @@
 #include "config.h"
 
 #include <math.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "hydracache/cache.h"
@@ -22,10 +24,10 @@ typedef struct transport {
     const char *env;
     PGconn *conn;
     hc_cache *cache;
-    bench_samples uncached, cached, raw_get;
-    double uncached_ops, cached_ops, raw_ops;
+    bench_samples uncached, uncached_other, cached, raw_get;
+    double uncached_ops, uncached_other_ops, cached_ops, raw_ops;
     double build_mean_ns; /* hc_query_entity on the stack: part of every cached call */
-    bench_summary su, sc, sr;
+    bench_summary su, su_other, sc, sr;
 } transport;
 
 static char g_sql[256];
@@ -46,6 +48,15 @@ static PGresult *cached_fetch(transport *t, const char *id, hc_error *err)
     return hc_pg_fetch_one(t->cache, t->conn, &q, err);
 }
 
+/* Pin pid (0 = this process) to one CPU. */
+static bool pin(pid_t pid, int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(pid, sizeof set, &set) == 0;
+}
+
 static void check_row(PGresult *r, const char *what)
 {
     if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
@@ -53,8 +64,9 @@ static void check_row(PGresult *r, const char *what)
                   r ? PQresultErrorMessage(r) : "NULL result");
 }
 
-/* Runs trace[from..to) uncached on t; records samples when record; returns the wall time. */
-static uint64_t time_uncached(transport *t, const uint32_t *trace, size_t from, size_t to, bool record)
+/* Runs trace[from..to) uncached on t into out (NULL: not recorded); returns the wall time. */
+static uint64_t time_uncached(transport *t, const uint32_t *trace, size_t from, size_t to,
+                              bench_samples *out)
 {
     uint64_t start = bench_now_ns();
     for (size_t i = from; i < to; i++) {
@@ -66,7 +78,7 @@ static uint64_t time_uncached(transport *t, const uint32_t *trace, size_t from, 
         check_row(r, "PQexecParams");
         PQclear(r);
         uint64_t t1 = bench_now_ns();
-        if (record && !bench_samples_add(&t->uncached, t1 - t0)) bench_die("out of memory");
+        if (out != NULL && !bench_samples_add(out, t1 - t0)) bench_die("out of memory");
     }
     return bench_now_ns() - start;
 }
@@ -143,6 +155,12 @@ int main(int argc, char **argv)
     const size_t warm = o.quick ? 100 : 2000;
     bench_users_sql(TABLE, g_sql, sizeof g_sql);
 
+    /* Setup on a connection of its own: a session that just created and filled
+     * the table was measured markedly slower afterwards. */
+    PGconn *setup = bench_connect_env("HC_TEST_DSN", NULL);
+    if (!bench_users_table(setup, TABLE, NIDS, 0)) bench_die("cannot create %s", TABLE);
+    PQfinish(setup);
+
     transport ts[2] = {{.name = "unix", .env = "HC_TEST_DSN"},
                        {.name = "tcp", .env = "HC_TEST_TCP_DSN"}};
     int nt = 0;
@@ -157,23 +175,43 @@ int main(int argc, char **argv)
         if ((ts[i].cache = hc_cache_new(&cfg, &err)) == NULL) bench_die("hc_cache_new: %s", err.message);
         nt++;
     }
-    if (!bench_users_table(ts[0].conn, TABLE, NIDS, 0)) bench_die("cannot create %s", TABLE);
 
     uint32_t *tu = bench_zipf_trace(NIDS, 0.99, n_uncached, 7);
     uint32_t *tc = bench_zipf_trace(NIDS, 0.99, n_cached, 8);
     if (tu == NULL || tc == NULL) bench_die("out of memory");
-    /* Transports take turns in chunks, so drift in machine load hits both alike. */
-    const size_t chunk = 500;
-    uint64_t wall[2] = {0, 0};
-    for (int i = 0; i < nt; i++) time_uncached(&ts[i], tu, 0, warm, false);
-    for (size_t from = 0; from < n_uncached; from += chunk) {
-        size_t to = from + chunk < n_uncached ? from + chunk : n_uncached;
-        for (int i = 0; i < nt; i++) wall[i] += time_uncached(&ts[i], tu, from, to, true);
+    /*
+     * A round trip's cost depends on whether the server backend runs on the
+     * client's CPU (this VM's idle-CPU wake-ups cost ~70 us, so an unpinned
+     * run measured 25 or 100 us at random).  So the client and each backend
+     * are pinned: same CPU (the fast, conservative baseline) and, with two or
+     * more CPUs, the backends on another CPU.  Needs the right to set the
+     * backends' affinity (root); otherwise one unpinned run.
+     */
+    bool pinned = sysconf(_SC_NPROCESSORS_ONLN) >= 2 && pin(0, 0);
+    for (int i = 0; pinned && i < nt; i++) pinned = pin(PQbackendPID(ts[i].conn), 0);
+    int placements = pinned ? 2 : 1;
+    for (int pl = 0; pl < placements; pl++) {
+        for (int i = 0; pinned && i < nt; i++) pin(PQbackendPID(ts[i].conn), pl);
+        /* Transports take turns in chunks, so drift in machine load hits both alike. */
+        const size_t chunk = 500;
+        uint64_t wall[2] = {0, 0};
+        for (int i = 0; i < nt; i++) time_uncached(&ts[i], tu, 0, warm, NULL);
+        for (size_t from = 0; from < n_uncached; from += chunk) {
+            size_t to = from + chunk < n_uncached ? from + chunk : n_uncached;
+            for (int i = 0; i < nt; i++)
+                wall[i] += time_uncached(&ts[i], tu, from, to,
+                                         pl ? &ts[i].uncached_other : &ts[i].uncached);
+        }
+        for (int i = 0; i < nt; i++) {
+            double ops = (double)n_uncached * 1e9 / (double)wall[i];
+            if (pl) ts[i].uncached_other_ops = ops;
+            else ts[i].uncached_ops = ops;
+        }
     }
-    for (int i = 0; i < nt; i++) ts[i].uncached_ops = (double)n_uncached * 1e9 / (double)wall[i];
     for (int i = 0; i < nt; i++) ts[i].cached_ops = time_cached(&ts[i], tc, n_cached);
     for (int i = 0; i < nt; i++) {
         ts[i].su = bench_summarise(&ts[i].uncached);
+        ts[i].su_other = bench_summarise(&ts[i].uncached_other);
         ts[i].sc = bench_summarise(&ts[i].cached);
         ts[i].sr = bench_summarise(&ts[i].raw_get);
     }
@@ -191,6 +229,10 @@ int main(int argc, char **argv)
     bench_json_int(&j, "uncached_samples", (long long)n_uncached);
     bench_json_int(&j, "uncached_warmup", (long long)warm);
     bench_json_str(&j, "uncached_order", "transports take turns in chunks of 500 queries");
+    bench_json_str(&j, "placement",
+                   pinned ? "client and backends pinned to CPU 0 (uncached); "
+                            "uncached_backend_other_cpu: backends on CPU 1"
+                          : "unpinned (could not set CPU affinity)");
     bench_json_int(&j, "cached_samples", (long long)n_cached);
     bench_json_str(&j, "cached_warmup", "one untimed pass over the same trace (loads)");
     bench_json_int(&j, "sizeof_hc_query", (long long)sizeof(hc_query));
@@ -199,6 +241,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < nt; i++) {
         bench_json_obj(&j, ts[i].name);
         write_summary(&j, "uncached", &ts[i].su, ts[i].uncached_ops);
+        if (placements == 2)
+            write_summary(&j, "uncached_backend_other_cpu", &ts[i].su_other, ts[i].uncached_other_ops);
         write_summary(&j, "cached_hit", &ts[i].sc, ts[i].cached_ops);
         write_summary(&j, "raw_hc_get_same_entry", &ts[i].sr, ts[i].raw_ops);
         bench_json_num(&j, "entity_query_build_mean_us", ts[i].build_mean_ns / 1000.0);
@@ -214,6 +258,10 @@ int main(int argc, char **argv)
         bench_json_num(&j, k, ts[i].su.p99 / ts[i].sc.p99);
         snprintf(k, sizeof k, "%s_ops_cached_over_uncached", ts[i].name);
         bench_json_num(&j, k, ts[i].cached_ops / ts[i].uncached_ops);
+        if (placements == 2) {
+            snprintf(k, sizeof k, "%s_p50_uncached_other_cpu_over_cached", ts[i].name);
+            bench_json_num(&j, k, ts[i].su_other.p50 / ts[i].sc.p50);
+        }
     }
     bench_json_num(&j, "target", 300);
     bench_json_str(&j, "target_on", "p50 latency ratio, every transport");
@@ -243,18 +291,23 @@ int main(int argc, char **argv)
         double r = ts[i].su.p50 / ts[i].sc.p50;
         snprintf(ratio, sizeof ratio, "%.0fx (p50), %.0fx (p99)", r, ts[i].su.p99 / ts[i].sc.p99);
         snprintf(what, sizeof what, "hit latency vs uncached, %s", ts[i].name);
+        char other[96] = "";
+        if (placements == 2)
+            snprintf(other, sizeof other, "; backend on another CPU: p50 %.1f us (%.0fx)",
+                     ts[i].su_other.p50 / 1e3, ts[i].su_other.p50 / ts[i].sc.p50);
         bench_md_row(md, what, ratio, ">= 300x", r >= 300,
                      "hit p50 %.2f us / p99 %.2f us (plain hc_get of the entry: p50 %.2f us); "
-                     "uncached p50 %.1f us / p99 %.1f us",
+                     "uncached p50 %.1f us / p99 %.1f us%s",
                      ts[i].sc.p50 / 1e3, ts[i].sc.p99 / 1e3, ts[i].sr.p50 / 1e3,
-                     ts[i].su.p50 / 1e3, ts[i].su.p99 / 1e3);
-        printf("hit_latency %s: hit p50 %.2f us, uncached p50 %.1f us: %.0fx\n", ts[i].name,
-               ts[i].sc.p50 / 1e3, ts[i].su.p50 / 1e3, r);
+                     ts[i].su.p50 / 1e3, ts[i].su.p99 / 1e3, other);
+        printf("hit_latency %s: hit p50 %.2f us, uncached p50 %.1f us: %.0fx%s\n", ts[i].name,
+               ts[i].sc.p50 / 1e3, ts[i].su.p50 / 1e3, r, other);
     }
     fclose(md);
 
     for (int i = 0; i < nt; i++) {
         bench_samples_free(&ts[i].uncached);
+        bench_samples_free(&ts[i].uncached_other);
         bench_samples_free(&ts[i].cached);
         bench_samples_free(&ts[i].raw_get);
         hc_cache_free(ts[i].cache);
