@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 top=$(pwd)
 bash scripts/setup.sh
-make -s extension-install >/dev/null
+make -s -C build/plain extension-install >/dev/null
 pgdir=$(mktemp -d /tmp/hc-demo-pg.XXXXXX)
 trap 'bash "$top/tests/pgcluster.sh" stop "$pgdir"' EXIT
 envlines=$(bash tests/pgcluster.sh start "$pgdir")
 while IFS= read -r line; do export "${line?}"; done <<<"$envlines"
-./examples/demo "$HC_TEST_DSN"
+./build/plain/examples/demo "$HC_TEST_DSN"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup for a fresh Debian 12 machine: installs the Debian packages the project
-# needs (only those missing), then builds everything in the source tree with Autotools.
-#   bash scripts/setup.sh            # packages + autoreconf + configure + make
+# needs (only those missing), then builds everything with Autotools in build/plain.
+#   bash scripts/setup.sh            # packages + autoreconf + configure + make (build/plain)
 #   HC_SETUP_NO_BUILD=1 bash ...     # packages only
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,11 +23,15 @@ fi
 
 [ "${HC_SETUP_NO_BUILD:-}" = 1 ] && exit 0
 
+# Builds go out of tree (build/plain here; scripts/test.sh adds build/asan and build/tsan),
+# so several configurations can live side by side.  An in-tree configuration would block them.
 if [ ! -x configure ] || [ configure.ac -nt configure ]; then
-  autoreconf -fi >/dev/null
+  autoreconf -fi >/dev/null 2>&1
 fi
-if [ ! -f Makefile ] || [ configure -nt config.status ]; then
-  ./configure -q
+if [ -f config.status ]; then make distclean >/dev/null 2>&1 || rm -f config.status; fi
+mkdir -p build/plain
+if [ ! -f build/plain/Makefile ] || [ configure -nt build/plain/config.status ]; then
+  (cd build/plain && ../../configure -q)
 fi
-make -j"$(nproc)" >/dev/null
-echo "setup: build ok"
+make -C build/plain -j"$(nproc)" >/dev/null
+echo "setup: build ok (build/plain)"

@@ -37,10 +37,10 @@ count_suite() { # $1 = label, $2 = build dir, $3 = make exit code
 }
 
 echo "== [1/5] plain build: make check (unit, integration, extension regress + isolation)"
-make -j"$jobs" check >/tmp/hc-check-plain.out 2>&1; rc=$?
+make -C build/plain -j"$jobs" check >/tmp/hc-check-plain.out 2>&1; rc=$?
 grep -E '^(PASS|FAIL|ERROR|SKIP|XFAIL|XPASS):|^test |^ok |^not ok|tests? (passed|failed)' /tmp/hc-check-plain.out | grep -v '^PASS' || true
 [ $rc = 0 ] || { tail -60 /tmp/hc-check-plain.out; for f in extension/regression.diffs extension/output_iso/regression.diffs; do [ -f "$f" ] && head -80 "$f"; done; }
-count_suite plain "$top" $rc
+count_suite plain "$top/build/plain" $rc
 # the extension's pg_regress/isolation suites are not in test-suite.log: count them from their output
 ext_ok=$(grep -cE '^(ok|test) .* ok|^ok [0-9]+' /tmp/hc-check-plain.out || true)
 passed=$((passed + ext_ok))
@@ -58,9 +58,9 @@ done
 
 echo "== [4/5] valgrind memcheck over the unit suites"
 vg_fail=0; vg_pass=0
-for t in tests/unit/check_*; do
+for t in build/plain/tests/unit/check_*; do
   [ -x "$t" ] && [ "${t%.c}" = "$t" ] && [ "${t%.log}" = "$t" ] && [ "${t%.trs}" = "$t" ] && [ "${t%.o}" = "$t" ] || continue
-  if CK_FORK=no valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+  if HC_SRCDIR="$top" HC_BUILDDIR="$top/build/plain" CK_FORK=no valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
         "$t" >"/tmp/hc-vg-$(basename "$t").out" 2>&1; then
     vg_pass=$((vg_pass + 1))
   else
@@ -71,8 +71,8 @@ echo "valgrind: $vg_pass clean, $vg_fail with errors"
 passed=$((passed + vg_pass)); failed=$((failed + vg_fail))
 
 echo "== [5/5] benchmark smoke run"
-if make -q bench-quick >/dev/null 2>&1 || grep -q '^bench-quick:' Makefile; then
-  if make bench-quick >/tmp/hc-bench-quick.out 2>&1; then passed=$((passed + 1)); echo "bench smoke ok"
+if grep -q '^bench-quick:' build/plain/Makefile; then
+  if make -C build/plain bench-quick >/tmp/hc-bench-quick.out 2>&1; then passed=$((passed + 1)); echo "bench smoke ok"
   else failed=$((failed + 1)); failures+=("bench-quick"); tail -30 /tmp/hc-bench-quick.out; fi
 fi
 
