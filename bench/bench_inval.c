@@ -29,6 +29,7 @@
 #define LOAD_IDS 10000u      /* the writer uses ids PROBE_IDS+1..PROBE_IDS+LOAD_IDS */
 #define REPORT_TIMEOUT_MS 3000
 #define WRITE_RATE 1000.0
+#define PROBE_GAP_NS 2000000L /* 2 ms between probes */
 
 /* Parent -> child: probe id (0 = exit).  Child -> parent: one report per command. */
 typedef struct report {
@@ -214,6 +215,10 @@ static void run_phase(phase *ph, PGconn *conn, int cmd_fd, int rep_fd, size_t pr
         bench_samples_add(&ph->from_sent, r.t_ns - t0);
         if (r.t_ns < t1) ph->ack_negative++;
         bench_samples_add(&ph->from_ack, r.t_ns > t1 ? r.t_ns - t1 : 0);
+        /* Space the probes out: the load phase then lasts seconds, and one
+         * probe's tail never overlaps the next. */
+        struct timespec gap = {.tv_sec = 0, .tv_nsec = PROBE_GAP_NS};
+        nanosleep(&gap, NULL);
     }
 }
 
@@ -290,6 +295,7 @@ int main(int argc, char **argv)
         return 1;
     bench_json_obj(&j, "parameters");
     bench_json_int(&j, "probes_per_phase", (long long)probes);
+    bench_json_num(&j, "gap_between_probes_ms", PROBE_GAP_NS / 1e6);
     bench_json_str(&j, "clock", "CLOCK_MONOTONIC, same machine, both processes");
     bench_json_str(&j, "from_commit_sent", "from just before COMMIT is sent to the child seeing the entry gone");
     bench_json_str(&j, "from_commit_ack", "from COMMIT returning to the writer (negative clamped to 0)");

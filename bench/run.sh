@@ -4,6 +4,8 @@
 #   run.sh [--quick] [--out DIR]
 #     --quick  smoke mode: about a second per scenario, results in a temp dir (or --out),
 #              docs/BENCHMARKS.md untouched.  Proves the benchmarks still run; no verdicts.
+#     --report redraw the plots and rewrite docs/BENCHMARKS.md from the results already in
+#              the output dir (after re-running one program by hand); runs nothing.
 # Environment: HC_SRCDIR / HC_BUILDDIR (set by `make bench`), and the database as the tests
 # get it: HC_TEST_DSN (unix socket), HC_TEST_TCP_DSN (TCP), optional HC_TEST_DB.  Without
 # HC_TEST_DSN a throwaway cluster is started (tests/pgcluster.sh) and torn down on exit.
@@ -13,12 +15,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=${HC_SRCDIR:-$(cd "$here/.." && pwd)}
 build=${HC_BUILDDIR:-$src}
 
-quick=""; out=""
+quick=""; out=""; report_only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=--quick ;;
+    --report) report_only=1 ;;
     --out) out=${2:?--out needs a directory}; shift ;;
-    *) echo "usage: $0 [--quick] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick | --report] [--out DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -40,20 +43,22 @@ if [ -z "$out" ]; then
 fi
 mkdir -p "$out"
 
-if [ -z "${HC_TEST_DSN:-}" ]; then
+if [ -n "$report_only" ]; then
+  : # no database needed
+elif [ -z "${HC_TEST_DSN:-}" ]; then
   pgdir=$(mktemp -d /tmp/hc-bench-pg.XXXXXX)
   envlines=$(bash "$src/tests/pgcluster.sh" start "$pgdir") || { echo "bench: cannot start PostgreSQL" >&2; exit 1; }
   while IFS= read -r line; do export "${line?}"; done <<<"$envlines"
 fi
-if [ -z "${HC_TEST_DB:-}" ]; then
+if [ -z "$report_only" ] && [ -z "${HC_TEST_DB:-}" ]; then
   HC_TEST_DB="hc_bench_$$"
   psql "$HC_TEST_DSN" -XAtq -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$HC_TEST_DB\"" >/dev/null || exit 1
   dbcreated=$HC_TEST_DB
   export HC_TEST_DB
 fi
 # psql/pgbench take PG* variables: point them at the benchmark database too.
-export PGDATABASE=$HC_TEST_DB
-dbq() { psql "$HC_TEST_DSN" -XAtq "$@"; }  # cluster-wide facts only
+export PGDATABASE=${HC_TEST_DB:-}
+dbq() { [ -n "${HC_TEST_DSN:-}" ] && psql "$HC_TEST_DSN" -XAtq "$@"; }  # cluster-wide facts only
 have_ext=$(dbq -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'hydracache'" 2>/dev/null || echo 0)
 
 failed=()
@@ -68,6 +73,7 @@ run() { # $1 = scenario name, rest = command
 skip() { echo "== bench: $1 skipped: $2"; printf '| %s | skipped: %s | - | - | - |\n' "$1" "$2" >"$out/$1.md"; }
 
 prog() { echo "$build/bench/$1"; }
+if [ -z "$report_only" ]; then
 run local_get "$(prog bench_local)" $quick --out "$out"
 run hit_ratio "$(prog bench_hitratio)" $quick --out "$out"
 for p in bench_hit bench_memory bench_inval; do
@@ -95,6 +101,7 @@ if [ -f "$src/bench/write_overhead.sh" ]; then
     skip write_overhead "needs the hydracache extension installed"
   fi
 fi
+fi # report_only
 
 # Plots: also drawn in quick mode so that plot.gp cannot rot.
 if command -v gnuplot >/dev/null; then
@@ -148,8 +155,11 @@ if [ -z "$quick" ]; then
   {
     sed '/^<!-- results -->/q' "$src/docs/BENCHMARKS.md" 2>/dev/null || echo "<!-- results -->"
     echo
-    echo "Latest full run: $(date -u +%Y-%m-%d), $(nproc) CPUs (${machine:-unknown CPU}), $(uname -sr),"
-    echo "$(${CC:-cc} --version 2>/dev/null | head -1), PostgreSQL $(dbq -c 'SHOW server_version' 2>/dev/null)."
+    if [ -z "$report_only" ] || [ ! -f "$out/run_info.txt" ]; then
+      echo "Latest full run: $(date -u +%Y-%m-%d), $(nproc) CPUs (${machine:-unknown CPU}), $(uname -sr)," >"$out/run_info.txt"
+      echo "$(${CC:-cc} --version 2>/dev/null | head -1), PostgreSQL $(dbq -c 'SHOW server_version' 2>/dev/null || echo '(unknown)')." >>"$out/run_info.txt"
+    fi
+    cat "$out/run_info.txt"
     echo
     table
     echo
