@@ -391,7 +391,9 @@ void bench_md_row(FILE *f, const char *scenario, const char *ratio, const char *
     va_start(ap, fmt);
     vfprintf(f, fmt, ap);
     va_end(ap);
-    fprintf(f, " | %s | %s | %s |\n", ratio, target, met ? "yes" : "**no**");
+    /* A row without a target ("-") has no verdict either. */
+    bool none = strcmp(target, "-") == 0;
+    fprintf(f, " | %s | %s | %s |\n", ratio, target, none ? "-" : met ? "yes" : "**no**");
 }
 
 /* ------------------------------------------------------------ database */

@@ -113,7 +113,8 @@ bool bench_json_start(bench_json *j, const bench_opts *o, const char *scenario,
 
 /*
  * Markdown summary rows for docs/BENCHMARKS.md: <out_dir>/<scenario>.md gets
- * one "| scenario | measured | ratio | target | met |" row per call.
+ * one "| scenario | measured | ratio | target | met |" row per call (met is
+ * shown as "-" when target is "-").
  */
 FILE *bench_md_open(const bench_opts *o, const char *scenario);
 void bench_md_row(FILE *f, const char *scenario, const char *ratio, const char *target, bool met,

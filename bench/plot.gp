@@ -8,7 +8,7 @@ exists_file(f) = system("test -s '" . f . "' && echo 1 || echo 0") eq "1"
 lat = dir . "/hit_latency.dat"
 if (exists_file(lat)) {
     set output dir . "/hit_latency.png"
-    set title "Latency distribution: cached hc_pg_fetch_one hit vs uncached PQexecParams (1-row, Zipf 0.99)"
+    set title "Cached hc_pg_fetch_one hit vs uncached PQexecParams (1 row, Zipf 0.99; backend on the client CPU)"
     set xlabel "percentile"
     set ylabel "latency (microseconds, log scale)"
     set logscale y
