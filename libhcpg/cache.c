@@ -70,14 +70,9 @@ static uint64_t now_ms(const hc_cache *c)
     return c->clock(c->clock_ctx);
 }
 
-static unsigned spread(const hc_cache *c, uint64_t hash)
+static void count(hc_cache *c, hc_ctr ctr)
 {
-    return hc_store_shard_index(c->store, hash);
-}
-
-static void count(hc_cache *c, uint64_t hash, hc_ctr ctr)
-{
-    hc_counters_add(c->ctrs, spread(c, hash), ctr, 1);
+    hc_counters_add(c->ctrs, ctr, 1);
 }
 
 static void emit(hc_cache *c, hc_event_kind kind, hc_origin origin, hc_evict_reason reason,
@@ -101,8 +96,9 @@ static hc_status check_cache(const hc_cache *c, hc_error *err)
 
 static void on_evict(void *ctx, const char *key, uint64_t hash, hc_evict_reason reason)
 {
+    (void)hash;
     hc_cache *c = ctx;
-    count(c, hash, reason == HC_EVICT_EXPIRED ? HC_CTR_EVICT_EXPIRED : HC_CTR_EVICT_CAPACITY);
+    count(c, reason == HC_EVICT_EXPIRED ? HC_CTR_EVICT_EXPIRED : HC_CTR_EVICT_CAPACITY);
     emit(c, HC_EV_EVICT, HC_ORIGIN_LOCAL, reason, key);
 }
 
@@ -170,7 +166,7 @@ HC_EXTERN hc_cache *hc_cache_new(const hc_config *cfg, hc_error *err)
     };
     c->store = c->name != NULL ? hc_store_new(&sc) : NULL;
     c->inflight = c->store != NULL ? hc_inflight_new(shards) : NULL;
-    c->ctrs = c->inflight != NULL ? hc_counters_new(shards) : NULL;
+    c->ctrs = c->inflight != NULL ? hc_counters_new() : NULL;
     c->events = c->ctrs != NULL ? hc_events_new() : NULL;
     if (c->events == NULL)
         goto nomem;
@@ -231,7 +227,7 @@ HC_EXTERN hc_status hc_get(hc_cache *c, const char *key, hc_value **out, hc_erro
     st = atomic_load_explicit(&c->bypass, memory_order_relaxed)
              ? HC_MISS
              : hc_store_get(c->store, key, klen, hash, out);
-    count(c, hash, st == HC_OK ? HC_CTR_HITS : HC_CTR_MISSES);
+    count(c, st == HC_OK ? HC_CTR_HITS : HC_CTR_MISSES);
     emit_access(c, st == HC_OK ? HC_EV_HIT : HC_EV_MISS, key);
     return st;
 }
@@ -260,50 +256,70 @@ static bool not_bypassed(void *ctx)
     return !atomic_load(&c->bypass);
 }
 
+/*
+ * The put of v under a valid key; v is NULL when st already says why the put
+ * failed.  Whatever the outcome, loads of key that began before the put are
+ * neither stored (key generation) nor joined by later callers (flight
+ * detached), and a put that stores nothing (it failed, bypass is on, or no
+ * room was left) removes the key's entry instead of leaving an older value
+ * readable.
+ */
+static hc_status put_checked(hc_cache *c, const char *key, size_t klen, hc_value *v,
+                             const hc_opts *opts, hc_status st, hc_error *err)
+{
+    size_t ntags = 0;
+    const char *tags[HC_MAX_TAGS];
+    bool stored = false;
+    uint64_t hash = hc__hash(key, klen);
+    /* bump, store or remove, detach: the order the freshness argument at the top needs */
+    hc_gens_bump(&c->key_gens, hash);
+    if (st == HC_OK)
+        st = hc__opts_tags(opts, tags, &ntags, err);
+    if (st == HC_OK)
+        st = hc_store_put(c->store, key, klen, hash, v, tags, ntags, expiry_of(c, opts),
+                          not_bypassed, c, &stored, err);
+    if (stored) {
+        count(c, HC_CTR_PUTS);
+        emit(c, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, key);
+    } else if (hc_store_remove(c->store, key, klen, hash) > 0) {
+        emit(c, HC_EV_INVALIDATE_KEY, HC_ORIGIN_LOCAL, HC_EVICT_NONE, key);
+    }
+    hc_inflight_detach_key(c->inflight, key, klen, hash);
+    return st;
+}
+
 HC_EXTERN hc_status hc_put_value(hc_cache *c, const char *key, hc_value *v,
                                  const hc_opts *opts, hc_error *err)
 {
-    size_t klen, ntags;
-    const char *tags[HC_MAX_TAGS];
+    size_t klen;
     hc_status st = check_cache(c, err);
-    if (st == HC_OK && v == NULL)
-        st = hc_error_set(err, HC_ERR_INVALID, "value is NULL");
     if (st == HC_OK)
         st = hc__key_check(key, &klen, "key", err);
-    if (st == HC_OK)
-        st = hc__opts_tags(opts, tags, &ntags, err);
     if (st != HC_OK)
         return st;
-    uint64_t hash = hc__hash(key, klen);
-    /* a put is newer than any load of this key already running: make those stale */
-    hc_gens_bump(&c->key_gens, hash);
-    bool stored;
-    st = hc_store_put(c->store, key, klen, hash, v, tags, ntags, expiry_of(c, opts),
-                      not_bypassed, c, &stored, err);
-    if (st == HC_OK && stored) {
-        count(c, hash, HC_CTR_PUTS);
-        emit(c, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, key);
-    }
-    return st;
+    if (v == NULL)
+        st = hc_error_set(err, HC_ERR_INVALID, "value is NULL");
+    return put_checked(c, key, klen, v, opts, st, err);
 }
 
 HC_EXTERN hc_status hc_put(hc_cache *c, const char *key, const void *data, size_t len,
                            const hc_opts *opts, hc_error *err)
 {
-    if (data == NULL && len > 0)
-        return hc_error_set(err, HC_ERR_INVALID, "data is NULL");
-    if (len > HC_MAX_VALUE_LEN)
-        return hc_error_set(err, HC_ERR_TOO_LARGE, "value longer than %zu bytes",
-                            HC_MAX_VALUE_LEN);
+    size_t klen;
     hc_status st = check_cache(c, err);
     if (st == HC_OK)
-        st = hc__key_check(key, NULL, "key", err);
+        st = hc__key_check(key, &klen, "key", err);
     if (st != HC_OK)
         return st;
-    hc_value *v = hc_value_new(data, len);
-    if (v == NULL)
-        return hc_error_set(err, HC_ERR_NOMEM, "out of memory copying a value");
-    st = hc_put_value(c, key, v, opts, err);
+    hc_value *v = NULL;
+    if (data == NULL && len > 0)
+        st = hc_error_set(err, HC_ERR_INVALID, "data is NULL");
+    else if (len > HC_MAX_VALUE_LEN)
+        st = hc_error_set(err, HC_ERR_TOO_LARGE, "value longer than %zu bytes",
+                          HC_MAX_VALUE_LEN);
+    else if ((v = hc_value_new(data, len)) == NULL)
+        st = hc_error_set(err, HC_ERR_NOMEM, "out of memory copying a value");
+    st = put_checked(c, key, klen, v, opts, st, err);
     hc_value_release(v);
     return st;
 }
@@ -336,19 +352,19 @@ static void invalidate(hc_cache *c, hc_inval_kind kind, const char *arg, size_t 
         hc_gens_bump(&c->key_gens, hash);
         hc_store_remove(c->store, arg, len, hash);
         hc_inflight_detach_key(c->inflight, arg, len, hash);
-        count(c, hash, HC_CTR_INVAL_KEY);
+        count(c, HC_CTR_INVAL_KEY);
         emit(c, HC_EV_INVALIDATE_KEY, origin, HC_EVICT_NONE, arg);
         break;
     case HC_INVAL_TAG:
         hc_gens_bump(&c->tag_gens, hash);
         hc_store_remove_tag(c->store, arg, len, hash);
         hc_inflight_detach_tag(c->inflight, hash);
-        count(c, hash, HC_CTR_INVAL_TAG);
+        count(c, HC_CTR_INVAL_TAG);
         emit(c, HC_EV_INVALIDATE_TAG, origin, HC_EVICT_NONE, arg);
         break;
     case HC_INVAL_FLUSH:
         flush_all(c);
-        count(c, 0, HC_CTR_INVAL_FLUSH);
+        count(c, HC_CTR_INVAL_FLUSH);
         emit(c, HC_EV_FLUSH, origin, HC_EVICT_NONE, NULL);
         break;
     }
@@ -410,14 +426,24 @@ HC_EXTERN hc_status hc_cache_apply(hc_cache *c, hc_inval_kind kind, const char *
     if (st != HC_OK)
         return st;
     invalidate(c, kind, kind == HC_INVAL_FLUSH ? NULL : arg, len, origin);
-    hc_counters_add(c->ctrs, 0, HC_CTR_BUS_APPLIED, 1);
+    hc_counters_add(c->ctrs, HC_CTR_BUS_APPLIED, 1);
     return HC_OK;
+}
+
+void hc__cache_put_failed(hc_cache *c, const char *key)
+{
+    put_checked(c, key, strlen(key), NULL, NULL, HC_ERR_INVALID, NULL);
 }
 
 void hc__cache_drop(hc_cache *c, const char *key)
 {
     size_t len = strlen(key);
     hc_store_remove(c->store, key, len, hc__hash(key, len));
+}
+
+void hc__cache_count_bypass(hc_cache *c)
+{
+    count(c, HC_CTR_BYPASSED_LOADS);
 }
 
 HC_EXTERN size_t hc_cache_sweep(hc_cache *c)
@@ -481,7 +507,7 @@ static void store_loaded(hc_cache *c, const char *key, size_t klen, snapshot *sn
                          const char *const *tags, const hc_opts *opts, hc_value *v)
 {
     if (atomic_load(&c->bypass)) {
-        count(c, snap->key_hash, HC_CTR_BYPASSED_LOADS);
+        count(c, HC_CTR_BYPASSED_LOADS);
         return;
     }
     bool stored = false;
@@ -492,7 +518,7 @@ static void store_loaded(hc_cache *c, const char *key, size_t klen, snapshot *sn
     if (stored) {
         emit(c, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, key);
     } else if (st == HC_OK && !snapshot_current(snap)) {
-        count(c, snap->key_hash, HC_CTR_STALE_DISCARDS);
+        count(c, HC_CTR_STALE_DISCARDS);
         emit(c, HC_EV_STALE_DISCARD, HC_ORIGIN_LOCAL, HC_EVICT_NONE, key);
     }
 }
@@ -503,20 +529,27 @@ static hc_status lead_load(hc_cache *c, const char *key, size_t klen, const char
                            hc_loader_fn loader, void *ctx, hc_value **out, hc_error *err)
 {
     take_snapshot(snap);
-    count(c, snap->key_hash, HC_CTR_LOADS);
+    count(c, HC_CTR_LOADS);
     emit_access(c, HC_EV_LOAD, key);
     hc_error lerr = {.code = HC_OK, .message = ""};
     hc_value *v = NULL;
     hc_status st = loader(ctx, key, &v, &lerr);
-    if (st == HC_OK && v == NULL)
+    if (st == HC_OK && v == NULL) {
         hc_error_set(&lerr, st = HC_ERR_LOADER, "loader returned no value");
+    } else if (st > HC_OK) {
+        /* an outcome (HC_MISS, HC_TIMEOUT...) would reach callers as a status with
+         * neither a value nor an error: it is the loader failing */
+        if (lerr.message[0] == '\0')
+            hc_error_set(&lerr, HC_ERR_LOADER, "loader returned '%s'", hc_status_str(st));
+        st = HC_ERR_LOADER;
+    }
     if (st != HC_OK) {
         hc_value_release(v);
         v = NULL;
         if (lerr.message[0] == '\0')
             hc_error_set(&lerr, st, "loader failed: %s", hc_status_str(st));
         lerr.code = st;
-        count(c, snap->key_hash, HC_CTR_LOAD_ERRORS);
+        count(c, HC_CTR_LOAD_ERRORS);
         emit_access(c, HC_EV_LOAD_ERROR, key);
         if (err != NULL)
             *err = lerr;
@@ -528,13 +561,46 @@ static hc_status lead_load(hc_cache *c, const char *key, size_t klen, const char
     return st;
 }
 
+/* The miss path of hc_get_or_load: validate the tags, then lead or join a load. */
+static hc_status miss(hc_cache *c, lookup *l, const hc_opts *opts, hc_loader_fn loader,
+                      void *ctx, hc_value **out, hc_error *err)
+{
+    const char *tags[HC_MAX_TAGS];
+    snapshot snap = {.c = c, .key_hash = l->hash};
+    hc_status st = hc__opts_tags(opts, tags, &snap.ntags, err);
+    if (st != HC_OK)
+        return st;
+    for (size_t i = 0; i < snap.ntags; i++)
+        snap.tag_hash[i] = hc__hash(tags[i], strlen(tags[i]));
+    hc_flight_role role;
+    hc_flight *fl;
+    hc_value *hit;
+    st = hc_inflight_begin(c->inflight, l->key, l->klen, l->hash, snap.tag_hash, snap.ntags,
+                           recheck_store, l, &role, &fl, &hit);
+    if (st != HC_OK)
+        return hc_error_set(err, st, st == HC_ERR_STATE ? "loader of '%s' asked for its own key"
+                                                        : "out of memory starting a load of '%s'",
+                            l->key);
+    if (role == HC_FLIGHT_HIT) {
+        count(c, HC_CTR_HITS);
+        emit_access(c, HC_EV_HIT, l->key);
+        *out = hit;
+        return HC_OK;
+    }
+    count(c, HC_CTR_MISSES);
+    emit_access(c, HC_EV_MISS, l->key);
+    if (role == HC_FLIGHT_JOINER) {
+        count(c, HC_CTR_JOINS);
+        return hc_inflight_wait(c->inflight, fl, out, err);
+    }
+    return lead_load(c, l->key, l->klen, tags, &snap, opts, fl, loader, ctx, out, err);
+}
+
 HC_EXTERN hc_status hc_get_or_load(hc_cache *c, const char *key, const hc_opts *opts,
                                    hc_loader_fn loader, void *ctx, hc_value **out,
                                    hc_error *err)
 {
     size_t klen;
-    const char *tags[HC_MAX_TAGS];
-    snapshot snap = {.c = c};
     if (out != NULL)
         *out = NULL;
     hc_status st = check_cache(c, err);
@@ -542,38 +608,17 @@ HC_EXTERN hc_status hc_get_or_load(hc_cache *c, const char *key, const hc_opts *
         st = hc_error_set(err, HC_ERR_INVALID, "out or loader is NULL");
     if (st == HC_OK)
         st = hc__key_check(key, &klen, "key", err);
+    /* hits pay only for the cheap tag checks; the full ones run on a miss */
     if (st == HC_OK)
-        st = hc__opts_tags(opts, tags, &snap.ntags, err);
+        st = hc__opts_tags_quick(opts, err);
     if (st != HC_OK)
         return st;
     lookup l = {c, key, klen, hc__hash(key, klen)};
-    snap.key_hash = l.hash;
-
     /* hits never touch single-flight */
     hc_value *hit = recheck_store(&l);
-    if (hit == NULL) {
-        for (size_t i = 0; i < snap.ntags; i++)
-            snap.tag_hash[i] = hc__hash(tags[i], strlen(tags[i]));
-        hc_flight_role role;
-        hc_flight *fl;
-        st = hc_inflight_begin(c->inflight, key, klen, l.hash, snap.tag_hash, snap.ntags,
-                               recheck_store, &l, &role, &fl, &hit);
-        if (st != HC_OK)
-            return hc_error_set(err, st, st == HC_ERR_STATE
-                                             ? "loader of '%s' asked for its own key"
-                                             : "out of memory starting a load of '%s'",
-                                key);
-        if (role != HC_FLIGHT_HIT) {
-            count(c, l.hash, HC_CTR_MISSES);
-            emit_access(c, HC_EV_MISS, key);
-            if (role == HC_FLIGHT_JOINER) {
-                count(c, l.hash, HC_CTR_JOINS);
-                return hc_inflight_wait(c->inflight, fl, out, err);
-            }
-            return lead_load(c, key, klen, tags, &snap, opts, fl, loader, ctx, out, err);
-        }
-    }
-    count(c, l.hash, HC_CTR_HITS);
+    if (hit == NULL)
+        return miss(c, &l, opts, loader, ctx, out, err);
+    count(c, HC_CTR_HITS);
     emit_access(c, HC_EV_HIT, key);
     *out = hit;
     return HC_OK;
@@ -735,7 +780,7 @@ HC_EXTERN void hc_cache_bus_count(hc_cache *c, hc_bus_counter ctr, uint64_t n)
         [HC_BUSCTR_RECONNECTS] = HC_CTR_BUS_RECONNECTS,
     };
     if (c != NULL && (unsigned)ctr < sizeof map / sizeof map[0])
-        hc_counters_add(c->ctrs, 0, map[ctr], n);
+        hc_counters_add(c->ctrs, map[ctr], n);
 }
 
 HC_EXTERN void hc_cache_set_bus_state(hc_cache *c, hc_bus_state st)

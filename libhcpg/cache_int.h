@@ -11,4 +11,12 @@
  * published (used to discard an entry found corrupt).  key must be valid. */
 void hc__cache_drop(hc_cache *c, const char *key);
 
+/* A put of key failed before it reached the cache (a view's encoder failed):
+ * leave key absent, as a failed hc_put does.  key must be valid. */
+void hc__cache_put_failed(hc_cache *c, const char *key);
+
+/* A load ran outside the cache because its result must not be stored (the
+ * libpq adapter's calls inside a transaction): counted as bypassed_loads. */
+void hc__cache_count_bypass(hc_cache *c);
+
 #endif

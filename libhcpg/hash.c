@@ -1,7 +1,22 @@
-/* hash.c - a fast 64-bit hash of byte strings (8 bytes per round, strong final mix). */
+/*
+ * hash.c - a fast 64-bit hash of byte strings (8 bytes per round, strong
+ * final mix), keyed by a per-process random seed so that keys chosen by an
+ * outsider (ids in keys and tags) cannot be made to pile into one chain.
+ */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__linux__) && defined(__has_include)
+#if __has_include(<sys/random.h>)
+#include <sys/random.h>
+#define HC_HAVE_GETRANDOM 1
+#endif
+#endif
 
 #include "hash.h"
 
@@ -16,14 +31,61 @@ static inline uint64_t mix64(uint64_t x)
     return x;
 }
 
+static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
+static uint64_t seed; /* written once under seed_once, read-only afterwards */
+
+/* Fill buf from the kernel's random source; 0 on success. */
+static int os_random(void *buf, size_t len)
+{
+#ifdef HC_HAVE_GETRANDOM
+    ssize_t n;
+    do
+        n = getrandom(buf, len, GRND_NONBLOCK);
+    while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)len)
+        return 0;
+#endif
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, (char *)buf + got, len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    return got == len ? 0 : -1;
+}
+
+static void init_seed(void)
+{
+    uint64_t s = 0;
+    if (os_random(&s, sizeof s) != 0) {
+        /* no entropy source (early boot, sandbox): still differs per process
+         * and run through the clock, the pid and address-space layout */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        s = mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30)) ^
+            mix64((uint64_t)getpid()) ^ mix64((uint64_t)(uintptr_t)&s);
+    }
+    seed = s;
+}
+
 uint64_t hc__hash(const void *data, size_t len)
 {
+    pthread_once(&seed_once, init_seed);
+    const uint64_t k = seed;
     const unsigned char *p = data;
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * 0xff51afd7ed558ccdULL);
+    uint64_t h = (0x9e3779b97f4a7c15ULL ^ k) ^ (len * 0xff51afd7ed558ccdULL);
     while (len >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
-        h = (h ^ mix64(w)) * 0x9e3779b97f4a7c15ULL;
+        /* the seed enters every block, so colliding blocks cannot be chosen offline */
+        h = (h ^ mix64(w ^ k)) * 0x9e3779b97f4a7c15ULL;
         h ^= h >> 29;
         p += 8;
         len -= 8;
@@ -31,6 +93,6 @@ uint64_t hc__hash(const void *data, size_t len)
     uint64_t w = 0;
     if (len > 0)
         memcpy(&w, p, len);
-    h ^= mix64(w ^ ((uint64_t)len << 56));
+    h ^= mix64((w ^ k) ^ ((uint64_t)len << 56));
     return mix64(h);
 }

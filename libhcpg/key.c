@@ -147,6 +147,23 @@ hc_status hc__opts_tags(const hc_opts *opts, const char **out, size_t *n_out, hc
     return HC_OK;
 }
 
+static hc_status quick_tag(const char *tag, hc_error *err)
+{
+    return tag != NULL && tag[0] != '\0' ? HC_OK : hc__key_check(tag, NULL, "tag", err);
+}
+
+hc_status hc__opts_tags_quick(const hc_opts *opts, hc_error *err)
+{
+    if (opts == NULL)
+        return HC_OK;
+    if (opts->tags.v == NULL && opts->tags.n > 0)
+        return hc_error_set(err, HC_ERR_INVALID, "hc_opts.tags.v is NULL");
+    for (size_t i = 0; i < opts->tags.n; i++)
+        if (quick_tag(opts->tags.v[i], err) != HC_OK)
+            return HC_ERR_INVALID;
+    return HC_OK; /* an hc_tagset holds only valid tags */
+}
+
 /* ------------------------------------------------------------------ hc_tagset */
 
 struct hc_tagset {

@@ -31,4 +31,12 @@ hc_status hc__key_escape(char *buf, size_t limit, size_t *pos, const char *seg, 
  */
 hc_status hc__opts_tags(const hc_opts *opts, const char **out, size_t *n_out, hc_error *err);
 
+/*
+ * The constant-time-per-tag part of hc__opts_tags, for paths (cache hits)
+ * that do not use the tags: HC_ERR_INVALID for tags.v NULL with n > 0 or a
+ * NULL/empty tag.  Lengths and the distinct-tag count are left to
+ * hc__opts_tags.
+ */
+hc_status hc__opts_tags_quick(const hc_opts *opts, hc_error *err);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cache_int.h"
 #include "hydracache/pg.h"
 #include "pgcodec.h"
 #include "pgint.h"
@@ -427,12 +428,12 @@ typedef enum rows_rule { ROWS_ANY, ROWS_ONE, ROWS_OPTIONAL } rows_rule;
 typedef struct load_ctx {
     const plan *pl;
     const hc_query *q;
-    PGconn *conn;
-    rows_rule rule;
+    PGconn *conn;           /* NULL: hc_pg_fetch_with without a connection */
     hc_pg_loader_fn fn;
     void *fn_ctx;
     PGresult *result;       /* loaded by this thread: handed back as it is */
     PGresult *error_result; /* libpq's error result from this thread's run */
+    bool uncacheable;       /* result valid, but the load ended inside a transaction */
 } load_ctx;
 
 static hc_status check_rows(rows_rule rule, int n, hc_error *err)
@@ -453,6 +454,19 @@ static hc_status pg_error(hc_error *err, const char *msg)
     return hc_error_set(err, HC_ERR_PG, "%.*s", (int)n, msg);
 }
 
+/*
+ * Inside a transaction block the connection may see its own uncommitted
+ * writes or an old snapshot (REPEATABLE READ / SERIALIZABLE), neither of
+ * which other callers may be served; and a cached result may be older than
+ * the transaction's own writes.  So such calls bypass the cache entirely.
+ * Anything but PQTRANS_IDLE counts: INERROR and ACTIVE calls fail at the
+ * server anyway, and UNKNOWN (a broken connection) reports libpq's error.
+ */
+static bool in_transaction(PGconn *conn)
+{
+    return conn != NULL && PQtransactionStatus(conn) != PQTRANS_IDLE;
+}
+
 static PGresult *run_query(load_ctx *lc, hc_status *st, hc_error *err)
 {
     if (lc->fn == NULL) {
@@ -471,13 +485,11 @@ static PGresult *run_query(load_ctx *lc, hc_status *st, hc_error *err)
     return r;
 }
 
-/* The hc_get_or_load loader: run the query, keep the PGresult for the
- * calling thread, hand the cache its encoding. */
-static hc_status load(void *vctx, const char *key, hc_value **out, hc_error *err)
+/* Run the query; keep a PGRES_TUPLES_OK result (any row count) in
+ * lc->result and a server error in lc->error_result. */
+static hc_status run(load_ctx *lc, hc_error *err)
 {
-    load_ctx *lc = vctx;
     hc_status st = HC_OK;
-    (void)key;
     PGresult *r = run_query(lc, &st, err);
     if (r == NULL) return st;
     ExecStatusType es = PQresultStatus(r);
@@ -492,15 +504,34 @@ static hc_status load(void *vctx, const char *key, hc_value **out, hc_error *err
         return hc_error_set(err, HC_ERR_INVALID, "statement returned %s, not rows: only queries are cached",
                             PQresStatus(es));
     }
-    st = check_rows(lc->rule, PQntuples(r), err);
-    if (st == HC_OK) st = hc__pgcodec_encode(r, out, err);
-    if (st != HC_OK) {
-        PQclear(r);
-        return st;
-    }
     PQclear(lc->result);
     lc->result = r;
     return HC_OK;
+}
+
+/* The hc_get_or_load loader: run the query, keep the PGresult for the
+ * calling thread, hand the cache its encoding.  The row count is not
+ * checked here but per caller, so a joiner's rule is its own. */
+static hc_status load(void *vctx, const char *key, hc_value **out, hc_error *err)
+{
+    load_ctx *lc = vctx;
+    (void)key;
+    hc_status st = run(lc, err);
+    if (st != HC_OK) return st;
+    if (in_transaction(lc->conn)) {
+        /* the caller's loader opened a transaction and left it open: its
+         * result may hold uncommitted writes; refuse to store it */
+        lc->uncacheable = true;
+        return hc_error_set(err, HC_ERR_STATE,
+                            "hc_pg_fetch_with_conn: the loader left the connection inside a "
+                            "transaction; result not cached");
+    }
+    st = hc__pgcodec_encode(lc->result, out, err);
+    if (st != HC_OK) {
+        PQclear(lc->result);
+        lc->result = NULL;
+    }
+    return st;
 }
 
 static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule rule,
@@ -515,10 +546,16 @@ static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule r
     if (resolve(q, fn == NULL, &pl, err) != HC_OK) return NULL;
 
     hc_opts opts = {.ttl_ms = pl.ttl_ms, .tags = {pl.tags, pl.ntags}};
-    load_ctx lc = {.pl = &pl, .q = q, .conn = conn, .rule = rule, .fn = fn, .fn_ctx = fn_ctx};
+    load_ctx lc = {.pl = &pl, .q = q, .conn = conn, .fn = fn, .fn_ctx = fn_ctx};
     hc_value *v = NULL;
-    hc_status st = hc_get_or_load(c, pl.key, &opts, load, &lc, &v, err);
-    if (st != HC_OK) {
+    hc_status st;
+    if (in_transaction(conn)) { /* neither read nor store nor join (see in_transaction) */
+        hc__cache_count_bypass(c);
+        st = run(&lc, err);
+    }
+    else
+        st = hc_get_or_load(c, pl.key, &opts, load, &lc, &v, err);
+    if (st != HC_OK && !(lc.uncacheable && lc.result != NULL)) {
         PQclear(lc.result);
         if (lc.error_result != NULL && q->error_result != NULL) *q->error_result = lc.error_result;
         else PQclear(lc.error_result);
@@ -527,9 +564,12 @@ static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule r
         return NULL;
     }
     PQclear(lc.error_result);
+    if (lc.uncacheable && err != NULL) *err = (hc_error){.code = HC_OK}; /* served, just not stored */
     if (lc.result != NULL) { /* this thread ran the query: no need to rebuild */
         hc_value_release(v);
-        return lc.result;
+        if (check_rows(rule, PQntuples(lc.result), err) == HC_OK) return lc.result;
+        PQclear(lc.result);
+        return NULL;
     }
     /* a hit, or another thread's load we joined */
     PGresult *res = NULL;
@@ -540,7 +580,9 @@ static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule r
     if (st == HC_OK) st = check_rows(rule, n, err);
     if (st == HC_OK) st = hc__pgcodec_decode(data, len, conn, &res, err);
     hc_value_release(v);
-    if (st == HC_ERR_CODEC) hc_remove(c, pl.key, NULL); /* so the next call reloads */
+    /* store-only removal so the next call reloads: not an invalidation
+     * (nothing published to other processes, no counters, no event) */
+    if (st == HC_ERR_CODEC) hc__cache_drop(c, pl.key);
     return res;
 }
 
@@ -560,12 +602,18 @@ HC_EXTERN PGresult *hc_pg_fetch_optional(hc_cache *c, PGconn *conn, const hc_que
     return fetch(c, conn, q, ROWS_OPTIONAL, NULL, NULL, err);
 }
 
-HC_EXTERN PGresult *hc_pg_fetch_with(hc_cache *c, const hc_query *q, hc_pg_loader_fn loader,
-                                     void *ctx, hc_error *err)
+HC_EXTERN PGresult *hc_pg_fetch_with_conn(hc_cache *c, PGconn *conn, const hc_query *q,
+                                          hc_pg_loader_fn loader, void *ctx, hc_error *err)
 {
     if (loader == NULL) {
         hc_error_set(err, HC_ERR_INVALID, "hc_pg_fetch_with: loader is NULL");
         return NULL;
     }
-    return fetch(c, NULL, q, ROWS_ANY, loader, ctx, err);
+    return fetch(c, conn, q, ROWS_ANY, loader, ctx, err);
+}
+
+HC_EXTERN PGresult *hc_pg_fetch_with(hc_cache *c, const hc_query *q, hc_pg_loader_fn loader,
+                                     void *ctx, hc_error *err)
+{
+    return hc_pg_fetch_with_conn(c, NULL, q, loader, ctx, err);
 }

@@ -1,5 +1,5 @@
 /*
- * stats.c - per-shard counter blocks, the hc_stats helpers and the enum
+ * stats.c - per-thread counter stripes, the hc_stats helpers and the enum
  * name functions of cache.h.
  */
 #include "config.h"
@@ -11,31 +11,44 @@
 #include "alloc.h"
 #include "stats.h"
 
-typedef struct block {
+#define STRIPES 64u /* power of two */
+
+typedef struct stripe {
     atomic_uint_fast64_t v[HC_CTR_COUNT];
-} __attribute__((aligned(64))) block;
+} __attribute__((aligned(64))) stripe;
 
 struct hc_counters {
-    unsigned nblocks;
-    block *blocks;
+    stripe *stripes;
     void *mem;
 };
 
-hc_counters *hc_counters_new(unsigned blocks)
+/* Threads take stripes in turn, so up to STRIPES threads never share one. */
+static atomic_uint next_stripe;
+static _Thread_local unsigned my_stripe = STRIPES; /* STRIPES = not yet assigned */
+
+unsigned hc_counters_stripe(void)
+{
+    unsigned i = my_stripe;
+    if (i == STRIPES)
+        my_stripe = i =
+            atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % STRIPES;
+    return i;
+}
+
+hc_counters *hc_counters_new(void)
 {
     hc_counters *k = hc__calloc(1, sizeof *k);
     if (k == NULL)
         return NULL;
-    k->nblocks = blocks;
-    k->mem = hc__calloc(1, sizeof(block) * blocks + 63);
+    k->mem = hc__calloc(1, sizeof(stripe) * STRIPES + 63);
     if (k->mem == NULL) {
         free(k);
         return NULL;
     }
-    k->blocks = (block *)(((uintptr_t)k->mem + 63) & ~(uintptr_t)63);
-    for (unsigned b = 0; b < blocks; b++)
+    k->stripes = (stripe *)(((uintptr_t)k->mem + 63) & ~(uintptr_t)63);
+    for (unsigned b = 0; b < STRIPES; b++)
         for (int i = 0; i < HC_CTR_COUNT; i++)
-            atomic_init(&k->blocks[b].v[i], 0);
+            atomic_init(&k->stripes[b].v[i], 0);
     return k;
 }
 
@@ -47,18 +60,18 @@ void hc_counters_free(hc_counters *k)
     }
 }
 
-void hc_counters_add(hc_counters *k, unsigned spread, hc_ctr ctr, uint64_t n)
+void hc_counters_add(hc_counters *k, hc_ctr ctr, uint64_t n)
 {
-    atomic_fetch_add_explicit(&k->blocks[spread & (k->nblocks - 1)].v[ctr], n,
+    atomic_fetch_add_explicit(&k->stripes[hc_counters_stripe()].v[ctr], n,
                               memory_order_relaxed);
 }
 
 void hc_counters_sum(const hc_counters *k, hc_stats *out)
 {
     uint64_t sum[HC_CTR_COUNT] = {0};
-    for (unsigned b = 0; b < k->nblocks; b++)
+    for (unsigned b = 0; b < STRIPES; b++)
         for (int i = 0; i < HC_CTR_COUNT; i++)
-            sum[i] += atomic_load_explicit(&k->blocks[b].v[i], memory_order_relaxed);
+            sum[i] += atomic_load_explicit(&k->stripes[b].v[i], memory_order_relaxed);
     out->hits = sum[HC_CTR_HITS];
     out->misses = sum[HC_CTR_MISSES];
     out->loads = sum[HC_CTR_LOADS];

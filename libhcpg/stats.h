@@ -1,9 +1,11 @@
 /*
- * stats.h (private) - the cache's counters, spread over one cache-line-
- * padded block per shard so that hot counters (hits, misses) written by
- * different threads for different keys do not share a cache line.
- * hc_counters_sum adds the blocks up for hc_cache_stats.  Relaxed atomics:
- * each counter is exact, a snapshot is only "consistent enough".
+ * stats.h (private) - the cache's counters, striped over cache-line-aligned
+ * blocks, one per thread (a thread takes the next stripe at its first count,
+ * modulo the stripe count), so threads hitting the same hot key do not share
+ * a counter cache line.  hc_counters_sum adds the stripes up for
+ * hc_cache_stats.  Relaxed atomic adds (stripes may be shared once there are
+ * more threads than stripes): each counter is exact, a snapshot is only
+ * "consistent enough".
  * Thread-safe except hc_counters_free.
  */
 #ifndef HC_STATS_H
@@ -39,10 +41,13 @@ typedef enum hc_ctr {
 
 typedef struct hc_counters hc_counters;
 
-hc_counters *hc_counters_new(unsigned blocks); /* blocks: power of two */
+hc_counters *hc_counters_new(void);
 void hc_counters_free(hc_counters *k);
-/* Add n to counter ctr in the block chosen by spread (e.g. a shard index). */
-void hc_counters_add(hc_counters *k, unsigned spread, hc_ctr ctr, uint64_t n);
+/* Add n to counter ctr in the calling thread's stripe. */
+void hc_counters_add(hc_counters *k, hc_ctr ctr, uint64_t n);
+/* The calling thread's stripe: assigned at its first use (threads take
+ * stripes in turn), the same for every cache and for the thread's life. */
+unsigned hc_counters_stripe(void);
 /* Fill every counter field of out (events_* and subscriber_lag excluded). */
 void hc_counters_sum(const hc_counters *k, hc_stats *out);
 

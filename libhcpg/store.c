@@ -271,9 +271,12 @@ static void do_maybe_grow(shard *sh)
             e = next;
         }
     }
+    /* slot i holds (hash | 1) of a hash whose low bits are i: the new slot
+     * takes its low bits from i (bit 0 of the stored value is the marker) and
+     * the next bits from the stored value */
     for (size_t i = 0; i < sh->nghost; i++)
         if (sh->ghost[i] != 0)
-            g[sh->ghost[i] & (nb - 1)] = sh->ghost[i];
+            g[(sh->ghost[i] & (nb - 1) & ~(sh->nghost - 1)) | i] = sh->ghost[i];
     free(sh->buckets);
     free(sh->ghost);
     sh->buckets = b;

@@ -44,7 +44,7 @@ typedef struct hc_store_config {
 hc_store *hc_store_new(const hc_store_config *cfg);
 void hc_store_free(hc_store *s);
 
-/* The shard a hash maps to (also used to spread the cache's counters). */
+/* The shard a hash maps to. */
 unsigned hc_store_shard_index(const hc_store *s, uint64_t hash);
 unsigned hc_store_shards(const hc_store *s);
 

@@ -1,7 +1,8 @@
 /*
  * view.c - typed, namespaced views over a cache: keys get the prefix
  * "<esc(ns)>:" and values pass through the view's codec.  Built only on the
- * public cache API (plus hc__cache_drop for corrupt entries).
+ * public cache API (plus hc__cache_drop for corrupt entries and
+ * hc__cache_put_failed when encoding a put fails).
  */
 #include "config.h"
 
@@ -70,13 +71,16 @@ HC_EXTERN hc_status hc_view_key(const hc_view *v, const char *key, char *buf, si
     return HC_OK;
 }
 
-/* Decode a cached value; a corrupt entry is dropped so it is reloaded next time. */
+/* Decode a cached value.  Only bytes the codec calls corrupt (HC_ERR_CODEC)
+ * drop the entry, so it is reloaded next time; any other failure (no memory,
+ * say) leaves a valid entry in place and passes the codec's status through. */
 static hc_status decode(hc_view *v, const char *full, hc_value *val, void **obj_out,
                         hc_error *err)
 {
     void *obj = NULL;
+    hc_error derr = {.code = HC_OK, .message = ""};
     hc_status st = v->codec.decode(v->codec.ctx, hc_value_data(val), hc_value_len(val), &obj,
-                                   err);
+                                   &derr);
     hc_value_release(val);
     if (st == HC_OK) {
         *obj_out = obj;
@@ -84,10 +88,14 @@ static hc_status decode(hc_view *v, const char *full, hc_value *val, void **obj_
     }
     if (obj != NULL)
         v->codec.free(v->codec.ctx, obj);
-    hc__cache_drop(v->cache, full);
-    if (err != NULL && err->code == HC_ERR_CODEC)
-        return HC_ERR_CODEC;
-    return hc_error_set(err, HC_ERR_CODEC, "cannot decode the entry of '%s'", full);
+    if (st > HC_OK) /* an outcome without an object: the codec broke its contract */
+        return hc_error_set(err, HC_ERR_CODEC, "decoding the entry of '%s' returned '%s'",
+                            full, hc_status_str(st));
+    if (st == HC_ERR_CODEC)
+        hc__cache_drop(v->cache, full);
+    if (derr.code == st && derr.message[0] != '\0')
+        return hc_error_set(err, st, "%s", derr.message);
+    return hc_error_set(err, st, "cannot decode the entry of '%s': %s", full, hc_status_str(st));
 }
 
 HC_EXTERN hc_status hc_view_get(hc_view *v, const char *key, void **obj_out, hc_error *err)
@@ -117,6 +125,8 @@ HC_EXTERN hc_status hc_view_put(hc_view *v, const char *key, const void *obj,
         st = hc_error_set(err, HC_ERR_CODEC, "encode returned no value");
     if (st == HC_OK)
         st = hc_put_value(v->cache, full, val, opts, err);
+    else
+        hc__cache_put_failed(v->cache, full);
     hc_value_release(val);
     return st;
 }

@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PKGS=(build-essential autoconf automake libtool pkg-config check libpq-dev
       postgresql-15 postgresql-client-15 postgresql-server-dev-15
-      libmicrohttpd-dev valgrind gnuplot-nox)
+      libmicrohttpd-dev valgrind gnuplot-nox clang libclang-rt-14-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -31,7 +31,7 @@ fi
 if [ -f config.status ]; then make distclean >/dev/null 2>&1 || rm -f config.status; fi
 mkdir -p build/plain
 if [ ! -f build/plain/Makefile ] || [ configure -nt build/plain/config.status ]; then
-  (cd build/plain && ../../configure -q)
+  (cd build/plain && ../../configure -q --with-actuator)
 fi
 make -C build/plain -j"$(nproc)" >/dev/null
 echo "setup: build ok (build/plain)"

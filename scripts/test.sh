@@ -6,6 +6,7 @@
 #   3. TSan build: unit + integration suites
 #   4. valgrind memcheck over the unit suites
 #   5. benchmark smoke run (bench --quick: proves the benchmarks still run; no timing verdicts)
+#   6. libFuzzer targets (wire parser, PGresult codec, key escaping), 20 s each
 # The cluster is torn down on exit, failure or interrupt.  Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,7 +37,7 @@ count_suite() { # $1 = label, $2 = build dir, $3 = make exit code
   fi
 }
 
-echo "== [1/5] plain build: make check (unit, integration, extension regress + isolation)"
+echo "== [1/6] plain build: make check (unit, integration, extension regress + isolation)"
 make -C build/plain -j"$jobs" check >/tmp/hc-check-plain.out 2>&1; rc=$?
 grep -E '^(PASS|FAIL|ERROR|SKIP|XFAIL|XPASS):|^test |^ok |^not ok|tests? (passed|failed)' /tmp/hc-check-plain.out | grep -v '^PASS' || true
 [ $rc = 0 ] || { tail -60 /tmp/hc-check-plain.out; for f in extension/regression.diffs extension/output_iso/regression.diffs; do [ -f "$f" ] && head -80 "$f"; done; }
@@ -47,16 +48,16 @@ passed=$((passed + ext_ok))
 
 for san in "address,undefined" "thread"; do
   name=$( [ "$san" = thread ] && echo tsan || echo asan )
-  echo "== [$([ $name = asan ] && echo 2 || echo 3)/5] $name build: make check"
+  echo "== [$([ $name = asan ] && echo 2 || echo 3)/6] $name build: make check"
   mkdir -p "build/$name"
-  ( cd "build/$name" && { [ -f Makefile ] || "$top/configure" -q --disable-extension --enable-sanitizers="$san"; } \
+  ( cd "build/$name" && { [ -f Makefile ] || "$top/configure" -q --disable-extension --with-actuator --enable-sanitizers="$san"; } \
       && make -j"$jobs" >/dev/null && make -j"$jobs" check ) >"/tmp/hc-check-$name.out" 2>&1; rc=$?
   grep -E '^(FAIL|ERROR):' "/tmp/hc-check-$name.out" || true
   [ $rc = 0 ] || tail -40 "/tmp/hc-check-$name.out"
   count_suite "$name" "$top/build/$name" $rc
 done
 
-echo "== [4/5] valgrind memcheck over the unit suites"
+echo "== [4/6] valgrind memcheck over the unit suites"
 vg_fail=0; vg_pass=0
 for t in build/plain/tests/unit/check_*; do
   [ -x "$t" ] && [ "${t%.c}" = "$t" ] && [ "${t%.log}" = "$t" ] && [ "${t%.trs}" = "$t" ] && [ "${t%.o}" = "$t" ] || continue
@@ -70,11 +71,15 @@ done
 echo "valgrind: $vg_pass clean, $vg_fail with errors"
 passed=$((passed + vg_pass)); failed=$((failed + vg_fail))
 
-echo "== [5/5] benchmark smoke run"
+echo "== [5/6] benchmark smoke run"
 if grep -q '^bench-quick:' build/plain/Makefile; then
   if make -C build/plain bench-quick >/tmp/hc-bench-quick.out 2>&1; then passed=$((passed + 1)); echo "bench smoke ok"
   else failed=$((failed + 1)); failures+=("bench-quick"); tail -30 /tmp/hc-bench-quick.out; fi
 fi
+
+echo "== [6/6] libFuzzer targets"
+if bash tests/fuzz/run.sh build/plain "${HC_FUZZ_SECONDS:-20}"; then passed=$((passed + 3))
+else failed=$((failed + 1)); failures+=("fuzz"); fi
 
 echo
 [ ${#failures[@]} -eq 0 ] || echo "failed parts: ${failures[*]}"

@@ -1,7 +1,8 @@
 /*
  * check_pg.c - the libpq adapter against a real PostgreSQL: hits equal the
  * server's results, row-count rules, errors pass through uncached,
- * single-flight across threads, invalidation, caller-supplied loaders.
+ * single-flight across threads, invalidation, transactions bypassing the
+ * cache, caller-supplied loaders.
  * Server round trips are counted with sequences the queries advance.
  */
 #include "config.h"
@@ -50,6 +51,9 @@ static void setup(void)
     cache = hc_cache_new(NULL, &err);
     ck_assert_msg(cache != NULL, "hc_cache_new: %s", err.message);
     conn = hc_test_connect();
+    /* undo what a failed test may have left, so failures do not cascade */
+    hc_test_exec(conn, "UPDATE users SET name = CASE id WHEN 1 THEN 'alice' WHEN 2 THEN 'bob' ELSE 'zaphod' END"
+                       " WHERE name IS DISTINCT FROM CASE id WHEN 1 THEN 'alice' WHEN 2 THEN 'bob' ELSE 'zaphod' END");
 }
 
 static void teardown(void)
@@ -171,28 +175,49 @@ END_TEST
 
 /* ------------------------------------------------------------ row-count rules */
 
+/* The row count is checked per caller: the result is cached and a second
+ * hc_pg_fetch_one reports the same error from the cache. */
 static void assert_rowcount_error(const char *sql, const char *msg)
 {
     hc_query q = {.sql = sql};
-    hc_error err = {HC_OK, ""};
-    PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err);
-    ck_assert_ptr_null(r);
-    ck_assert_int_eq(err.code, HC_ERR_ROWCOUNT);
-    ck_assert_str_eq(err.message, msg);
-    char key[HC_MAX_KEY_LEN + 1];
-    ck_assert_int_eq(hc_query_key(&q, key, sizeof key, NULL), HC_OK);
-    ck_assert_int_eq(hc_contains(cache, key, NULL), HC_MISS);
+    for (int i = 0; i < 2; i++) {
+        hc_error err = {HC_OK, ""};
+        PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err);
+        ck_assert_ptr_null(r);
+        ck_assert_int_eq(err.code, HC_ERR_ROWCOUNT);
+        ck_assert_str_eq(err.message, msg);
+    }
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.loads, 1);
+    ck_assert_uint_eq(st.hits, 1);
 }
 
-START_TEST(test_fetch_one_with_no_row_is_an_error_and_not_cached)
+START_TEST(test_fetch_one_with_no_row_is_an_error)
 {
     assert_rowcount_error("SELECT name FROM users WHERE id = -1", "expected exactly one row, got 0");
 }
 END_TEST
 
-START_TEST(test_fetch_one_with_two_rows_is_an_error_and_not_cached)
+START_TEST(test_fetch_one_with_two_rows_is_an_error)
 {
     assert_rowcount_error("SELECT name FROM users WHERE id IN (1, 2)", "expected exactly one row, got 2");
+}
+END_TEST
+
+START_TEST(test_no_row_loaded_by_fetch_one_serves_fetch_optional_from_the_cache)
+{
+    fresh_seq("zero");
+    hc_query q = {.sql = "SELECT n FROM (SELECT nextval('zero') AS n) s WHERE n < 0"};
+    hc_error err = {HC_OK, ""};
+    ck_assert_ptr_null(hc_pg_fetch_one(cache, conn, &q, &err));
+    ck_assert_int_eq(err.code, HC_ERR_ROWCOUNT);
+    PGresult *r = hc_pg_fetch_optional(cache, conn, &q, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_int_eq(PQntuples(r), 0);
+    ck_assert_str_eq(PQfname(r, 0), "n");
+    PQclear(r);
+    ck_assert_int_eq(seq_value("zero"), 1); /* no second round trip */
 }
 END_TEST
 
@@ -234,6 +259,37 @@ START_TEST(test_fetch_all_caches_empty_results)
         PQclear(r);
     }
     ck_assert_int_eq(seq_value("empty"), 1);
+}
+END_TEST
+
+/* A corrupt entry is dropped from the store only: not an invalidation. */
+static void count_publish(void *ctx, hc_cache *c, hc_inval_kind kind, const char *arg)
+{
+    (void)c;
+    (void)kind;
+    (void)arg;
+    ++*(int *)ctx;
+}
+
+START_TEST(test_corrupt_entry_is_dropped_without_an_invalidation)
+{
+    ck_assert_int_eq(hc_put(cache, "user:1", "garbage", 7, NULL, NULL), HC_OK);
+    int published = 0;
+    ck_assert_int_eq(hc_cache_attach_publisher(cache, count_publish, &published, NULL), HC_OK);
+    hc_query q = hc_query_for_entity(&USER, "1");
+    hc_error err = {HC_OK, ""};
+    ck_assert_ptr_null(hc_pg_fetch_one(cache, conn, &q, &err));
+    ck_assert_int_eq(err.code, HC_ERR_CODEC);
+    ck_assert_int_eq(hc_contains(cache, "user:1", NULL), HC_MISS);
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.invalidations_key, 0);
+    ck_assert_int_eq(published, 0);
+    PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err); /* reloads */
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), "alice");
+    PQclear(r);
+    hc_cache_detach_publisher(cache);
 }
 END_TEST
 
@@ -367,6 +423,80 @@ START_TEST(test_collection_tag_reaches_collection_queries)
 }
 END_TEST
 
+/* ------------------------------------------------------------ transactions */
+
+static void assert_name(PGresult *r, const char *name)
+{
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), name);
+    PQclear(r);
+}
+
+START_TEST(test_repeatable_read_snapshot_is_not_stored)
+{
+    /* the snapshot predates a committed write whose invalidation already
+     * arrived: the generation guard cannot see that, so nothing may be stored */
+    hc_query q = hc_query_for_entity(&USER, "2");
+    hc_test_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+    free(hc_test_scalar(conn, "SELECT 1")); /* takes the snapshot */
+    PGconn *other = hc_test_connect();
+    hc_test_exec(other, "UPDATE users SET name = 'new' WHERE id = 2");
+    hc_invalidate_key(cache, "user:2", NULL); /* as the bus would */
+    assert_name(hc_pg_fetch_one(cache, conn, &q, NULL), "bob"); /* the snapshot's row */
+    ck_assert_int_eq(hc_contains(cache, "user:2", NULL), HC_MISS);
+    hc_test_exec(conn, "COMMIT");
+    assert_name(hc_pg_fetch_one(cache, other, &q, NULL), "new");
+    hc_test_exec(other, "UPDATE users SET name = 'bob' WHERE id = 2");
+    PQfinish(other);
+}
+END_TEST
+
+START_TEST(test_uncommitted_write_read_in_a_transaction_is_not_stored)
+{
+    hc_query q = hc_query_for_entity(&USER, "2");
+    hc_test_exec(conn, "BEGIN");
+    hc_test_exec(conn, "UPDATE users SET name = 'uncommitted' WHERE id = 2");
+    assert_name(hc_pg_fetch_one(cache, conn, &q, NULL), "uncommitted");
+    ck_assert_int_eq(hc_contains(cache, "user:2", NULL), HC_MISS);
+    hc_test_exec(conn, "ROLLBACK"); /* no NOTIFY for a rollback */
+    assert_name(hc_pg_fetch_one(cache, conn, &q, NULL), "bob");
+}
+END_TEST
+
+START_TEST(test_cached_entry_is_not_served_inside_a_transaction)
+{
+    hc_query q = hc_query_for_entity(&USER, "2");
+    assert_name(hc_pg_fetch_one(cache, conn, &q, NULL), "bob");
+    hc_test_exec(conn, "BEGIN");
+    hc_test_exec(conn, "UPDATE users SET name = 'mine' WHERE id = 2");
+    assert_name(hc_pg_fetch_one(cache, conn, &q, NULL), "mine"); /* own write */
+    hc_test_exec(conn, "ROLLBACK");
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.hits, 0);
+    ck_assert_uint_eq(st.loads, 1);
+    ck_assert_uint_eq(st.bypassed_loads, 1);
+    assert_name(hc_pg_fetch_one(cache, conn, &q, NULL), "bob"); /* the entry is intact */
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.hits, 1);
+}
+END_TEST
+
+START_TEST(test_failed_transaction_passes_the_server_error_through)
+{
+    hc_query q = hc_query_for_entity(&USER, "2");
+    assert_name(hc_pg_fetch_one(cache, conn, &q, NULL), "bob");
+    hc_test_exec(conn, "BEGIN");
+    PQclear(PQexec(conn, "SELECT 1/0"));
+    ck_assert_int_eq(PQtransactionStatus(conn), PQTRANS_INERROR);
+    hc_error err = {HC_OK, ""};
+    ck_assert_ptr_null(hc_pg_fetch_one(cache, conn, &q, &err)); /* not the cached row */
+    ck_assert_int_eq(err.code, HC_ERR_PG);
+    ck_assert_msg(strstr(err.message, "aborted") != NULL, "message: %s", err.message);
+    hc_test_exec(conn, "ROLLBACK");
+}
+END_TEST
+
 /* ------------------------------------------------------------ caller's loader */
 
 typedef struct prep_ctx {
@@ -383,12 +513,16 @@ static PGresult *prepared_loader(void *vctx, const hc_query *q, hc_error *err)
     return PQexecPrepared(ctx->conn, "user_by_id", q->nparams, q->param_values, NULL, NULL, 0);
 }
 
-START_TEST(test_fetch_with_runs_a_prepared_statement_inside_a_transaction)
+static void prepare_user_by_id(void)
 {
     PGresult *p = PQprepare(conn, "user_by_id", "SELECT id, name FROM users WHERE id = $1", 1, NULL);
     ck_assert_int_eq(PQresultStatus(p), PGRES_COMMAND_OK);
     PQclear(p);
-    hc_test_exec(conn, "BEGIN");
+}
+
+START_TEST(test_fetch_with_runs_a_prepared_statement_once)
+{
+    prepare_user_by_id();
     prep_ctx ctx = {.conn = conn};
     hc_query q = {.sql = "user_by_id", HC_PARAMS("1")};
     hc_query_entity(&q, "user", "1");
@@ -399,8 +533,59 @@ START_TEST(test_fetch_with_runs_a_prepared_statement_inside_a_transaction)
         ck_assert_str_eq(PQgetvalue(r, 0, 1), "alice");
         PQclear(r);
     }
-    hc_test_exec(conn, "COMMIT");
     ck_assert_int_eq(ctx.calls, 1);
+}
+END_TEST
+
+START_TEST(test_fetch_with_conn_inside_a_transaction_bypasses_the_cache)
+{
+    prepare_user_by_id();
+    prep_ctx ctx = {.conn = conn};
+    hc_query q = {.sql = "user_by_id", HC_PARAMS("1")};
+    hc_query_entity(&q, "user", "1");
+    PQclear(hc_pg_fetch_with_conn(cache, conn, &q, prepared_loader, &ctx, NULL)); /* cached */
+    hc_test_exec(conn, "BEGIN");
+    hc_test_exec(conn, "UPDATE users SET name = 'mine' WHERE id = 1");
+    for (int i = 0; i < 2; i++) {
+        hc_error err;
+        PGresult *r = hc_pg_fetch_with_conn(cache, conn, &q, prepared_loader, &ctx, &err);
+        ck_assert_msg(r != NULL, "%s", err.message);
+        ck_assert_str_eq(PQgetvalue(r, 0, 1), "mine"); /* own write, not the cached row */
+        PQclear(r);
+    }
+    hc_test_exec(conn, "ROLLBACK");
+    ck_assert_int_eq(ctx.calls, 3);
+    PGresult *r = hc_pg_fetch_with_conn(cache, conn, &q, prepared_loader, &ctx, NULL);
+    ck_assert_str_eq(PQgetvalue(r, 0, 1), "alice"); /* the entry from before, untouched */
+    PQclear(r);
+    ck_assert_int_eq(ctx.calls, 3);
+}
+END_TEST
+
+static PGresult *begin_then_write_loader(void *vctx, const hc_query *q, hc_error *err)
+{
+    (void)err;
+    prep_ctx *ctx = vctx;
+    ctx->calls++;
+    hc_test_exec(ctx->conn, "BEGIN");
+    hc_test_exec(ctx->conn, "UPDATE users SET name = 'uncommitted' WHERE id = 1");
+    return PQexecPrepared(ctx->conn, "user_by_id", q->nparams, q->param_values, NULL, NULL, 0);
+}
+
+START_TEST(test_fetch_with_conn_loader_leaving_a_transaction_open_is_not_stored)
+{
+    prepare_user_by_id();
+    prep_ctx ctx = {.conn = conn};
+    hc_query q = {.sql = "user_by_id", HC_PARAMS("1")};
+    hc_query_entity(&q, "user", "1");
+    hc_error err = {HC_OK, ""};
+    PGresult *r = hc_pg_fetch_with_conn(cache, conn, &q, begin_then_write_loader, &ctx, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_int_eq(err.code, HC_OK);
+    ck_assert_str_eq(PQgetvalue(r, 0, 1), "uncommitted");
+    PQclear(r);
+    hc_test_exec(conn, "ROLLBACK");
+    ck_assert_int_eq(hc_contains(cache, "user:1", NULL), HC_MISS);
 }
 END_TEST
 
@@ -625,6 +810,57 @@ START_TEST(test_concurrent_misses_run_the_query_once)
 }
 END_TEST
 
+typedef struct rule_worker {
+    pthread_t tid;
+    PGconn *conn;
+    const hc_query *q;
+    PGresult *(*fetch)(hc_cache *, PGconn *, const hc_query *, hc_error *);
+    PGresult *result;
+    hc_error err;
+} rule_worker;
+
+static void *rule_worker_main(void *arg)
+{
+    rule_worker *w = arg;
+    w->result = w->fetch(cache, w->conn, w->q, &w->err);
+    return NULL;
+}
+
+static bool stat_reached(void *ctx)
+{
+    const char *which = ctx;
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    return strcmp(which, "loads") == 0 ? st.loads >= 1 : st.single_flight_joins >= 1;
+}
+
+START_TEST(test_joiner_applies_its_own_row_rule)
+{
+    /* a fetch_optional caller joining a fetch_one load of no row gets the
+     * empty result, not the leader's HC_ERR_ROWCOUNT */
+    hc_test_exec(conn, "SELECT pg_advisory_lock(4343)");
+    /* random() < 0 is never true, but volatile: the planner cannot skip the lock */
+    hc_query q = {.sql = "SELECT n FROM (SELECT pg_advisory_xact_lock_shared(4343), random() AS n) l WHERE n < 0"};
+    rule_worker one = {.conn = hc_test_connect(), .q = &q, .fetch = hc_pg_fetch_one};
+    rule_worker opt = {.conn = hc_test_connect(), .q = &q, .fetch = hc_pg_fetch_optional};
+    ck_assert_int_eq(pthread_create(&one.tid, NULL, rule_worker_main, &one), 0);
+    bool led = hc_test_wait_for(stat_reached, "loads", 20000);
+    ck_assert_int_eq(pthread_create(&opt.tid, NULL, rule_worker_main, &opt), 0);
+    bool joined = led && hc_test_wait_for(stat_reached, "joins", 20000);
+    hc_test_exec(conn, "SELECT pg_advisory_unlock(4343)");
+    pthread_join(one.tid, NULL);
+    pthread_join(opt.tid, NULL);
+    PQfinish(one.conn);
+    PQfinish(opt.conn);
+    ck_assert_msg(joined, "fetch_optional never joined the fetch_one load");
+    ck_assert_ptr_null(one.result);
+    ck_assert_int_eq(one.err.code, HC_ERR_ROWCOUNT);
+    ck_assert_msg(opt.result != NULL, "%s", opt.err.message);
+    ck_assert_int_eq(PQntuples(opt.result), 0);
+    PQclear(opt.result);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pg");
@@ -632,10 +868,11 @@ int main(void)
     TCase *rows = tcase_create("row_counts");
     TCase *errs = tcase_create("errors");
     TCase *inval = tcase_create("invalidation");
+    TCase *txn = tcase_create("transactions");
     TCase *with = tcase_create("fetch_with");
     TCase *conc = tcase_create("concurrency");
     TCase *ext = tcase_create("extension");
-    TCase *all[] = {hits, rows, errs, inval, with, conc, ext};
+    TCase *all[] = {hits, rows, errs, inval, txn, with, conc, ext};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         tcase_add_unchecked_fixture(all[i], schema, NULL);
         tcase_add_checked_fixture(all[i], setup, teardown);
@@ -647,8 +884,9 @@ int main(void)
     tcase_add_test(hits, test_hit_does_not_reach_the_server);
     tcase_add_test(hits, test_different_params_get_different_entries);
     tcase_add_test(hits, test_entity_definition_query_end_to_end);
-    tcase_add_test(rows, test_fetch_one_with_no_row_is_an_error_and_not_cached);
-    tcase_add_test(rows, test_fetch_one_with_two_rows_is_an_error_and_not_cached);
+    tcase_add_test(rows, test_fetch_one_with_no_row_is_an_error);
+    tcase_add_test(rows, test_fetch_one_with_two_rows_is_an_error);
+    tcase_add_test(rows, test_no_row_loaded_by_fetch_one_serves_fetch_optional_from_the_cache);
     tcase_add_test(rows, test_fetch_optional_caches_no_row);
     tcase_add_test(rows, test_fetch_optional_with_two_rows_is_an_error);
     tcase_add_test(rows, test_fetch_all_caches_empty_results);
@@ -658,13 +896,21 @@ int main(void)
     tcase_add_test(errs, test_statement_without_rows_is_invalid_and_not_cached);
     tcase_add_test(errs, test_broken_connection_gives_pg_error);
     tcase_add_test(errs, test_null_arguments_are_invalid);
+    tcase_add_test(errs, test_corrupt_entry_is_dropped_without_an_invalidation);
+    tcase_add_test(txn, test_repeatable_read_snapshot_is_not_stored);
+    tcase_add_test(txn, test_uncommitted_write_read_in_a_transaction_is_not_stored);
+    tcase_add_test(txn, test_cached_entry_is_not_served_inside_a_transaction);
+    tcase_add_test(txn, test_failed_transaction_passes_the_server_error_through);
     tcase_add_test(inval, test_update_then_tag_invalidation_reads_the_new_row);
     tcase_add_test(inval, test_table_wide_tag_reaches_entity_entries);
     tcase_add_test(inval, test_collection_tag_reaches_collection_queries);
-    tcase_add_test(with, test_fetch_with_runs_a_prepared_statement_inside_a_transaction);
+    tcase_add_test(with, test_fetch_with_runs_a_prepared_statement_once);
+    tcase_add_test(with, test_fetch_with_conn_inside_a_transaction_bypasses_the_cache);
+    tcase_add_test(with, test_fetch_with_conn_loader_leaving_a_transaction_open_is_not_stored);
     tcase_add_test(with, test_fetch_with_loader_error_passes_through);
     tcase_add_test(with, test_invalidation_during_load_is_not_stored);
     tcase_add_test(conc, test_concurrent_misses_run_the_query_once);
+    tcase_add_test(conc, test_joiner_applies_its_own_row_rule);
     tcase_add_test(ext, test_adapter_keys_and_tags_equal_the_extension_functions);
     tcase_add_test(ext, test_trigger_invalidates_exactly_the_dependent_entries);
     SRunner *sr = srunner_create(s);

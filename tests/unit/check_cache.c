@@ -179,6 +179,30 @@ START_TEST(test_value_larger_than_the_limit_is_too_large)
 }
 END_TEST
 
+/* A put that stores nothing must not leave the value it was replacing readable. */
+START_TEST(test_failed_put_leaves_the_key_absent)
+{
+    hc_cache *small = new_cache(4096, 0);
+    static char big[8192];
+    hc_error err;
+    const char *null_tag = NULL;
+    ck_assert_int_eq(put_str(small, "k", "old", NULL), HC_OK);
+    ck_assert_int_eq(hc_put(small, "k", big, sizeof big, NULL, &err), HC_ERR_TOO_LARGE);
+    ck_assert_missing(small, "k");
+    ck_assert_int_eq(put_str(small, "k", "old", NULL), HC_OK);
+    ck_assert_int_eq(put_str(small, "k", "new", HC_OPTS(.tags = {&null_tag, 1})),
+                     HC_ERR_INVALID);
+    ck_assert_missing(small, "k");
+    ck_assert_int_eq(put_str(small, "k", "old", NULL), HC_OK);
+    ck_assert_int_eq(hc_put(small, "k", NULL, 1, NULL, &err), HC_ERR_INVALID);
+    ck_assert_missing(small, "k");
+    ck_assert_int_eq(put_str(small, "k", "old", NULL), HC_OK);
+    ck_assert_int_eq(hc_put_value(small, "k", NULL, NULL, &err), HC_ERR_INVALID);
+    ck_assert_missing(small, "k");
+    hc_cache_free(small);
+}
+END_TEST
+
 START_TEST(test_cache_defaults)
 {
     hc_cache *c = hc_cache_new(NULL, NULL);
@@ -382,6 +406,36 @@ static hc_value *infallible(void *ctx, const char *key)
     (void)key;
     return ctx != NULL ? hc_value_new(ctx, strlen(ctx)) : NULL;
 }
+
+static hc_status outcome_loader(void *ctx, const char *key, hc_value **out, hc_error *err)
+{
+    (void)key;
+    (void)out;
+    hc_status st = *(const hc_status *)ctx;
+    return st == HC_MISS ? hc_error_set(err, st, "no such row") : st;
+}
+
+/* HC_MISS/HC_TIMEOUT from a loader is no value and no error: a loader error. */
+START_TEST(test_loader_returning_an_outcome_status_is_a_loader_error)
+{
+    hc_value *v = (hc_value *)1;
+    hc_error err;
+    hc_status ret = HC_MISS;
+    ck_assert_int_eq(hc_get_or_load(cache, "k", NULL, outcome_loader, &ret, &v, &err),
+                     HC_ERR_LOADER);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(err.code, HC_ERR_LOADER);
+    ck_assert_str_eq(err.message, "no such row"); /* the loader's message is kept */
+    ret = HC_TIMEOUT;
+    ck_assert_int_eq(hc_get_or_load(cache, "k", NULL, outcome_loader, &ret, &v, &err),
+                     HC_ERR_LOADER);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(err.code, HC_ERR_LOADER);
+    ck_assert_ptr_nonnull(strstr(err.message, hc_status_str(HC_TIMEOUT)));
+    ck_assert_missing(cache, "k");
+    ck_assert_uint_eq(stats().load_errors, 2);
+}
+END_TEST
 
 START_TEST(test_get_or_insert_with_uses_an_infallible_loader)
 {
@@ -712,6 +766,41 @@ START_TEST(test_access_events_only_when_enabled)
 }
 END_TEST
 
+/* Tags are only stored by a load, so a hit checks them cheaply (NULL array,
+ * NULL or empty tag) and leaves lengths and the distinct-tag count to a miss. */
+START_TEST(test_hit_checks_tags_cheaply_and_a_miss_in_full)
+{
+    const char *many[HC_MAX_TAGS + 1];
+    char names[HC_MAX_TAGS + 1][8];
+    for (int i = 0; i <= HC_MAX_TAGS; i++) {
+        snprintf(names[i], sizeof names[i], "t%d", i);
+        many[i] = names[i];
+    }
+    const hc_opts *too_many = HC_OPTS(.tags = {many, HC_MAX_TAGS + 1});
+    const char *null_tag = NULL;
+    hc_value *v = NULL;
+    hc_error err;
+    put_str(cache, "k", "v", NULL);
+    ck_assert_int_eq(hc_get_or_load(cache, "k", too_many, load_ctx_string, "x", &v, &err),
+                     HC_OK);
+    ck_assert_str_eq(hc_value_data(v), "v");
+    hc_value_release(v);
+    ck_assert_int_eq(hc_get_or_load(cache, "k", HC_OPTS(.tags = {&null_tag, 1}),
+                                    load_ctx_string, "x", &v, &err),
+                     HC_ERR_INVALID);
+    ck_assert_int_eq(hc_get_or_load(cache, "k", HC_OPTS(.tags = {NULL, 1}), load_ctx_string,
+                                    "x", &v, &err),
+                     HC_ERR_INVALID);
+    ck_assert_int_eq(hc_get_or_load(cache, "absent", too_many, load_ctx_string, "x", &v, &err),
+                     HC_ERR_TOO_LARGE);
+    ck_assert_ptr_null(v);
+    hc_stats s = stats();
+    ck_assert_uint_eq(s.hits, 1);
+    ck_assert_uint_eq(s.misses, 0);
+    ck_assert_uint_eq(s.loads, 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ views */
 
 /* Codec for ints stored as decimal text; "bad" bytes fail to decode. */
@@ -817,6 +906,63 @@ START_TEST(test_view_decode_failure_is_a_codec_error_and_drops_the_entry)
     ck_assert_int_eq(hc_view_get(v, "k", (void **)&got, &err), HC_ERR_CODEC);
     ck_assert_int_eq(err.code, HC_ERR_CODEC);
     ck_assert_ptr_null(got);
+    ck_assert_missing(cache, "n:k");
+    hc_view_free(v);
+}
+END_TEST
+
+/* A codec failing for another reason than corrupt bytes. */
+static hc_status decode_status; /* what flaky_decode returns */
+
+static hc_status flaky_decode(void *ctx, const void *data, size_t len, void **obj,
+                              hc_error *err)
+{
+    if (decode_status == HC_OK)
+        return int_decode(ctx, data, len, obj, err);
+    return decode_status < HC_OK ? hc_error_set(err, decode_status, "decoder failed")
+                                 : decode_status;
+}
+
+static const hc_codec flaky_codec = {int_encode, flaky_decode, int_free, NULL};
+
+START_TEST(test_view_decode_failure_other_than_codec_keeps_the_entry)
+{
+    hc_view *v = hc_cache_view(cache, "n", &flaky_codec, NULL);
+    int x = 5, *got = NULL;
+    hc_error err;
+    ck_assert_int_eq(hc_view_put(v, "k", &x, NULL, NULL), HC_OK);
+    decode_status = HC_ERR_NOMEM;
+    ck_assert_int_eq(hc_view_get(v, "k", (void **)&got, &err), HC_ERR_NOMEM);
+    ck_assert_int_eq(err.code, HC_ERR_NOMEM);
+    ck_assert_str_eq(err.message, "decoder failed");
+    ck_assert_ptr_null(got);
+    ck_assert_cached(cache, "n:k", "5");
+    decode_status = HC_MISS; /* not a decode result: reported, entry kept */
+    ck_assert_int_eq(hc_view_get(v, "k", (void **)&got, &err), HC_ERR_CODEC);
+    ck_assert_ptr_null(got);
+    ck_assert_cached(cache, "n:k", "5");
+    decode_status = HC_OK;
+    ck_assert_int_eq(hc_view_get(v, "k", (void **)&got, &err), HC_OK);
+    ck_assert_int_eq(*got, 5);
+    free(got);
+    hc_view_free(v);
+}
+END_TEST
+
+static hc_status failing_encode(void *ctx, const void *obj, hc_value **out, hc_error *err)
+{
+    (void)ctx, (void)obj, (void)out;
+    return hc_error_set(err, HC_ERR_NOMEM, "encoder failed");
+}
+
+START_TEST(test_view_put_failing_to_encode_leaves_the_key_absent)
+{
+    hc_codec codec = int_codec;
+    codec.encode = failing_encode;
+    hc_view *v = hc_cache_view(cache, "n", &codec, NULL);
+    int x = 5;
+    put_str(cache, "n:k", "4", NULL);
+    ck_assert_int_eq(hc_view_put(v, "k", &x, NULL, NULL), HC_ERR_NOMEM);
     ck_assert_missing(cache, "n:k");
     hc_view_free(v);
 }
@@ -953,6 +1099,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_replaced_entry_leaves_its_old_tags);
     tcase_add_test(tc, test_flush_removes_everything);
     tcase_add_test(tc, test_value_larger_than_the_limit_is_too_large);
+    tcase_add_test(tc, test_failed_put_leaves_the_key_absent);
     tcase_add_test(tc, test_cache_defaults);
     tcase_add_test(tc, test_entry_expires_after_its_ttl);
     tcase_add_test(tc, test_default_ttl_applies_and_forever_overrides_it);
@@ -963,6 +1110,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_loaded_entry_carries_opts_tags_and_ttl);
     tcase_add_test(tc, test_loader_error_is_returned_and_not_cached);
     tcase_add_test(tc, test_loader_without_value_is_a_loader_error);
+    tcase_add_test(tc, test_loader_returning_an_outcome_status_is_a_loader_error);
     tcase_add_test(tc, test_get_or_insert_with_uses_an_infallible_loader);
     tcase_add_test(tc, test_loader_may_call_the_cache_for_other_keys);
     tcase_add_test(tc, test_loader_asking_for_its_own_key_fails_instead_of_deadlocking);
@@ -975,9 +1123,12 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_second_publisher_is_refused);
     tcase_add_test(tc, test_mutations_emit_events_with_origin);
     tcase_add_test(tc, test_access_events_only_when_enabled);
+    tcase_add_test(tc, test_hit_checks_tags_cheaply_and_a_miss_in_full);
     tcase_add_test(tc, test_view_prefixes_keys_and_shares_invalidation);
     tcase_add_test(tc, test_view_get_or_load_encodes_and_decodes);
     tcase_add_test(tc, test_view_decode_failure_is_a_codec_error_and_drops_the_entry);
+    tcase_add_test(tc, test_view_decode_failure_other_than_codec_keeps_the_entry);
+    tcase_add_test(tc, test_view_put_failing_to_encode_leaves_the_key_absent);
     tcase_add_test(tc, test_null_and_oversized_arguments_are_rejected);
     suite_add_tcase(s, tc);
     return s;

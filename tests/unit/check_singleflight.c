@@ -47,7 +47,8 @@ typedef struct gate {
     pthread_cond_t cv;
     int calls;       /* loader calls started */
     bool released[4]; /* call i may return */
-    bool fail;       /* return an error instead of a value */
+    bool fail;       /* return fail_status instead of a value */
+    hc_status fail_status; /* HC_ERR_PG unless set */
     const char *values[4]; /* value of call i (0-based) */
 } gate;
 
@@ -78,9 +79,10 @@ static hc_status gated_loader(void *ctx, const char *key, hc_value **out, hc_err
     while (!g->released[me])
         pthread_cond_wait(&g->cv, &g->mu);
     bool fail = g->fail;
+    hc_status fail_status = g->fail_status != HC_OK ? g->fail_status : HC_ERR_PG;
     pthread_mutex_unlock(&g->mu);
     if (fail)
-        return hc_error_set(err, HC_ERR_PG, "load %d failed", me);
+        return hc_error_set(err, fail_status, "load %d failed", me);
     *out = hc_value_new(g->values[me], strlen(g->values[me]));
     return HC_OK;
 }
@@ -213,6 +215,26 @@ START_TEST(test_loader_error_reaches_every_joined_caller_and_is_not_cached)
 }
 END_TEST
 
+START_TEST(test_loader_outcome_status_reaches_every_joiner_as_a_loader_error)
+{
+    gate g;
+    gate_init(&g);
+    g.fail = true;
+    g.fail_status = HC_TIMEOUT;
+    caller callers[NTHREADS];
+    run_herd(callers, &g, NULL);
+    ck_assert_int_eq(g.calls, 1);
+    for (int i = 0; i < NTHREADS; i++) {
+        ck_assert_int_eq(callers[i].st, HC_ERR_LOADER);
+        ck_assert_int_eq(callers[i].err.code, HC_ERR_LOADER);
+        ck_assert_str_eq(callers[i].err.message, "load 0 failed");
+        ck_assert_str_eq(callers[i].got, "");
+    }
+    ck_assert_missing(cache, "herd");
+    gate_destroy(&g);
+}
+END_TEST
+
 /*
  * A load for "k" (tagged "t") is held inside its loader while inval() runs.
  * A caller arriving after the invalidation must start its own load (call 2,
@@ -288,6 +310,79 @@ END_TEST
 START_TEST(test_load_overtaken_by_applied_invalidation_is_not_stored)
 {
     check_overtaken_load(inval_remote_tag);
+}
+END_TEST
+
+typedef struct second_arrival {
+    gate *g;
+    hc_stats before;
+} second_arrival;
+
+/* The second caller either started its own loader run or joined the first. */
+static bool second_started_or_joined(void *ctx)
+{
+    second_arrival *a = ctx;
+    pthread_mutex_lock(&a->g->mu);
+    int calls = a->g->calls;
+    pthread_mutex_unlock(&a->g->mu);
+    return calls >= 2 || stats().single_flight_joins > a->before.single_flight_joins;
+}
+
+/*
+ * A load of "k" is held in its loader while put() stores a newer value that
+ * does not stay in the cache.  A caller arriving after the put misses; it
+ * must run its own load ("second") rather than join the older one ("first").
+ */
+static void check_put_detaches_older_load(void (*put)(void))
+{
+    gate g;
+    gate_init(&g);
+    caller first, second;
+    caller_start(&first, "k", NULL, &g, NULL);
+    gate_wait_calls(&g, 1);
+    put();
+    ck_assert_missing(cache, "k");
+    second_arrival a = {&g, stats()};
+    caller_start(&second, "k", NULL, &g, NULL);
+    ck_assert(hc_test_wait_for(second_started_or_joined, &a, 30000));
+    gate_release(&g, 0);
+    gate_release(&g, 1);
+    join_all(&first, 1);
+    join_all(&second, 1);
+    ck_assert_str_eq(first.got, "first");
+    ck_assert_int_eq(second.st, HC_OK);
+    ck_assert_str_eq(second.got, "second");
+    ck_assert_int_eq(g.calls, 2);
+    ck_assert_uint_eq(stats().single_flight_joins, 0);
+    gate_destroy(&g);
+}
+
+static void put_in_bypass(void)
+{
+    ck_assert_int_eq(put_str(cache, "k", "put", NULL), HC_OK); /* dropped */
+}
+
+static void put_then_evict(void)
+{
+    ck_assert_int_eq(put_str(cache, "k", "put", NULL), HC_OK);
+    ck_assert_cached(cache, "k", "put");
+    ck_assert_int_eq(put_str(cache, "other", "x", NULL), HC_OK); /* evicts "k" */
+}
+
+START_TEST(test_put_dropped_in_bypass_detaches_an_older_load)
+{
+    hc_cache_set_bypass(cache, true, HC_ORIGIN_BUS); /* before the load starts */
+    check_put_detaches_older_load(put_in_bypass);
+}
+END_TEST
+
+START_TEST(test_put_evicted_at_once_detaches_an_older_load)
+{
+    hc_cache_free(cache);
+    hc_config cfg = {.shards = 4, .max_entries = 1};
+    cache = hc_cache_new(&cfg, NULL);
+    ck_assert_ptr_nonnull(cache);
+    check_put_detaches_older_load(put_then_evict);
 }
 END_TEST
 
@@ -439,11 +534,14 @@ static Suite *singleflight_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_concurrent_misses_run_the_loader_once);
     tcase_add_test(tc, test_loader_error_reaches_every_joined_caller_and_is_not_cached);
+    tcase_add_test(tc, test_loader_outcome_status_reaches_every_joiner_as_a_loader_error);
     tcase_add_test(tc, test_load_overtaken_by_tag_invalidation_is_not_stored);
     tcase_add_test(tc, test_load_overtaken_by_key_invalidation_is_not_stored);
     tcase_add_test(tc, test_load_overtaken_by_flush_is_not_stored);
     tcase_add_test(tc, test_load_overtaken_by_applied_invalidation_is_not_stored);
     tcase_add_test(tc, test_joiners_before_an_invalidation_share_the_stale_result);
+    tcase_add_test(tc, test_put_dropped_in_bypass_detaches_an_older_load);
+    tcase_add_test(tc, test_put_evicted_at_once_detaches_an_older_load);
     tcase_add_test(tc, test_bypass_during_a_load_keeps_it_out_of_the_cache);
     tcase_add_test(tc, test_hits_do_not_wait_for_a_load_in_flight);
     tcase_add_test(tc, test_bypass_loads_still_share_one_run);

@@ -1,14 +1,22 @@
-/* check_store.c - the memory bound, eviction accounting and scan resistance. */
+/*
+ * check_store.c - the memory bound, eviction accounting, scan resistance and
+ * the seeded hash behind the table.
+ */
 #include "config.h"
 
 #include <check.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core_test.h"
+#include "hash.h"
 #include "hc_test.h"
 #include "hydracache/cache.h"
+
+static char self_path[4096]; /* this program, for the per-process hash test */
 
 static hc_cache *new_cache(size_t max_bytes, size_t max_entries, unsigned shards)
 {
@@ -173,6 +181,78 @@ START_TEST(test_entries_evicted_as_cold_return_to_main_when_reused)
 }
 END_TEST
 
+/*
+ * The ghost table is direct-mapped by hash and grows with the bucket table.
+ * Keys with even hashes and distinct ghost slots (chosen here with the
+ * table's own hash) are evicted as cold from a one-shard cache, the table
+ * then grows, and the keys come back: the ghost must still know them, so
+ * they go to the main queue and outlive a scan.
+ */
+START_TEST(test_ghosts_survive_table_growth)
+{
+    enum { VICTIMS = 4, GHOST_SLOTS = 16 /* before the first grow */, FILLERS = 24 };
+    char victims[VICTIMS][32], key[32];
+    unsigned used_slots = 0;
+    for (int n = 0, found = 0; found < VICTIMS; n++) {
+        snprintf(key, sizeof key, "victim:%d", n);
+        uint64_t h = hc__hash(key, strlen(key));
+        unsigned slot = (unsigned)(h & (GHOST_SLOTS - 1));
+        if ((h & 1) == 0 && !(used_slots & (1u << slot))) {
+            used_slots |= 1u << slot;
+            snprintf(victims[found++], sizeof victims[0], "%s", key);
+        }
+    }
+    const size_t limit = 64 * 1024;
+    hc_cache *c = new_cache(limit, 0, 1);
+    static char big[56 * 1024];
+    for (int i = 0; i < VICTIMS; i++)
+        ck_assert_int_eq(hc_put(c, victims[i], big, 12 * 1024, NULL, NULL), HC_OK);
+    /* room for this one only once every victim is gone (oldest first) */
+    ck_assert_int_eq(hc_put(c, "filler", big, sizeof big, NULL, NULL), HC_OK);
+    ck_assert_uint_eq(diag(c).stats.evictions_capacity, VICTIMS);
+    hc_remove(c, "filler", NULL);
+    for (int i = 0; i < FILLERS; i++) { /* past the 16 buckets: the table grows */
+        snprintf(key, sizeof key, "small:%d", i);
+        put_str(c, key, "s", NULL);
+    }
+    ck_assert_uint_eq(diag(c).stats.evictions_capacity, VICTIMS);
+    for (int i = 0; i < VICTIMS; i++)
+        put_str(c, victims[i], "back", NULL);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "scan:%d", i);
+        put_str(c, key, "c", NULL);
+    }
+    ck_assert_uint_gt(diag(c).stats.evictions_capacity, 1000);
+    for (int i = 0; i < VICTIMS; i++)
+        ck_assert_msg(hc_contains(c, victims[i], NULL) == HC_OK,
+                      "%s was forgotten by the ghost table", victims[i]);
+    hc_cache_free(c);
+}
+END_TEST
+
+/* Run this program to print hc__hash of a fixed key; the value it printed. */
+static uint64_t hash_in_new_process(void)
+{
+    char cmd[sizeof self_path + 32];
+    snprintf(cmd, sizeof cmd, "'%s' --print-hash", self_path);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    uint64_t h = 0;
+    ck_assert_int_eq(fscanf(p, "%" SCNx64, &h), 1);
+    ck_assert_int_eq(pclose(p), 0);
+    return h;
+}
+
+/* Keys carry user-chosen ids: a per-process seed keeps collisions unpredictable. */
+START_TEST(test_hash_is_stable_in_a_process_and_seeded_per_process)
+{
+    ck_assert_uint_eq(hc__hash("user:42", 7), hc__hash("user:42", 7));
+    ck_assert_uint_ne(hc__hash("user:42", 7), hc__hash("user:43", 7));
+    uint64_t a = hash_in_new_process(), b = hash_in_new_process();
+    ck_assert_msg(a != b, "two processes hashed \"user:42\" alike: %" PRIx64, a);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -184,11 +264,22 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_capacity_evictions_emit_events);
     tcase_add_test(tc, test_one_pass_scan_does_not_evict_the_hot_working_set);
     tcase_add_test(tc, test_entries_evicted_as_cold_return_to_main_when_reused);
+    tcase_add_test(tc, test_ghosts_survive_table_growth);
+    tcase_add_test(tc, test_hash_is_stable_in_a_process_and_seeded_per_process);
     suite_add_tcase(s, tc);
     return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--print-hash") == 0) {
+        printf("%" PRIx64 "\n", hc__hash("user:42", 7));
+        return 0;
+    }
+    ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+    if (n > 0)
+        self_path[n] = '\0';
+    else
+        snprintf(self_path, sizeof self_path, "%s", argv[0]);
     return run_suite(store_suite());
 }

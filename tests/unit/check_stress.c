@@ -17,6 +17,7 @@
 
 #include "core_test.h"
 #include "hydracache/cache.h"
+#include "stats.h"
 
 #define NKEYS 64
 #define READERS 4
@@ -172,12 +173,71 @@ START_TEST(test_concurrent_use_never_leaves_a_stale_value_cached)
 }
 END_TEST
 
+/* ------------------------------------------------------------- counter stripes */
+
+#define HOT_THREADS 80 /* more than the counter stripes: some threads share one */
+#define HOT_GETS 500
+
+static void *hot_reader(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&start);
+    for (int i = 0; i < HOT_GETS; i++) {
+        hc_value *v = NULL;
+        ck_assert_int_eq(hc_get(cache, "hot", &v, NULL), HC_OK);
+        hc_value_release(v);
+        ck_assert_int_eq(hc_get(cache, "cold", &v, NULL), HC_MISS);
+    }
+    return NULL;
+}
+
+START_TEST(test_counts_stay_exact_when_threads_hit_one_hot_key)
+{
+    cache = hc_cache_new(NULL, NULL);
+    ck_assert_ptr_nonnull(cache);
+    put_str(cache, "hot", "v", NULL);
+    pthread_t th[HOT_THREADS];
+    pthread_barrier_init(&start, NULL, HOT_THREADS);
+    for (int i = 0; i < HOT_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, hot_reader, NULL), 0);
+    for (int i = 0; i < HOT_THREADS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&start);
+    hc_stats s;
+    hc_cache_stats(cache, &s);
+    ck_assert_uint_eq(s.hits, (uint64_t)HOT_THREADS * HOT_GETS);
+    ck_assert_uint_eq(s.misses, (uint64_t)HOT_THREADS * HOT_GETS);
+    hc_cache_free(cache);
+    cache = NULL;
+}
+END_TEST
+
+static void *report_stripe(void *arg)
+{
+    *(unsigned *)arg = hc_counters_stripe();
+    return NULL;
+}
+
+/* Counters of a hot key must not be one cache line that every thread writes. */
+START_TEST(test_threads_count_in_their_own_stripes)
+{
+    unsigned mine = hc_counters_stripe(), theirs;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, report_stripe, &theirs), 0);
+    pthread_join(t, NULL);
+    ck_assert_uint_ne(mine, theirs);
+    ck_assert_uint_eq(hc_counters_stripe(), mine); /* fixed for the thread's life */
+}
+END_TEST
+
 static Suite *stress_suite(void)
 {
     Suite *s = suite_create("stress");
     TCase *tc = tcase_create("stress");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_concurrent_use_never_leaves_a_stale_value_cached);
+    tcase_add_test(tc, test_counts_stay_exact_when_threads_hit_one_hot_key);
+    tcase_add_test(tc, test_threads_count_in_their_own_stripes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -194,11 +194,18 @@ HC_EXTERN const char *hc_cache_name(const hc_cache *c);
  * when absent or expired (an expired entry is dropped).
  */
 HC_EXTERN hc_status hc_get(hc_cache *c, const char *key, hc_value **out, hc_error *err);
-/* Store a copy of data under key, replacing any entry.  A put also makes any
- * in-flight load of the same key stale, so an older load never overwrites it. */
+/*
+ * Store a copy of data under key, replacing any entry.  A put also makes any
+ * in-flight load of the same key stale, so an older load never overwrites it,
+ * and callers arriving after the put never join such a load.  A put that
+ * stores nothing (it fails with any status once the cache and key are valid:
+ * HC_ERR_TOO_LARGE, HC_ERR_NOMEM, a bad tag...; or bypass is on; or no room
+ * could be made) removes the key's entry, so a failed put never leaves the
+ * older value readable.
+ */
 HC_EXTERN hc_status hc_put(hc_cache *c, const char *key, const void *data, size_t len,
                            const hc_opts *opts, hc_error *err);
-/* Store a reference to v (the cache takes its own reference). */
+/* Store a reference to v (the cache takes its own reference).  Same rules as hc_put. */
 HC_EXTERN hc_status hc_put_value(hc_cache *c, const char *key, hc_value *v,
                                  const hc_opts *opts, hc_error *err);
 /* HC_OK if key maps to a live value, HC_MISS otherwise (expired entries are
@@ -228,11 +235,17 @@ typedef hc_status (*hc_loader_fn)(void *ctx, const char *key, hc_value **out, hc
  * but not stored (stale_load_discards), and callers arriving after the
  * invalidation start or join a fresh load.  Loader errors reach every joined
  * caller with the loader's status and message and are never cached.  A loader
- * that returns HC_OK with *out NULL yields HC_ERR_LOADER.  A loader asking
+ * that returns HC_OK with *out NULL, or a non-error status other than HC_OK
+ * (HC_MISS, HC_TIMEOUT...), yields HC_ERR_LOADER (with the loader's message
+ * when it gave one), so HC_OK always comes with a value and any other status
+ * with none.  A loader asking
  * for its own key gets HC_ERR_STATE (instead of a deadlock).  A loaded value
  * that cannot be stored (too large for the cache, out of memory) is still
  * returned with HC_OK.
  * In bypass mode (see hc_cache_set_bypass) the loader runs and nothing is stored.
+ * Tags in opts only matter to a load: a hit checks them cheaply (HC_ERR_INVALID
+ * for a NULL tags.v with n > 0 or a NULL/empty tag) and a miss in full (lengths,
+ * HC_MAX_TAGS distinct tags) before the loader runs.
  */
 HC_EXTERN hc_status hc_get_or_load(hc_cache *c, const char *key, const hc_opts *opts,
                                    hc_loader_fn loader, void *ctx, hc_value **out,
@@ -255,7 +268,11 @@ HC_EXTERN size_t hc_cache_sweep(hc_cache *c);
 /*
  * Codec for typed views.  encode turns an object into a new hc_value; decode
  * builds a new object from bytes (HC_ERR_CODEC on bad bytes); free releases an
- * object returned by decode.  Must be thread-safe.
+ * object returned by decode.  Must be thread-safe.  Only HC_ERR_CODEC from
+ * decode drops the cached entry (so it is reloaded); other errors (e.g.
+ * HC_ERR_NOMEM) are returned as they are and keep the entry; a non-error
+ * status other than HC_OK from decode is reported as HC_ERR_CODEC.  A failed
+ * encode in hc_view_put leaves the key absent, like a failed hc_put.
  */
 typedef struct hc_codec {
     hc_status (*encode)(void *ctx, const void *obj, hc_value **out, hc_error *err);

@@ -23,6 +23,15 @@
  * Errors: functions returning PGresult * return NULL on error and fill the
  * optional hc_error.  Only results with status PGRES_TUPLES_OK are cached;
  * server errors are never cached (see hc_query.error_result).
+ *
+ * Transactions: a call whose conn is inside a transaction block
+ * (PQtransactionStatus(conn) != PQTRANS_IDLE) bypasses the cache: it runs the
+ * query on conn and returns the result, but neither reads the cache (a cached
+ * result may predate the transaction's own writes), nor stores (the result may
+ * show uncommitted writes or an old REPEATABLE READ snapshot), nor joins
+ * another thread's load.  Such calls count as bypassed_loads in hc_stats
+ * (neither hit, miss nor load).  hc_pg_fetch_with has no conn and cannot tell: use
+ * hc_pg_fetch_with_conn for loaders that may run inside a transaction.
  */
 #ifndef HYDRACACHE_PG_H
 #define HYDRACACHE_PG_H
@@ -224,8 +233,9 @@ HC_EXTERN size_t hc_query_tags(const hc_query *q, const char **out, size_t cap);
  * bytes without contacting the server; a miss runs PQexecParams once under
  * single-flight (concurrent callers of the same key wait and share it; tag
  * generations are recorded before the query is sent, so a write invalidated
- * meanwhile is never stored) and caches a PGRES_TUPLES_OK result, empty ones
- * included.  Returns a new PGresult (caller PQclear()s) or NULL with err:
+ * meanwhile is never stored) and caches a PGRES_TUPLES_OK result, whatever its
+ * row count (empty ones included).  Inside a transaction the cache is
+ * bypassed (see the top of this file).  Returns a new PGresult (caller PQclear()s) or NULL with err:
  *   HC_ERR_INVALID  NULL cache/conn/q/sql, bad params, a recorded helper
  *                   error, a statement that returns no rows (PGRES_COMMAND_OK);
  *   HC_ERR_PG       libpq's message (connection failure, server error;
@@ -241,8 +251,11 @@ HC_EXTERN PGresult *hc_pg_fetch_all(hc_cache *c, PGconn *conn, const hc_query *q
 /*
  * As hc_pg_fetch_all for a query that must return exactly one row.  0 or
  * several rows: NULL with HC_ERR_ROWCOUNT and the message "expected exactly
- * one row, got N"; such a result is not cached (and a 2-row result cached
- * by hc_pg_fetch_all under the same key is reported the same way).
+ * one row, got N".  The row count is checked per caller, after the cache:
+ * the result itself is cached like any other, so a later hc_pg_fetch_one of
+ * the key reports HC_ERR_ROWCOUNT again from the cache, and an
+ * hc_pg_fetch_optional / hc_pg_fetch_all of the same key (or a caller of
+ * those joining this load) gets the result without a server round trip.
  */
 HC_EXTERN PGresult *hc_pg_fetch_one(hc_cache *c, PGconn *conn, const hc_query *q, hc_error *err);
 
@@ -269,9 +282,28 @@ typedef PGresult *(*hc_pg_loader_fn)(void *ctx, const hc_query *q, hc_error *err
  * must be set), tags and TTL; the loader runs at most once per miss under
  * single-flight, from the calling thread.  The loader's own errors come back
  * with its status (HC_ERR_LOADER when it set none) and are not cached.
+ *
+ * Hazard: without a conn this function cannot see a transaction, so a loader
+ * reading inside one (its own uncommitted writes, an old snapshot) has its
+ * result cached for everyone, and a hit may predate the transaction's own
+ * writes.  Use hc_pg_fetch_with_conn when the loader's connection may be in a
+ * transaction; keep hc_pg_fetch_with for loaders that are not (or that read
+ * from elsewhere than PostgreSQL).
  */
 HC_EXTERN PGresult *hc_pg_fetch_with(hc_cache *c, const hc_query *q, hc_pg_loader_fn loader,
                                      void *ctx, hc_error *err);
+
+/*
+ * hc_pg_fetch_with, told the connection the loader uses (conn may be NULL:
+ * then it is exactly hc_pg_fetch_with).  When conn is inside a transaction
+ * block the cache is bypassed (see the top of this file): the loader runs and
+ * its result is returned, not stored.  If the loader itself leaves conn inside
+ * a transaction, its result is returned to this caller but not stored, and
+ * callers that joined this load get HC_ERR_STATE.  A hit's PGresult is made
+ * for conn (as by hc_pg_fetch_all).  Same threading rules as hc_pg_fetch_all.
+ */
+HC_EXTERN PGresult *hc_pg_fetch_with_conn(hc_cache *c, PGconn *conn, const hc_query *q,
+                                          hc_pg_loader_fn loader, void *ctx, hc_error *err);
 
 #ifdef __cplusplus
 }

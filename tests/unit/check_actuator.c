@@ -1,0 +1,456 @@
+/* check_actuator.c - the read-only HTTP actuator, spoken to over a plain
+ * HTTP/1.0 socket client on an ephemeral loopback port: routes, status codes,
+ * JSON content, methods and the bearer-token rules. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hc_test.h"
+#include "hydracache/registry.h"
+#include "json_check.h"
+
+#define BASE "/actuator/hydracache"
+
+typedef struct http_reply {
+    int status;
+    char *head; /* status line + headers, NUL-terminated */
+    char *body; /* NUL-terminated */
+    size_t body_len;
+} http_reply;
+
+static void reply_free(http_reply *r)
+{
+    free(r->head);
+    free(r->body);
+}
+
+/* One request over a fresh connection; extra_headers end in \r\n each. */
+static http_reply http(unsigned short port, const char *method, const char *path,
+                       const char *extra_headers)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect to %u", port);
+    char req[1024];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: localhost\r\n%s\r\n", method, path,
+                     extra_headers ? extra_headers : "");
+    ck_assert(n > 0 && (size_t)n < sizeof req);
+    ck_assert_int_eq(write(fd, req, (size_t)n), n);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (cap - len < 1024)
+            buf = realloc(buf, cap *= 2);
+        ssize_t r = read(fd, buf + len, cap - len - 1);
+        ck_assert_int_ge(r, 0);
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    http_reply rep = {0};
+    char *sep = strstr(buf, "\r\n\r\n");
+    ck_assert_msg(sep != NULL, "no header end in: %s", buf);
+    ck_assert_int_eq(sscanf(buf, "HTTP/1.%*d %d", &rep.status), 1);
+    rep.head = strndup(buf, (size_t)(sep - buf) + 2);
+    rep.body_len = len - (size_t)(sep + 4 - buf);
+    rep.body = malloc(rep.body_len + 1);
+    memcpy(rep.body, sep + 4, rep.body_len + 1);
+    free(buf);
+    return rep;
+}
+
+/* Value of header name (case-insensitive) copied into out, or false. */
+static bool header(const http_reply *r, const char *name, char *out, size_t cap)
+{
+    size_t n = strlen(name);
+    for (const char *line = strstr(r->head, "\r\n"); line != NULL && line[2] != '\0';
+         line = strstr(line + 2, "\r\n")) {
+        const char *h = line + 2;
+        if (strncasecmp(h, name, n) == 0 && h[n] == ':') {
+            h += n + 1;
+            while (*h == ' ')
+                h++;
+            const char *end = strstr(h, "\r\n");
+            snprintf(out, cap, "%.*s", (int)(end - h), h);
+            return true;
+        }
+    }
+    return false;
+}
+
+#define ck_assert_contains(hay, needle) \
+    ck_assert_msg(strstr((hay), (needle)) != NULL, "missing %s in:\n%s", (needle), (hay))
+
+/* ------------------------------------------------------------- fixture */
+
+static hc_registry *reg;
+static hc_cache *users, *odd;
+static hc_actuator *act;
+static unsigned short port;
+
+static void start_with_token(const char *token)
+{
+    hc_error err;
+    reg = hc_registry_new(&err);
+    ck_assert_ptr_nonnull(reg);
+    users = hc_cache_new(&(hc_config){.name = "users"}, &err);
+    odd = hc_cache_new(&(hc_config){.name = "a/b c"}, &err);
+    ck_assert_ptr_nonnull(users);
+    ck_assert_ptr_nonnull(odd);
+    ck_assert_int_eq(hc_registry_add(reg, users, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add(reg, odd, NULL), HC_OK);
+    hc_actuator_config cfg = {.bearer_token = token};
+    act = hc_actuator_start(reg, &cfg, &err);
+    ck_assert_msg(act != NULL, "hc_actuator_start: %s", err.message);
+    port = hc_actuator_port(act);
+    ck_assert_uint_ne(port, 0);
+}
+
+static void setup(void)
+{
+    start_with_token(NULL);
+}
+
+static void setup_token(void)
+{
+    start_with_token("s3cret-token");
+}
+
+static void teardown(void)
+{
+    hc_actuator_stop(act);
+    ck_assert_int_eq(hc_registry_remove(reg, users, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_remove(reg, odd, NULL), HC_OK);
+    hc_registry_free(reg);
+    hc_cache_free(users);
+    hc_cache_free(odd);
+}
+
+/* ------------------------------------------------------------- routes */
+
+START_TEST(test_health_is_200_up_when_no_cache_is_in_bypass)
+{
+    http_reply r = http(port, "GET", BASE "/health", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_valid(r.body));
+    ck_assert_contains(r.body, "{\"status\":\"UP\"");
+    char ct[128];
+    ck_assert(header(&r, "Content-Type", ct, sizeof ct));
+    ck_assert_str_eq(ct, "application/json");
+    reply_free(&r);
+}
+END_TEST
+
+START_TEST(test_health_is_503_down_while_a_cache_is_in_bypass)
+{
+    hc_cache_set_bypass(odd, true, HC_ORIGIN_LOCAL);
+    http_reply r = http(port, "GET", BASE "/health", NULL);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert(json_valid(r.body));
+    ck_assert_contains(r.body, "{\"status\":\"DOWN\"");
+    ck_assert_contains(r.body, "\"a/b c\":{\"status\":\"DOWN\"");
+    reply_free(&r);
+}
+END_TEST
+
+START_TEST(test_caches_lists_the_registered_caches)
+{
+    http_reply r = http(port, "GET", BASE "/caches", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_valid(r.body));
+    ck_assert_contains(r.body, "{\"name\":\"users\",");
+    ck_assert_contains(r.body, "{\"name\":\"a/b c\",");
+    reply_free(&r);
+}
+END_TEST
+
+START_TEST(test_cache_stats_report_the_counters_of_that_cache)
+{
+    hc_value *v = NULL;
+    ck_assert_int_eq(hc_get(users, "user:1", &v, NULL), HC_MISS);
+    http_reply r = http(port, "GET", BASE "/caches/users/stats", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_valid(r.body));
+    ck_assert_contains(r.body, "{\"name\":\"users\",\"stats\":{\"hits\":0,\"misses\":1,");
+    reply_free(&r);
+}
+END_TEST
+
+START_TEST(test_cache_diagnostics_report_entries_and_bus_state)
+{
+    ck_assert_int_eq(hc_put(users, "user:1", "x", 1, NULL, NULL), HC_OK);
+    http_reply r = http(port, "GET", BASE "/caches/users/diagnostics", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_valid(r.body));
+    ck_assert_contains(r.body, "{\"name\":\"users\",\"diagnostics\":{\"entries\":1,");
+    ck_assert_contains(r.body, "\"bus_state\":\"none\",\"bypass\":false");
+    reply_free(&r);
+}
+END_TEST
+
+START_TEST(test_cache_names_are_percent_decoded_and_may_hold_slashes)
+{
+    http_reply r = http(port, "GET", BASE "/caches/a%2Fb%20c/stats", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_contains(r.body, "{\"name\":\"a/b c\",");
+    reply_free(&r);
+    r = http(port, "GET", BASE "/caches/a/b%20c/diagnostics", NULL);
+    ck_assert_int_eq(r.status, 200);
+    reply_free(&r);
+}
+END_TEST
+
+START_TEST(test_metrics_are_prometheus_text)
+{
+    http_reply r = http(port, "GET", BASE "/metrics", NULL);
+    ck_assert_int_eq(r.status, 200);
+    char ct[128];
+    ck_assert(header(&r, "Content-Type", ct, sizeof ct));
+    ck_assert_str_eq(ct, "text/plain; version=0.0.4; charset=utf-8");
+    ck_assert_contains(r.body, "# TYPE hydracache_hits_total counter\n");
+    ck_assert_contains(r.body, "hydracache_hits_total{cache=\"users\"} 0\n");
+    ck_assert_contains(r.body, "hydracache_entries{cache=\"a/b c\"} 0\n");
+    reply_free(&r);
+}
+END_TEST
+
+START_TEST(test_unknown_cache_is_404)
+{
+    http_reply r = http(port, "GET", BASE "/caches/nope/stats", NULL);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert(json_valid(r.body));
+    reply_free(&r);
+}
+END_TEST
+
+START_TEST(test_unknown_paths_are_404)
+{
+    static const char *paths[] = {"/", "/actuator", BASE, BASE "/", BASE "/healthz",
+                                  BASE "/caches/", BASE "/caches/users", BASE "/caches/users/",
+                                  BASE "/caches/users/keys", BASE "/caches//stats",
+                                  BASE "/metrics/x", "/actuator/hydracachex/health"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        http_reply r = http(port, "GET", paths[i], NULL);
+        ck_assert_msg(r.status == 404, "%s -> %d", paths[i], r.status);
+        reply_free(&r);
+    }
+}
+END_TEST
+
+START_TEST(test_other_methods_are_405_with_allow_header)
+{
+    static const char *methods[] = {"POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        http_reply r = http(port, methods[i], BASE "/caches/users/stats", NULL);
+        ck_assert_msg(r.status == 405, "%s -> %d", methods[i], r.status);
+        char allow[64];
+        ck_assert(header(&r, "Allow", allow, sizeof allow));
+        ck_assert_str_eq(allow, "GET, HEAD");
+        reply_free(&r);
+    }
+    /* a POST with a body changes nothing either */
+    ck_assert_int_eq(hc_put(users, "user:1", "x", 1, NULL, NULL), HC_OK);
+    http_reply r = http(port, "POST", BASE "/caches/users/stats",
+                        "Content-Length: 5\r\n\r\nflush");
+    ck_assert_int_eq(r.status, 405);
+    reply_free(&r);
+    ck_assert_int_eq(hc_contains(users, "user:1", NULL), HC_OK);
+}
+END_TEST
+
+START_TEST(test_head_gets_headers_without_a_body)
+{
+    http_reply r = http(port, "HEAD", BASE "/caches", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, 0);
+    reply_free(&r);
+}
+END_TEST
+
+/* ------------------------------------------------------------- token */
+
+START_TEST(test_missing_token_is_401_with_challenge)
+{
+    http_reply r = http(port, "GET", BASE "/health", NULL);
+    ck_assert_int_eq(r.status, 401);
+    char h[128];
+    ck_assert(header(&r, "WWW-Authenticate", h, sizeof h));
+    ck_assert_str_eq(h, "Bearer realm=\"hydracache\"");
+    ck_assert_ptr_null(strstr(r.body, "users"));
+    reply_free(&r);
+}
+END_TEST
+
+START_TEST(test_wrong_token_is_401)
+{
+    static const char *bad[] = {
+        "Authorization: Bearer wrong\r\n",          "Authorization: Bearer s3cret-toke\r\n",
+        "Authorization: Bearer s3cret-token2\r\n",  "Authorization: Basic s3cret-token\r\n",
+        "Authorization: s3cret-token\r\n",          "Authorization: Bearer \r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        http_reply r = http(port, "GET", BASE "/metrics", bad[i]);
+        ck_assert_msg(r.status == 401, "%s -> %d", bad[i], r.status);
+        reply_free(&r);
+    }
+}
+END_TEST
+
+START_TEST(test_right_token_is_accepted)
+{
+    http_reply r = http(port, "GET", BASE "/caches/users/stats",
+                        "Authorization: Bearer s3cret-token\r\n");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_valid(r.body));
+    reply_free(&r);
+    r = http(port, "GET", BASE "/metrics", "authorization: bearer s3cret-token\r\n");
+    ck_assert_int_eq(r.status, 200);
+    reply_free(&r);
+}
+END_TEST
+
+START_TEST(test_token_is_checked_before_method_and_path)
+{
+    http_reply r = http(port, "DELETE", BASE "/nope", NULL);
+    ck_assert_int_eq(r.status, 401);
+    reply_free(&r);
+    r = http(port, "DELETE", BASE "/caches", "Authorization: Bearer s3cret-token\r\n");
+    ck_assert_int_eq(r.status, 405);
+    reply_free(&r);
+}
+END_TEST
+
+/* ------------------------------------------------------------- lifecycle */
+
+START_TEST(test_start_rejects_bad_arguments)
+{
+    hc_error err;
+    hc_registry *r = hc_registry_new(NULL);
+    ck_assert(hc_actuator_available());
+    ck_assert_ptr_null(hc_actuator_start(NULL, NULL, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    hc_actuator_config cfg = {.bind_address = "localhost"};
+    ck_assert_ptr_null(hc_actuator_start(r, &cfg, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    ck_assert_uint_eq(hc_actuator_port(NULL), 0);
+    hc_actuator_stop(NULL);
+    hc_registry_free(r);
+}
+END_TEST
+
+START_TEST(test_start_fails_on_a_port_in_use)
+{
+    hc_error err;
+    hc_registry *r = hc_registry_new(NULL);
+    hc_actuator *a = hc_actuator_start(r, NULL, &err);
+    ck_assert_ptr_nonnull(a);
+    hc_actuator_config cfg = {.port = hc_actuator_port(a)};
+    ck_assert_ptr_null(hc_actuator_start(r, &cfg, &err));
+    ck_assert_int_eq(err.code, HC_ERR_SYSTEM);
+    hc_actuator_stop(a);
+    hc_registry_free(r);
+}
+END_TEST
+
+START_TEST(test_ipv6_loopback_can_be_bound)
+{
+    hc_error err;
+    hc_registry *r = hc_registry_new(NULL);
+    hc_actuator_config cfg = {.bind_address = "::1"};
+    hc_actuator *a = hc_actuator_start(r, &cfg, &err);
+    if (a == NULL) /* no IPv6 in this container: then it must say so as a system error */
+        ck_assert_int_eq(err.code, HC_ERR_SYSTEM);
+    else
+        ck_assert_uint_ne(hc_actuator_port(a), 0);
+    hc_actuator_stop(a);
+    hc_registry_free(r);
+}
+END_TEST
+
+/* Clients in parallel with cache traffic (for TSan). */
+#define CLIENTS 4
+
+static void *client(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        http_reply r = http(port, "GET", i % 2 ? BASE "/metrics" : BASE "/caches/users/stats",
+                            NULL);
+        ck_assert_int_eq(r.status, 200);
+        reply_free(&r);
+    }
+    return NULL;
+}
+
+START_TEST(test_parallel_requests_during_cache_traffic)
+{
+    pthread_t t[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, client, NULL), 0);
+    for (int i = 0; i < 500; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "user:%d", i % 50);
+        ck_assert_int_eq(hc_put(users, key, "v", 1, NULL, NULL), HC_OK);
+    }
+    for (int i = 0; i < CLIENTS; i++)
+        pthread_join(t[i], NULL);
+    http_reply r = http(port, "GET", BASE "/caches/users/stats", NULL);
+    ck_assert_contains(r.body, "\"puts\":500,");
+    reply_free(&r);
+}
+END_TEST
+
+static Suite *actuator_suite(void)
+{
+    Suite *s = suite_create("actuator");
+    TCase *tc = tcase_create("routes");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_health_is_200_up_when_no_cache_is_in_bypass);
+    tcase_add_test(tc, test_health_is_503_down_while_a_cache_is_in_bypass);
+    tcase_add_test(tc, test_caches_lists_the_registered_caches);
+    tcase_add_test(tc, test_cache_stats_report_the_counters_of_that_cache);
+    tcase_add_test(tc, test_cache_diagnostics_report_entries_and_bus_state);
+    tcase_add_test(tc, test_cache_names_are_percent_decoded_and_may_hold_slashes);
+    tcase_add_test(tc, test_metrics_are_prometheus_text);
+    tcase_add_test(tc, test_unknown_cache_is_404);
+    tcase_add_test(tc, test_unknown_paths_are_404);
+    tcase_add_test(tc, test_other_methods_are_405_with_allow_header);
+    tcase_add_test(tc, test_head_gets_headers_without_a_body);
+    tcase_add_test(tc, test_parallel_requests_during_cache_traffic);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("token");
+    tcase_add_checked_fixture(tc, setup_token, teardown);
+    tcase_add_test(tc, test_missing_token_is_401_with_challenge);
+    tcase_add_test(tc, test_wrong_token_is_401);
+    tcase_add_test(tc, test_right_token_is_accepted);
+    tcase_add_test(tc, test_token_is_checked_before_method_and_path);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("lifecycle");
+    tcase_add_test(tc, test_start_rejects_bad_arguments);
+    tcase_add_test(tc, test_start_fails_on_a_port_in_use);
+    tcase_add_test(tc, test_ipv6_loopback_can_be_bound);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(actuator_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
