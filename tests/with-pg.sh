@@ -13,7 +13,7 @@ case "$prog" in
   *integration/*|*regress/*|*extension*|--always) ;;
   *) exec "$@" ;;
 esac
-[ "$prog" = --always ] && shift
+if [ "$prog" = --always ]; then shift; prog=${1:-}; fi
 
 cleanup_dir=""
 cleanup_db=""
