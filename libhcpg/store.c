@@ -40,7 +40,6 @@ enum { Q_SMALL = 0, Q_MAIN = 1 };
  * writers touch.
  */
 typedef struct entry {
-    hc_value *value;
     uint64_t expires; /* clock ms, 0 = never */
     uint32_t klen;
     uint16_t ntags;
@@ -50,6 +49,7 @@ typedef struct entry {
 } entry;
 
 typedef struct entry_cold {
+    hc_value *value; /* also in the entry's slot */
     struct entry *qprev, *qnext;
     struct entry *dead_next; /* the dead list once removed */
     uint64_t hash;
@@ -76,10 +76,13 @@ static inline entry_cold *cold(const entry *e)
 }
 
 /* Open addressing with linear probing: a lookup scans the full hashes in
- * one or two slot lines and dereferences only the entry whose hash matches. */
+ * one or two slot lines and dereferences only the entry whose hash matches.
+ * The slot repeats the entry's value pointer so that a hit can fetch the
+ * value's line (its reference count) while it compares the key. */
 typedef struct slot {
     uint64_t hash;
     entry *e; /* NULL = empty */
+    hc_value *v;
 } slot;
 
 typedef struct fifo {
@@ -244,7 +247,7 @@ static void shard_destroy(shard *sh)
         entry *e = sh->slots[i].e;
         if (e != NULL) {
             hc_tagindex_unlink(&sh->tags, cold(e)->links, e->ntags);
-            hc_value_release(e->value);
+            hc_value_release(cold(e)->value);
             free(e);
         }
     }
@@ -364,7 +367,10 @@ static size_t do_find(const shard *sh, const char *key, size_t klen, uint64_t ha
         const slot *sl = &sh->slots[i];
         if (sl->e == NULL)
             return NOT_FOUND;
-        if (sl->hash == hash && sl->e->klen == klen && memcmp(sl->e->key, key, klen) == 0)
+        if (sl->hash != hash)
+            continue;
+        __builtin_prefetch(sl->v, 1);
+        if (sl->e->klen == klen && memcmp(sl->e->key, key, klen) == 0)
             return i;
     }
 }
@@ -381,14 +387,13 @@ static size_t do_find_entry(const shard *sh, const entry *e)
 
 /* Put e in the first free slot of its probe sequence (there is one: the
  * table is never full). */
-static void slots_place(slot *slots, size_t nslots, uint64_t hash, entry *e)
+static void slots_place(slot *slots, size_t nslots, slot sl)
 {
     size_t mask = nslots - 1;
-    size_t i = hash & mask;
+    size_t i = sl.hash & mask;
     while (slots[i].e != NULL)
         i = (i + 1) & mask;
-    slots[i].hash = hash;
-    slots[i].e = e;
+    slots[i] = sl;
 }
 
 /* Empty slot i, shifting later members of its cluster back so that every
@@ -405,8 +410,7 @@ static void do_slot_clear(shard *sh, size_t i)
             i = j;
         }
     }
-    sh->slots[i].e = NULL;
-    sh->slots[i].hash = 0;
+    sh->slots[i] = (slot){0, NULL, NULL};
 }
 
 /* Double slots and ghost table once a new entry would pass 3/4 load.
@@ -425,7 +429,7 @@ static int do_make_room(shard *sh)
     }
     for (size_t i = 0; i < sh->nslots; i++)
         if (sh->slots[i].e != NULL)
-            slots_place(b, nb, sh->slots[i].hash, sh->slots[i].e);
+            slots_place(b, nb, sh->slots[i]);
     /* slot i holds (hash | 1) of a hash whose low bits are i: the new slot
      * takes its low bits from i (bit 0 of the stored value is the marker) and
      * the next bits from the stored value */
@@ -478,7 +482,7 @@ static void bury(hc_store *s, dead_list *dead)
         entry *next = c->dead_next;
         if (c->dead_reason != HC_EVICT_NONE && s->cfg.on_evict != NULL)
             s->cfg.on_evict(s->cfg.evict_ctx, e->key, c->hash, (hc_evict_reason)c->dead_reason);
-        hc_value_release(e->value);
+        hc_value_release(cold(e)->value);
         free(e);
         e = next;
     }
@@ -610,7 +614,7 @@ hc_status hc_store_get(hc_store *s, const char *key, size_t klen, uint64_t hash,
     unsigned f = atomic_load_explicit(&e->freq, memory_order_relaxed);
     if (f < FREQ_MAX) /* racing readers may lose a bump: it is only a hint */
         atomic_store_explicit(&e->freq, f + 1, memory_order_relaxed);
-    *out = hc_value_retain(e->value);
+    *out = hc_value_retain(sh->slots[i].v);
     read_unlock(sh, rd);
     return HC_OK;
 }
@@ -694,8 +698,8 @@ hc_status hc_store_put(hc_store *s, const char *key, size_t klen, uint64_t hash,
     size_t old = do_find(sh, key, klen, hash);
     if (old != NOT_FOUND)
         do_remove_at(s, sh, old, &dead, HC_EVICT_NONE); /* replaced, not evicted */
-    slots_place(sh->slots, sh->nslots, hash, e);
-    e->value = hc_value_retain(v);
+    slots_place(sh->slots, sh->nslots, (slot){hash, e, v});
+    cold(e)->value = hc_value_retain(v);
     e->queue = ghost_take(sh, hash) ? Q_MAIN : Q_SMALL;
     fifo_push(&sh->q[e->queue], e);
     sh->count++;
