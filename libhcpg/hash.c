@@ -90,9 +90,18 @@ uint64_t hc__hash(const void *data, size_t len)
         p += 8;
         len -= 8;
     }
+    /* the last 0-7 bytes without a byte loop: two overlapping 4-byte loads,
+     * or three single bytes; with len mixed in below, distinct tails of one
+     * length still give distinct words */
     uint64_t w = 0;
-    if (len > 0)
-        memcpy(&w, p, len);
+    if (len >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + len - 4, 4);
+        w = lo | ((uint64_t)hi << 32);
+    } else if (len > 0) {
+        w = p[0] | ((uint64_t)p[len / 2] << 8) | ((uint64_t)p[len - 1] << 16);
+    }
     h ^= mix64((w ^ k) ^ ((uint64_t)len << 56));
     return mix64(h);
 }

@@ -15,40 +15,75 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "hash.h"
+#include "stats.h"
 #include "store.h"
 #include "tags.h"
 #include "value.h"
 
 enum { Q_SMALL = 0, Q_MAIN = 1 };
 #define FREQ_MAX 3
-#define MIN_BUCKETS 16
-#define SWEEP_BUCKETS_PER_PUT 2
+#define MIN_SLOTS 16
+#define SWEEP_SLOTS_PER_PUT 4
+#define READER_STRIPES 16u /* power of two */
 
+/*
+ * An entry is one allocation: the hot header (all a hit reads), the key and
+ * its NUL right behind it so that the key compare stays on the entry's first
+ * cache line, then the cold part (queues, accounting, tag links) that only
+ * writers touch.
+ */
 typedef struct entry {
-    struct entry *chain; /* bucket chain; the dead list once removed */
-    struct entry *qprev, *qnext;
-    uint64_t hash;
-    hc_value *value;
     uint64_t expires; /* clock ms, 0 = never */
-    size_t footprint;
+    uint32_t klen;
+    uint16_t ntags;
     atomic_uchar freq;
     unsigned char queue;
-    unsigned char dead_reason; /* hc_evict_reason once removed */
-    uint16_t ntags;
-    uint32_t klen;
-    hc_taglink links[]; /* ntags, then the key and its NUL */
+    char key[]; /* klen bytes and a NUL, then the entry_cold */
 } entry;
 
-static inline char *entry_key(entry *e)
+typedef struct entry_cold {
+    hc_value *value; /* also in the entry's slot */
+    struct entry *qprev, *qnext;
+    struct entry *dead_next; /* the dead list once removed */
+    uint64_t hash;
+    size_t footprint;
+    unsigned char dead_reason; /* hc_evict_reason once removed */
+    hc_taglink links[];        /* ntags */
+} entry_cold;
+
+#define COLD_ALIGN _Alignof(entry_cold)
+
+static inline size_t cold_offset(size_t klen)
 {
-    return (char *)(e->links + e->ntags);
+    return (sizeof(entry) + klen + 1 + COLD_ALIGN - 1) & ~(COLD_ALIGN - 1);
 }
+
+static inline size_t entry_size(size_t klen, size_t ntags)
+{
+    return cold_offset(klen) + sizeof(entry_cold) + ntags * sizeof(hc_taglink);
+}
+
+static inline entry_cold *cold(const entry *e)
+{
+    return (entry_cold *)((char *)e + cold_offset(e->klen));
+}
+
+/* Open addressing with linear probing: a lookup scans the full hashes in
+ * one or two slot lines and dereferences only the entry whose hash matches.
+ * The slot repeats the entry's value pointer so that a hit can fetch the
+ * value's line (its reference count) while it compares the key. */
+typedef struct slot {
+    uint64_t hash;
+    entry *e; /* NULL = empty */
+    hc_value *v;
+} slot;
 
 typedef struct fifo {
     entry *head, *tail; /* insert at head, evict from tail */
@@ -56,9 +91,10 @@ typedef struct fifo {
 } fifo;
 
 typedef struct shard {
-    pthread_rwlock_t lock;
-    entry **buckets;
-    size_t nbuckets; /* power of two */
+    pthread_rwlock_t lock; /* writers; readers only while a writer is in */
+    atomic_int writer;     /* a writer holds or is taking the lock */
+    slot *slots;
+    size_t nslots; /* power of two, at most 3/4 full */
     size_t count;
     size_t bytes;
     fifo q[2];
@@ -74,6 +110,12 @@ struct hc_store {
     unsigned shard_shift;
     shard *shards;
     void *shards_mem;
+    /* reader counts: readers[stripe * reader_stride + shard], each stripe's
+     * counts on lines of their own, so readers in different threads write
+     * different lines */
+    atomic_uint *readers;
+    void *readers_mem;
+    size_t reader_stride;
     /* global reservations; written on puts and removals only, never on hits */
     char pad[64]; /* keep the shared counters off the read-mostly fields' line */
     atomic_size_t bytes_used;
@@ -85,6 +127,64 @@ struct hc_store {
 typedef struct dead_list {
     entry *head;
 } dead_list;
+
+/*
+ * Shard locking.  A reader announces itself in its thread's stripe of the
+ * reader counts and then checks the shard's writer flag; a writer takes the
+ * rwlock exclusively, raises the flag and then waits for the shard's counts
+ * to drain.  Both sides write before they read (sequentially consistent), so
+ * either the reader sees the flag or the writer sees the reader's count.  A
+ * reader that sees the flag withdraws and waits on the rwlock (shared), so
+ * readers never spin and never share a written cache line with each other.
+ * read_lock returns the count it raised (fast path) or NULL when it holds the
+ * rwlock shared instead.
+ */
+static atomic_uint *reader_count(const hc_store *s, const shard *sh)
+{
+    unsigned stripe = hc_counters_stripe() & (READER_STRIPES - 1);
+    return &s->readers[stripe * s->reader_stride + (size_t)(sh - s->shards)];
+}
+
+static atomic_uint *read_lock(const hc_store *s, shard *sh)
+{
+    atomic_uint *cnt = reader_count(s, sh);
+    atomic_fetch_add(cnt, 1);
+    if (atomic_load(&sh->writer) == 0)
+        return cnt;
+    atomic_fetch_sub_explicit(cnt, 1, memory_order_release);
+    pthread_rwlock_rdlock(&sh->lock);
+    return NULL;
+}
+
+static void read_unlock(shard *sh, atomic_uint *cnt)
+{
+    if (cnt != NULL)
+        atomic_fetch_sub_explicit(cnt, 1, memory_order_release);
+    else
+        pthread_rwlock_unlock(&sh->lock);
+}
+
+static void write_lock(const hc_store *s, shard *sh)
+{
+    pthread_rwlock_wrlock(&sh->lock);
+    atomic_store(&sh->writer, 1);
+    size_t idx = (size_t)(sh - s->shards);
+    for (unsigned k = 0; k < READER_STRIPES; k++) {
+        /* fast readers hold the shard for one lookup: a short wait, but one
+         * of them may be preempted, so give the CPU away while waiting.
+         * seq_cst: this load must not pass the store of the flag */
+        for (unsigned spins = 0; atomic_load(&s->readers[k * s->reader_stride + idx]) != 0;
+             spins++)
+            if (spins >= 64)
+                sched_yield();
+    }
+}
+
+static void write_unlock(shard *sh)
+{
+    atomic_store_explicit(&sh->writer, 0, memory_order_release);
+    pthread_rwlock_unlock(&sh->lock);
+}
 
 static uint64_t now_ms(const hc_store *s)
 {
@@ -109,7 +209,10 @@ static shard *shard_of(const hc_store *s, uint64_t hash)
 
 size_t hc_store_footprint(size_t klen, const hc_value *v, const char *const *tags, size_t ntags)
 {
-    size_t n = sizeof(entry) + ntags * sizeof(hc_taglink) + klen + 1 + hc__value_footprint(v);
+    /* the padding before the cold part (< 8 bytes) is left out, like the
+     * allocator's rounding, so that the count grows by one per key byte */
+    size_t n = sizeof(entry) + klen + 1 + sizeof(entry_cold) + ntags * sizeof(hc_taglink) +
+               hc__value_footprint(v);
     for (size_t i = 0; i < ntags; i++)
         n += strlen(tags[i]) + 1;
     return n;
@@ -120,37 +223,36 @@ size_t hc_store_footprint(size_t klen, const hc_value *v, const char *const *tag
 static hc_status shard_init(shard *sh)
 {
     memset(sh, 0, sizeof *sh);
-    sh->nbuckets = MIN_BUCKETS;
-    sh->nghost = MIN_BUCKETS;
-    sh->buckets = hc__calloc(sh->nbuckets, sizeof *sh->buckets);
+    sh->nslots = MIN_SLOTS;
+    sh->nghost = MIN_SLOTS;
+    sh->slots = hc__calloc(sh->nslots, sizeof *sh->slots);
     sh->ghost = hc__calloc(sh->nghost, sizeof *sh->ghost);
-    if (sh->buckets == NULL || sh->ghost == NULL || hc_tagindex_init(&sh->tags) != HC_OK)
+    if (sh->slots == NULL || sh->ghost == NULL || hc_tagindex_init(&sh->tags) != HC_OK)
         goto fail;
+    atomic_init(&sh->writer, 0);
     if (pthread_rwlock_init(&sh->lock, NULL) != 0) {
         hc_tagindex_destroy(&sh->tags);
         goto fail;
     }
     return HC_OK;
 fail:
-    free(sh->buckets);
+    free(sh->slots);
     free(sh->ghost);
     return HC_ERR_NOMEM;
 }
 
 static void shard_destroy(shard *sh)
 {
-    for (size_t i = 0; i < sh->nbuckets; i++) {
-        entry *e = sh->buckets[i];
-        while (e != NULL) {
-            entry *next = e->chain;
-            hc_tagindex_unlink(&sh->tags, e->links, e->ntags);
-            hc_value_release(e->value);
+    for (size_t i = 0; i < sh->nslots; i++) {
+        entry *e = sh->slots[i].e;
+        if (e != NULL) {
+            hc_tagindex_unlink(&sh->tags, cold(e)->links, e->ntags);
+            hc_value_release(cold(e)->value);
             free(e);
-            e = next;
         }
     }
     hc_tagindex_destroy(&sh->tags);
-    free(sh->buckets);
+    free(sh->slots);
     free(sh->ghost);
     pthread_rwlock_destroy(&sh->lock);
 }
@@ -173,6 +275,16 @@ hc_store *hc_store_new(const hc_store_config *cfg)
         return NULL;
     }
     s->shards = (shard *)(((uintptr_t)s->shards_mem + 63) & ~(uintptr_t)63);
+    s->reader_stride = (s->nshards * sizeof(atomic_uint) + 63) / 64 * (64 / sizeof(atomic_uint));
+    s->readers_mem = hc__malloc(READER_STRIPES * s->reader_stride * sizeof(atomic_uint) + 63);
+    if (s->readers_mem == NULL) {
+        free(s->shards_mem);
+        free(s);
+        return NULL;
+    }
+    s->readers = (atomic_uint *)(((uintptr_t)s->readers_mem + 63) & ~(uintptr_t)63);
+    for (size_t i = 0; i < READER_STRIPES * s->reader_stride; i++)
+        atomic_init(&s->readers[i], 0);
     atomic_init(&s->bytes_used, 0);
     atomic_init(&s->entries_used, 0);
     atomic_init(&s->evict_cursor, 0);
@@ -180,6 +292,7 @@ hc_store *hc_store_new(const hc_store_config *cfg)
         if (shard_init(&s->shards[i]) != HC_OK) {
             while (i-- > 0)
                 shard_destroy(&s->shards[i]);
+            free(s->readers_mem);
             free(s->shards_mem);
             free(s);
             return NULL;
@@ -194,6 +307,7 @@ void hc_store_free(hc_store *s)
         return;
     for (unsigned i = 0; i < s->nshards; i++)
         shard_destroy(&s->shards[i]);
+    free(s->readers_mem);
     free(s->shards_mem);
     free(s);
 }
@@ -202,27 +316,29 @@ void hc_store_free(hc_store *s)
 
 static void fifo_push(fifo *q, entry *e)
 {
-    e->qprev = NULL;
-    e->qnext = q->head;
+    entry_cold *c = cold(e);
+    c->qprev = NULL;
+    c->qnext = q->head;
     if (q->head != NULL)
-        q->head->qprev = e;
+        cold(q->head)->qprev = e;
     else
         q->tail = e;
     q->head = e;
-    q->bytes += e->footprint;
+    q->bytes += c->footprint;
 }
 
 static void fifo_unlink(fifo *q, entry *e)
 {
-    if (e->qprev != NULL)
-        e->qprev->qnext = e->qnext;
+    entry_cold *c = cold(e);
+    if (c->qprev != NULL)
+        cold(c->qprev)->qnext = c->qnext;
     else
-        q->head = e->qnext;
-    if (e->qnext != NULL)
-        e->qnext->qprev = e->qprev;
+        q->head = c->qnext;
+    if (c->qnext != NULL)
+        cold(c->qnext)->qprev = c->qprev;
     else
-        q->tail = e->qprev;
-    q->bytes -= e->footprint;
+        q->tail = c->qprev;
+    q->bytes -= c->footprint;
 }
 
 static void ghost_add(shard *sh, uint64_t hash)
@@ -241,70 +357,115 @@ static int ghost_take(shard *sh, uint64_t hash)
 
 /* ------------------------------------------------------------------ table */
 
-static entry **do_find_slot(shard *sh, const char *key, size_t klen, uint64_t hash)
+#define NOT_FOUND SIZE_MAX
+
+/* The slot holding key, or NOT_FOUND. */
+static size_t do_find(const shard *sh, const char *key, size_t klen, uint64_t hash)
 {
-    entry **pp = &sh->buckets[hash & (sh->nbuckets - 1)];
-    while (*pp != NULL && !((*pp)->hash == hash && (*pp)->klen == klen &&
-                            memcmp(entry_key(*pp), key, klen) == 0))
-        pp = &(*pp)->chain;
-    return pp;
+    size_t mask = sh->nslots - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        const slot *sl = &sh->slots[i];
+        if (sl->e == NULL)
+            return NOT_FOUND;
+        if (sl->hash != hash)
+            continue;
+        __builtin_prefetch(sl->v, 1);
+        if (sl->e->klen == klen && memcmp(sl->e->key, key, klen) == 0)
+            return i;
+    }
 }
 
-/* Grow buckets and ghost table together; a failed allocation only costs speed. */
-static void do_maybe_grow(shard *sh)
+/* The slot holding e (which is in the table). */
+static size_t do_find_entry(const shard *sh, const entry *e)
 {
-    if (sh->count <= sh->nbuckets)
-        return;
-    size_t nb = sh->nbuckets * 2;
-    entry **b = hc__calloc(nb, sizeof *b);
+    size_t mask = sh->nslots - 1;
+    size_t i = cold(e)->hash & mask;
+    while (sh->slots[i].e != e)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Put e in the first free slot of its probe sequence (there is one: the
+ * table is never full). */
+static void slots_place(slot *slots, size_t nslots, slot sl)
+{
+    size_t mask = nslots - 1;
+    size_t i = sl.hash & mask;
+    while (slots[i].e != NULL)
+        i = (i + 1) & mask;
+    slots[i] = sl;
+}
+
+/* Empty slot i, shifting later members of its cluster back so that every
+ * probe sequence stays unbroken (no tombstones). */
+static void do_slot_clear(shard *sh, size_t i)
+{
+    size_t mask = sh->nslots - 1;
+    for (size_t j = (i + 1) & mask; sh->slots[j].e != NULL; j = (j + 1) & mask) {
+        size_t home = sh->slots[j].hash & mask;
+        /* j's entry may fill the hole at i unless its home lies in (i, j] */
+        int home_after_hole = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!home_after_hole) {
+            sh->slots[i] = sh->slots[j];
+            i = j;
+        }
+    }
+    sh->slots[i] = (slot){0, NULL, NULL};
+}
+
+/* Double slots and ghost table once a new entry would pass 3/4 load.
+ * 0 only when the table is full and could not grow. */
+static int do_make_room(shard *sh)
+{
+    if ((sh->count + 1) * 4 <= sh->nslots * 3)
+        return 1;
+    size_t nb = sh->nslots * 2;
+    slot *b = hc__calloc(nb, sizeof *b);
     uint64_t *g = b != NULL ? hc__calloc(nb, sizeof *g) : NULL;
     if (g == NULL) {
         free(b);
-        return;
+        /* a fuller table is only slower, but one free slot must remain */
+        return sh->count + 1 < sh->nslots;
     }
-    for (size_t i = 0; i < sh->nbuckets; i++) {
-        entry *e = sh->buckets[i];
-        while (e != NULL) {
-            entry *next = e->chain;
-            e->chain = b[e->hash & (nb - 1)];
-            b[e->hash & (nb - 1)] = e;
-            e = next;
-        }
-    }
+    for (size_t i = 0; i < sh->nslots; i++)
+        if (sh->slots[i].e != NULL)
+            slots_place(b, nb, sh->slots[i]);
     /* slot i holds (hash | 1) of a hash whose low bits are i: the new slot
      * takes its low bits from i (bit 0 of the stored value is the marker) and
      * the next bits from the stored value */
     for (size_t i = 0; i < sh->nghost; i++)
         if (sh->ghost[i] != 0)
             g[(sh->ghost[i] & (nb - 1) & ~(sh->nghost - 1)) | i] = sh->ghost[i];
-    free(sh->buckets);
+    free(sh->slots);
     free(sh->ghost);
-    sh->buckets = b;
-    sh->nbuckets = nb;
+    sh->slots = b;
+    sh->nslots = nb;
     sh->ghost = g;
     sh->nghost = nb;
+    return 1;
 }
 
-/* Unlink e (found at *pp) from table, queue and tag index; queue it for freeing. */
-static void do_remove_at(hc_store *s, shard *sh, entry **pp, dead_list *dead,
+/* Unlink the entry in slot i from table, queue and tag index; queue it for freeing. */
+static void do_remove_at(hc_store *s, shard *sh, size_t i, dead_list *dead,
                          hc_evict_reason reason)
 {
-    entry *e = *pp;
-    *pp = e->chain;
+    entry *e = sh->slots[i].e;
+    entry_cold *c = cold(e);
+    do_slot_clear(sh, i);
     fifo_unlink(&sh->q[e->queue], e);
-    hc_tagindex_unlink(&sh->tags, e->links, e->ntags);
+    hc_tagindex_unlink(&sh->tags, c->links, e->ntags);
     sh->count--;
-    sh->bytes -= e->footprint;
-    atomic_fetch_sub(&s->bytes_used, e->footprint);
+    sh->bytes -= c->footprint;
+    atomic_fetch_sub(&s->bytes_used, c->footprint);
     atomic_fetch_sub(&s->entries_used, 1);
-    e->dead_reason = (unsigned char)reason;
-    e->chain = dead->head;
+    c->dead_reason = (unsigned char)reason;
+    c->dead_next = dead->head;
     dead->head = e;
 }
 
 static void do_remove(hc_store *s, shard *sh, entry *e, dead_list *dead, hc_evict_reason reason)
 {
-    do_remove_at(s, sh, do_find_slot(sh, entry_key(e), e->klen, e->hash), dead, reason);
+    do_remove_at(s, sh, do_find_entry(sh, e), dead, reason);
 }
 
 static int is_expired(const entry *e, uint64_t now)
@@ -317,11 +478,11 @@ static void bury(hc_store *s, dead_list *dead)
 {
     entry *e = dead->head;
     while (e != NULL) {
-        entry *next = e->chain;
-        if (e->dead_reason != HC_EVICT_NONE && s->cfg.on_evict != NULL)
-            s->cfg.on_evict(s->cfg.evict_ctx, entry_key(e), e->hash,
-                            (hc_evict_reason)e->dead_reason);
-        hc_value_release(e->value);
+        entry_cold *c = cold(e);
+        entry *next = c->dead_next;
+        if (c->dead_reason != HC_EVICT_NONE && s->cfg.on_evict != NULL)
+            s->cfg.on_evict(s->cfg.evict_ctx, e->key, c->hash, (hc_evict_reason)c->dead_reason);
+        hc_value_release(cold(e)->value);
         free(e);
         e = next;
     }
@@ -351,7 +512,7 @@ static int do_evict_one(hc_store *s, shard *sh, dead_list *dead, uint64_t now)
             }
             int expired = is_expired(e, now);
             if (!expired)
-                ghost_add(sh, e->hash);
+                ghost_add(sh, cold(e)->hash);
             do_remove(s, sh, e, dead, expired ? HC_EVICT_EXPIRED : HC_EVICT_CAPACITY);
             return 1;
         }
@@ -378,9 +539,9 @@ static int evict_somewhere(hc_store *s)
         unsigned i = atomic_fetch_add_explicit(&s->evict_cursor, 1, memory_order_relaxed);
         shard *sh = &s->shards[i & (s->nshards - 1)];
         dead_list dead = {NULL};
-        pthread_rwlock_wrlock(&sh->lock);
+        write_lock(s, sh);
         int got = do_evict_one(s, sh, &dead, now);
-        pthread_rwlock_unlock(&sh->lock);
+        write_unlock(sh);
         bury(s, &dead);
         if (got)
             return 1;
@@ -426,76 +587,76 @@ static void unreserve(hc_store *s, size_t fp)
 static void drop_expired(hc_store *s, shard *sh, const char *key, size_t klen, uint64_t hash)
 {
     dead_list dead = {NULL};
-    pthread_rwlock_wrlock(&sh->lock);
-    entry **pp = do_find_slot(sh, key, klen, hash);
-    if (*pp != NULL && is_expired(*pp, now_ms(s)))
-        do_remove_at(s, sh, pp, &dead, HC_EVICT_EXPIRED);
-    pthread_rwlock_unlock(&sh->lock);
+    write_lock(s, sh);
+    size_t i = do_find(sh, key, klen, hash);
+    if (i != NOT_FOUND && is_expired(sh->slots[i].e, now_ms(s)))
+        do_remove_at(s, sh, i, &dead, HC_EVICT_EXPIRED);
+    write_unlock(sh);
     bury(s, &dead);
 }
 
 hc_status hc_store_get(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value **out)
 {
     shard *sh = shard_of(s, hash);
-    pthread_rwlock_rdlock(&sh->lock);
-    entry *e = *do_find_slot(sh, key, klen, hash);
-    if (e == NULL) {
-        pthread_rwlock_unlock(&sh->lock);
+    atomic_uint *rd = read_lock(s, sh);
+    size_t i = do_find(sh, key, klen, hash);
+    if (i == NOT_FOUND) {
+        read_unlock(sh, rd);
         return HC_MISS;
     }
+    entry *e = sh->slots[i].e;
     /* the clock is read only for entries that can expire */
     if (e->expires != 0 && now_ms(s) >= e->expires) {
-        pthread_rwlock_unlock(&sh->lock);
+        read_unlock(sh, rd);
         drop_expired(s, sh, key, klen, hash);
         return HC_MISS;
     }
     unsigned f = atomic_load_explicit(&e->freq, memory_order_relaxed);
     if (f < FREQ_MAX) /* racing readers may lose a bump: it is only a hint */
         atomic_store_explicit(&e->freq, f + 1, memory_order_relaxed);
-    *out = hc_value_retain(e->value);
-    pthread_rwlock_unlock(&sh->lock);
+    *out = hc_value_retain(sh->slots[i].v);
+    read_unlock(sh, rd);
     return HC_OK;
 }
 
-/* Examine a few buckets for expired entries: amortised expiry on writes. */
+/* Examine a few slots for expired entries: amortised expiry on writes.  A
+ * removal may shift an unexamined entry backwards past the cursor: it is
+ * only examined on the cursor's next round. */
 static void do_incremental_sweep(hc_store *s, shard *sh, dead_list *dead)
 {
     uint64_t now = 0;
     int have_now = 0;
-    for (int i = 0; i < SWEEP_BUCKETS_PER_PUT; i++) {
-        size_t b = sh->sweep_cursor++ & (sh->nbuckets - 1);
-        entry **pp = &sh->buckets[b];
-        while (*pp != NULL) {
-            if ((*pp)->expires != 0) {
-                if (!have_now) {
-                    now = now_ms(s);
-                    have_now = 1;
-                }
-                if (is_expired(*pp, now)) {
-                    do_remove_at(s, sh, pp, dead, HC_EVICT_EXPIRED);
-                    continue;
-                }
-            }
-            pp = &(*pp)->chain;
+    for (int k = 0; k < SWEEP_SLOTS_PER_PUT; k++) {
+        size_t i = sh->sweep_cursor++ & (sh->nslots - 1);
+        entry *e = sh->slots[i].e;
+        if (e == NULL || e->expires == 0)
+            continue;
+        if (!have_now) {
+            now = now_ms(s);
+            have_now = 1;
         }
+        if (is_expired(e, now))
+            do_remove_at(s, sh, i, dead, HC_EVICT_EXPIRED);
     }
 }
 
 static entry *entry_new(const char *key, size_t klen, uint64_t hash, size_t ntags,
                         uint64_t expires_at, size_t fp)
 {
-    entry *e = hc__malloc(sizeof *e + ntags * sizeof(hc_taglink) + klen + 1);
+    entry *e = hc__malloc(entry_size(klen, ntags));
     if (e == NULL)
         return NULL;
     memset(e, 0, sizeof *e);
-    e->hash = hash;
     e->expires = expires_at;
-    e->footprint = fp;
     atomic_init(&e->freq, 0);
     e->ntags = (uint16_t)ntags;
     e->klen = (uint32_t)klen;
-    memcpy(entry_key(e), key, klen);
-    entry_key(e)[klen] = '\0';
+    memcpy(e->key, key, klen);
+    e->key[klen] = '\0';
+    entry_cold *c = cold(e);
+    memset(c, 0, sizeof *c);
+    c->hash = hash;
+    c->footprint = fp;
     return e;
 }
 
@@ -514,7 +675,7 @@ hc_status hc_store_put(hc_store *s, const char *key, size_t klen, uint64_t hash,
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory storing an entry");
     if (!reserve(s, fp)) {
         if (s->cfg.on_evict != NULL)
-            s->cfg.on_evict(s->cfg.evict_ctx, entry_key(e), hash, HC_EVICT_CAPACITY);
+            s->cfg.on_evict(s->cfg.evict_ctx, e->key, hash, HC_EVICT_CAPACITY);
         free(e);
         return HC_OK;
     }
@@ -522,33 +683,35 @@ hc_status hc_store_put(hc_store *s, const char *key, size_t klen, uint64_t hash,
     shard *sh = shard_of(s, hash);
     dead_list dead = {NULL};
     hc_status st = HC_OK;
-    pthread_rwlock_wrlock(&sh->lock);
+    write_lock(s, sh);
     if (guard != NULL && !guard(guard_ctx))
         goto refused;
-    if (hc_tagindex_link(&sh->tags, e->links, tags, ntags, e) != HC_OK) {
+    if (hc_tagindex_link(&sh->tags, cold(e)->links, tags, ntags, e) != HC_OK) {
         st = hc_error_set(err, HC_ERR_NOMEM, "out of memory indexing tags");
         goto refused;
     }
-    entry **pp = do_find_slot(sh, key, klen, hash);
-    if (*pp != NULL)
-        do_remove_at(s, sh, pp, &dead, HC_EVICT_NONE); /* replaced, not evicted */
-    pp = &sh->buckets[hash & (sh->nbuckets - 1)];
-    e->chain = *pp;
-    *pp = e;
-    e->value = hc_value_retain(v);
+    if (!do_make_room(sh)) {
+        hc_tagindex_unlink(&sh->tags, cold(e)->links, ntags);
+        st = hc_error_set(err, HC_ERR_NOMEM, "out of memory growing the table");
+        goto refused;
+    }
+    size_t old = do_find(sh, key, klen, hash);
+    if (old != NOT_FOUND)
+        do_remove_at(s, sh, old, &dead, HC_EVICT_NONE); /* replaced, not evicted */
+    slots_place(sh->slots, sh->nslots, (slot){hash, e, v});
+    cold(e)->value = hc_value_retain(v);
     e->queue = ghost_take(sh, hash) ? Q_MAIN : Q_SMALL;
     fifo_push(&sh->q[e->queue], e);
     sh->count++;
     sh->bytes += fp;
     do_incremental_sweep(s, sh, &dead);
-    do_maybe_grow(sh);
-    pthread_rwlock_unlock(&sh->lock);
+    write_unlock(sh);
     bury(s, &dead);
     *stored = true;
     return HC_OK;
 
 refused:
-    pthread_rwlock_unlock(&sh->lock);
+    write_unlock(sh);
     unreserve(s, fp);
     free(e);
     return st;
@@ -559,13 +722,13 @@ size_t hc_store_remove(hc_store *s, const char *key, size_t klen, uint64_t hash)
     shard *sh = shard_of(s, hash);
     dead_list dead = {NULL};
     size_t n = 0;
-    pthread_rwlock_wrlock(&sh->lock);
-    entry **pp = do_find_slot(sh, key, klen, hash);
-    if (*pp != NULL) {
-        do_remove_at(s, sh, pp, &dead, HC_EVICT_NONE);
+    write_lock(s, sh);
+    size_t i = do_find(sh, key, klen, hash);
+    if (i != NOT_FOUND) {
+        do_remove_at(s, sh, i, &dead, HC_EVICT_NONE);
         n = 1;
     }
-    pthread_rwlock_unlock(&sh->lock);
+    write_unlock(sh);
     bury(s, &dead);
     return n;
 }
@@ -577,12 +740,12 @@ size_t hc_store_remove_tag(hc_store *s, const char *tag, size_t tlen, uint64_t h
         shard *sh = &s->shards[i];
         dead_list dead = {NULL};
         entry *e;
-        pthread_rwlock_wrlock(&sh->lock);
+        write_lock(s, sh);
         while ((e = hc_tagindex_any(&sh->tags, tag, tlen, hash)) != NULL) {
             do_remove(s, sh, e, &dead, HC_EVICT_NONE);
             n++;
         }
-        pthread_rwlock_unlock(&sh->lock);
+        write_unlock(sh);
         bury(s, &dead);
     }
     return n;
@@ -595,20 +758,21 @@ static size_t remove_where(hc_store *s, int expired_only, hc_evict_reason reason
     for (unsigned i = 0; i < s->nshards; i++) {
         shard *sh = &s->shards[i];
         dead_list dead = {NULL};
-        pthread_rwlock_wrlock(&sh->lock);
+        write_lock(s, sh);
         uint64_t now = expired_only ? now_ms(s) : 0;
-        for (size_t b = 0; b < sh->nbuckets; b++) {
-            entry **pp = &sh->buckets[b];
-            while (*pp != NULL) {
-                if (!expired_only || is_expired(*pp, now)) {
-                    do_remove_at(s, sh, pp, &dead, reason);
+        /* walk the queues: removals reshuffle the slots, not the queues */
+        for (int q = Q_SMALL; q <= Q_MAIN; q++) {
+            entry *e = sh->q[q].tail;
+            while (e != NULL) {
+                entry *prev = cold(e)->qprev;
+                if (!expired_only || is_expired(e, now)) {
+                    do_remove(s, sh, e, &dead, reason);
                     n++;
-                } else {
-                    pp = &(*pp)->chain;
                 }
+                e = prev;
             }
         }
-        pthread_rwlock_unlock(&sh->lock);
+        write_unlock(sh);
         bury(s, &dead);
     }
     return n;

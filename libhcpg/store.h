@@ -2,9 +2,13 @@
  * store.h (private) - the sharded, byte-bounded entry table with S3-FIFO
  * eviction and TTL expiry, used by cache.c.
  *
- * Locking: one rwlock per shard.  Lookups take it shared (a hit only bumps a
- * 2-bit frequency counter and retains the value), writers take it
- * exclusive.  The byte/entry bound is global: a put first reserves its
+ * Locking: one rwlock per shard, taken exclusively by writers.  Lookups do
+ * not touch it unless a writer is in the shard: a reader raises a count in
+ * its thread's stripe (lines no other reader writes) and checks the shard's
+ * writer flag, a writer raises the flag and waits for the counts to drain
+ * (details in store.c).  A hit only bumps a 2-bit frequency counter and
+ * retains the value, so concurrent hits write no shared line but the value's
+ * reference count.  The byte/entry bound is global: a put first reserves its
  * footprint in two global atomic counters, evicting from shards in turn
  * (each under its own lock, never two at once) until the reservation fits,
  * so the store never holds more than max_bytes / max_entries.

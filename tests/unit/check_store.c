@@ -244,6 +244,31 @@ static uint64_t hash_in_new_process(void)
 }
 
 /* Keys carry user-chosen ids: a per-process seed keeps collisions unpredictable. */
+START_TEST(test_removals_keep_every_other_key_reachable)
+{
+    /* one shard, so removals shift entries across long probe runs and
+     * around the end of the slot array; remove every third key, then each
+     * survivor must still be found and each removed key must miss */
+    hc_cache *c = new_cache(64u << 20, 0, 1);
+    enum { N = 3000 };
+    char key[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "r%d", i);
+        ck_assert_int_eq(hc_put(c, key, "v", 1, NULL, NULL), HC_OK);
+    }
+    for (int i = 0; i < N; i += 3) {
+        snprintf(key, sizeof key, "r%d", i);
+        ck_assert_int_eq(hc_remove(c, key, NULL), HC_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "r%d", i);
+        ck_assert_int_eq(hc_contains(c, key, NULL), i % 3 == 0 ? HC_MISS : HC_OK);
+    }
+    ck_assert_uint_eq(diag(c).entries, N - (N + 2) / 3);
+    hc_cache_free(c);
+}
+END_TEST
+
 START_TEST(test_hash_is_stable_in_a_process_and_seeded_per_process)
 {
     ck_assert_uint_eq(hc__hash("user:42", 7), hc__hash("user:42", 7));
@@ -265,6 +290,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_one_pass_scan_does_not_evict_the_hot_working_set);
     tcase_add_test(tc, test_entries_evicted_as_cold_return_to_main_when_reused);
     tcase_add_test(tc, test_ghosts_survive_table_growth);
+    tcase_add_test(tc, test_removals_keep_every_other_key_reachable);
     tcase_add_test(tc, test_hash_is_stable_in_a_process_and_seeded_per_process);
     suite_add_tcase(s, tc);
     return s;

@@ -212,6 +212,65 @@ START_TEST(test_counts_stay_exact_when_threads_hit_one_hot_key)
 }
 END_TEST
 
+/* Hits read the table without the shard's rwlock: a get that starts after
+ * a replacing put returned must see that put (or a later one), and the
+ * replaced values must not be freed under a reader (ASan/TSan runs). */
+#define REPLACES 20000
+#define FRESH_READERS 2
+static atomic_uint published;
+
+static void *fresh_writer(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&start);
+    for (unsigned i = 1; i <= REPLACES; i++) {
+        char buf[16];
+        int n = snprintf(buf, sizeof buf, "%u", i);
+        ck_assert_int_eq(hc_put(cache, "fresh", buf, (size_t)n, NULL, NULL), HC_OK);
+        atomic_store(&published, i);
+    }
+    return NULL;
+}
+
+static void *fresh_reader(void *arg)
+{
+    unsigned *stale = arg;
+    pthread_barrier_wait(&start);
+    unsigned seen;
+    do {
+        seen = atomic_load(&published);
+        hc_value *v = NULL;
+        ck_assert_int_eq(hc_get(cache, "fresh", &v, NULL), HC_OK);
+        if ((unsigned)strtoul(hc_value_data(v), NULL, 10) < seen)
+            (*stale)++;
+        hc_value_release(v);
+    } while (seen < REPLACES);
+    return NULL;
+}
+
+START_TEST(test_get_after_a_replace_returned_sees_the_new_value)
+{
+    cache = hc_cache_new(NULL, NULL);
+    ck_assert_ptr_nonnull(cache);
+    put_str(cache, "fresh", "0", NULL);
+    atomic_store(&published, 0);
+    pthread_t w, r[FRESH_READERS];
+    unsigned stale[FRESH_READERS] = {0};
+    pthread_barrier_init(&start, NULL, FRESH_READERS + 1);
+    for (int i = 0; i < FRESH_READERS; i++)
+        ck_assert_int_eq(pthread_create(&r[i], NULL, fresh_reader, &stale[i]), 0);
+    ck_assert_int_eq(pthread_create(&w, NULL, fresh_writer, NULL), 0);
+    pthread_join(w, NULL);
+    for (int i = 0; i < FRESH_READERS; i++) {
+        pthread_join(r[i], NULL);
+        ck_assert_uint_eq(stale[i], 0);
+    }
+    pthread_barrier_destroy(&start);
+    hc_cache_free(cache);
+    cache = NULL;
+}
+END_TEST
+
 static void *report_stripe(void *arg)
 {
     *(unsigned *)arg = hc_counters_stripe();
@@ -238,6 +297,7 @@ static Suite *stress_suite(void)
     tcase_add_test(tc, test_concurrent_use_never_leaves_a_stale_value_cached);
     tcase_add_test(tc, test_counts_stay_exact_when_threads_hit_one_hot_key);
     tcase_add_test(tc, test_threads_count_in_their_own_stripes);
+    tcase_add_test(tc, test_get_after_a_replace_returned_sees_the_new_value);
     suite_add_tcase(s, tc);
     return s;
 }
