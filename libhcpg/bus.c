@@ -194,7 +194,11 @@ HC_EXTERN void hc_bus_detach(hc_bus *bus, hc_cache *c)
     hc_cache_detach_publisher(c);
     if (bus->ops != NULL && bus->ops->forget != NULL) bus->ops->forget(bus->impl, c);
     hc_cache_set_bus_state(c, HC_BUS_NONE);
-    if (hc_cache_bypass(c)) hc_cache_set_bypass(c, false, HC_ORIGIN_BUS);
+    /* Always flush (bypass on then off, which also makes loads in flight
+     * stale): from here on no invalidation reaches c, so nothing it holds
+     * now could ever be invalidated by another node. */
+    hc_cache_set_bypass(c, true, HC_ORIGIN_BUS);
+    hc_cache_set_bypass(c, false, HC_ORIGIN_BUS);
 }
 
 HC_EXTERN void hc_bus_free(hc_bus *bus)

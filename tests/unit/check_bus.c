@@ -121,6 +121,30 @@ START_TEST(test_attach_flushes_entries_cached_before)
 }
 END_TEST
 
+START_TEST(test_detach_and_bus_free_flush_the_cache)
+{
+    /* A detached cache receives no invalidation, so it must not keep entries
+     * cached while attached: detach (and hc_bus_free) flushes it. */
+    hc_bus *bus = hc_local_bus_new(NULL, NULL);
+    hc_cache *a = new_cache(), *b = new_cache();
+    hc_bus_attach(bus, a, NULL);
+    hc_bus_attach(bus, b, NULL);
+    put(a, "k", NULL);
+    put(b, "k", NULL);
+    ck_assert(!hc_cache_bypass(a));
+    hc_bus_detach(bus, a);
+    ck_assert(!has(a, "k"));
+    ck_assert(!hc_cache_bypass(a));
+    put(a, "k", NULL);
+    ck_assert(has(a, "k")); /* serves again, unattached */
+    ck_assert(has(b, "k"));
+    hc_bus_free(bus);
+    ck_assert(!has(b, "k"));
+    hc_cache_free(a);
+    hc_cache_free(b);
+}
+END_TEST
+
 START_TEST(test_cache_attaches_to_one_bus_only)
 {
     hc_bus *b1 = hc_local_bus_new(NULL, NULL), *b2 = hc_local_bus_new(NULL, NULL);
@@ -524,6 +548,7 @@ int main(void)
     tcase_add_test(tl, test_local_bus_propagates_tag_and_flush);
     tcase_add_test(tl, test_local_bus_caches_report_local_state_and_serve);
     tcase_add_test(tl, test_attach_flushes_entries_cached_before);
+    tcase_add_test(tl, test_detach_and_bus_free_flush_the_cache);
     tcase_add_test(tl, test_cache_attaches_to_one_bus_only);
     tcase_add_test(tl, test_detached_cache_neither_sends_nor_receives);
     tcase_add_test(tl, test_node_ids_are_random_hex_or_validated);

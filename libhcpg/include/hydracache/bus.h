@@ -94,7 +94,8 @@ HC_EXTERN hc_bus *hc_bus_new(const char *node_id, const hc_transport_ops *ops, v
 HC_EXTERN hc_bus *hc_local_bus_new(const char *node_id, hc_error *err);
 
 /*
- * Stops the transport, detaches every cache (as hc_bus_detach), frees.
+ * Stops the transport, detaches every cache (as hc_bus_detach: each is
+ * flushed), frees.
  * NULL-safe.  Must not race with other calls on this bus.
  */
 HC_EXTERN void hc_bus_free(hc_bus *bus);
@@ -111,8 +112,10 @@ HC_EXTERN hc_status hc_bus_attach(hc_bus *bus, hc_cache *c, hc_error *err);
 
 /*
  * Detach c: its invalidations are no longer published and it receives none.
- * Returns once no bus callback uses c.  c leaves bypass (flushed) and reports
- * HC_BUS_NONE.  No-op when c is not attached.  Call before hc_cache_free.
+ * Returns once no bus callback uses c.  c is always flushed (loads in flight
+ * are not stored either), since no invalidation can reach what it holds from
+ * now on; it leaves bypass and reports HC_BUS_NONE, serving as an unattached
+ * cache.  No-op when c is not attached.  Call before hc_cache_free.
  */
 HC_EXTERN void hc_bus_detach(hc_bus *bus, hc_cache *c);
 
@@ -204,7 +207,8 @@ typedef struct hc_pg_bus_stats {
  */
 HC_EXTERN hc_pg_bus *hc_pg_bus_new(const hc_pg_bus_config *cfg, hc_error *err);
 
-/* Stop (joins the thread), detach every cache, close the connection.  Pending
+/* Stop (joins the thread), detach every cache (each is flushed, as
+ * hc_bus_detach), close the connection.  Pending
  * invalidations not yet sent are dropped (counted as publish failures).
  * NULL-safe; must not race with other calls on this bus. */
 HC_EXTERN void hc_pg_bus_free(hc_pg_bus *bus);
