@@ -135,7 +135,9 @@ HC_EXTERN hc_status hc_bus_poll(hc_bus *bus, hc_error *err);
 /*
  * Deliver one received payload (wire format v1, any bytes, len bytes).
  * Counts HC_BUSCTR_RECEIVED on every attached cache and HC_BUSCTR_MALFORMED
- * when the payload is malformed, foreign or oversized (then nothing is
+ * when the payload is malformed, foreign or oversized (more than 32000
+ * bytes: 7999 bounds only what is encoded, and a payload re-encoded into a
+ * listener's client_encoding may be longer; then nothing is
  * applied).  Messages from this node and sync tokens are not applied; other
  * t/k/f messages are applied to every attached cache, with origin
  * HC_ORIGIN_DATABASE for origin "db" and HC_ORIGIN_BUS otherwise.
