@@ -270,6 +270,12 @@ static bool arg_usable(const hc_wire_msg *m, size_t i)
 
 HC_EXTERN hc_status hc_bus_deliver(hc_bus *bus, const char *payload, size_t len, hc_error *err)
 {
+    return hc_bus_deliver_from(bus, payload, len, HC_SENDER_BY_ORIGIN, err);
+}
+
+HC_EXTERN hc_status hc_bus_deliver_from(hc_bus *bus, const char *payload, size_t len,
+                                        hc_bus_sender sender, hc_error *err)
+{
     if (bus == NULL) return hc_error_set(err, HC_ERR_INVALID, "NULL bus");
     hc_wire_msg m;
     hc_status st = hc_wire_parse(payload, len, &m, err);
@@ -300,7 +306,10 @@ HC_EXTERN hc_status hc_bus_deliver(hc_bus *bus, const char *payload, size_t len,
         hc_wire_msg_clear(&m);
         return HC_OK;
     }
-    bool own = strcmp(m.origin, bus->node_id) == 0;
+    /* A transport that knows the sender decides: two processes configured
+     * with the same node id must still apply each other's messages. */
+    bool own = sender == HC_SENDER_SELF ||
+               (sender == HC_SENDER_BY_ORIGIN && strcmp(m.origin, bus->node_id) == 0);
     if (own) __atomic_add_fetch(&bus->own_ignored, 1, __ATOMIC_RELAXED);
     hc_origin origin = strcmp(m.origin, HC_WIRE_DB_ORIGIN) == 0 ? HC_ORIGIN_DATABASE : HC_ORIGIN_BUS;
     hc_inval_kind kind = m.op == HC_WIRE_TAGS   ? HC_INVAL_TAG

@@ -115,6 +115,7 @@ struct hc_pg_bus {
     unsigned attempt, publish_attempt;
     uint64_t rng;
     uint64_t progress; /* bumped whenever the driver moved; drive() loops on it */
+    bool delivering_self; /* the payload being delivered was NOTIFYed by our backend */
     char *listen_sql;
 };
 
@@ -567,12 +568,15 @@ static void publish_done(hc_pg_bus *pb, uint64_t now)
 
 /* -------------------------------------------------------------- receiving */
 
+/* Called from hc_bus_deliver_from on the driver thread (io_step).  Only a
+ * token NOTIFYed by our own backend counts: anyone who LISTENs sees the
+ * token text and could send the next one, ending a barrier early. */
 static void on_sync(void *impl, const char *origin, const char *token)
 {
     hc_pg_bus *pb = impl;
     size_t el = strlen(pb->epoch);
-    if (strcmp(origin, pb->node_id) != 0 || strncmp(token, pb->epoch, el) != 0 ||
-        token[el] != '.')
+    if (!pb->delivering_self || strcmp(origin, pb->node_id) != 0 ||
+        strncmp(token, pb->epoch, el) != 0 || token[el] != '.')
         return;
     char *end;
     errno = 0;
@@ -652,10 +656,20 @@ static void io_step(hc_pg_bus *pb, uint64_t now)
         take_result(pb, r);
         PQclear(r);
     }
+    /* Everything this node publishes goes out on this connection, so its
+     * echoes are exactly the notifications from our own backend.  The node
+     * id is only a label (two processes may be configured with the same one)
+     * and a sync token's text is visible to every listener, so neither
+     * identifies us. */
+    int own_pid = PQbackendPID(pb->conn);
     PGnotify *n;
     while ((n = PQnotifies(pb->conn)) != NULL) {
-        if (strcmp(n->relname, pb->channel) == 0)
-            hc_bus_deliver(pb->bus, n->extra, strlen(n->extra), NULL);
+        if (strcmp(n->relname, pb->channel) == 0) {
+            pb->delivering_self = n->be_pid == own_pid;
+            hc_bus_deliver_from(pb->bus, n->extra, strlen(n->extra),
+                                pb->delivering_self ? HC_SENDER_SELF : HC_SENDER_OTHER, NULL);
+            pb->delivering_self = false;
+        }
         PQfreemem(n);
     }
     if (PQstatus(pb->conn) != CONNECTION_OK) {

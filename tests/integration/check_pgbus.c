@@ -320,6 +320,105 @@ START_TEST(test_own_invalidation_is_not_applied_twice)
 }
 END_TEST
 
+START_TEST(test_buses_sharing_a_node_id_apply_each_others_invalidations)
+{
+    /* Node ids are configured labels: two processes (here two buses) given
+     * the same one must not take each other's messages for echoes. */
+    hc_pg_bus *b1 = new_bus("twin"), *b2 = new_bus("twin");
+    hc_cache *c1 = new_cache(), *c2 = new_cache();
+    hc_pg_bus_attach(b1, c1, NULL);
+    hc_pg_bus_attach(b2, c2, NULL);
+    wait_listening(b1);
+    wait_listening(b2);
+    hc_put(c1, "k2", "x", 1, NULL, NULL);
+    hc_put(c2, "k1", "x", 1, NULL, NULL);
+    hc_put(c2, "k3", "x", 1, NULL, NULL);
+    hc_invalidate_key(c1, "k1", NULL);
+    hc_invalidate_key(c2, "k2", NULL);
+    sync_ok(b1); /* each bus's publish committed before its own token */
+    sync_ok(b2);
+    sync_ok(b1); /* ... and b2's publish, committed before this token, is applied */
+    sync_ok(b2);
+    ck_assert_int_eq(hc_contains(c2, "k1", NULL), HC_MISS);
+    ck_assert_int_eq(hc_contains(c1, "k2", NULL), HC_MISS);
+    ck_assert_int_eq(hc_contains(c2, "k3", NULL), HC_OK);
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b1, &bs);
+    ck_assert_uint_eq(bs.own_ignored, 1); /* its own echo only */
+    hc_pg_bus_free(b1);
+    hc_pg_bus_free(b2);
+    hc_cache_free(c1);
+    hc_cache_free(c2);
+}
+END_TEST
+
+static void poll_once(hc_pg_bus *b)
+{
+    struct pollfd p = {.fd = hc_pg_bus_fd(b), .events = POLLIN};
+    poll(&p, 1, hc_pg_bus_next_timeout_ms(b));
+    ck_assert_int_eq(hc_pg_bus_poll(b, NULL), HC_OK);
+}
+
+START_TEST(test_forged_sync_token_does_not_complete_a_barrier)
+{
+    /* Event loop with a long publish backoff: after one rejected publish the
+     * bus holds its queue (and our sync token) back, so a token forged by
+     * another connection is the only one that can arrive meanwhile. */
+    PGconn *spy = hc_test_connect(), *w = hc_test_connect();
+    hc_test_exec(spy, "LISTEN hydracache");
+    hc_pg_bus_config cfg = bus_cfg("forged", HC_PG_BUS_EVENT_LOOP);
+    cfg.backoff_initial_ms = 60000;
+    cfg.backoff_max_ms = 60000;
+    cfg.health_interval_ms = 60000;
+    hc_pg_bus *b = new_bus_cfg(&cfg);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    while (hc_pg_bus_state(b) != HC_BUS_LISTENING) poll_once(b);
+    /* One honest barrier: the spy learns what a token looks like. */
+    uint64_t ticket;
+    ck_assert_int_eq(hc_pg_bus_sync_begin(b, &ticket, NULL), HC_OK);
+    while (hc_pg_bus_sync_check(b, ticket, NULL) == HC_TIMEOUT) poll_once(b);
+    char token[128] = "";
+    while (token[0] == '\0') {
+        struct pollfd p = {.fd = PQsocket(spy), .events = POLLIN};
+        poll(&p, 1, WAIT_MS);
+        ck_assert(PQconsumeInput(spy));
+        PGnotify *n;
+        while ((n = PQnotifies(spy)) != NULL) {
+            if (strncmp(n->extra, "hc1 forged s ", 13) == 0)
+                snprintf(token, sizeof token, "%s", n->extra + 13);
+            PQfreemem(n);
+        }
+    }
+    char *dot = strrchr(token, '.');
+    ck_assert_ptr_nonnull(dot);
+    unsigned long long seq = strtoull(dot + 1, NULL, 10);
+    *dot = '\0';
+    /* Not valid UTF-8: the server refuses the publish; the bus backs off. */
+    hc_invalidate_key(c, "item:\xff\xfe", NULL);
+    hc_pg_bus_stats bs;
+    do {
+        poll_once(b);
+        hc_pg_bus_get_stats(b, &bs);
+    } while (bs.publish_failures == 0);
+    ck_assert_int_eq(hc_pg_bus_sync_begin(b, &ticket, NULL), HC_OK);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT pg_notify('hydracache', 'hc1 forged s %s.%llu')", token,
+             seq + 1);
+    uint64_t received = bs.received;
+    hc_test_exec(w, sql);
+    do {
+        poll_once(b);
+        hc_pg_bus_get_stats(b, &bs);
+    } while (bs.received == received);
+    ck_assert_int_eq(hc_pg_bus_sync_check(b, ticket, NULL), HC_TIMEOUT);
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+    PQfinish(spy);
+    PQfinish(w);
+}
+END_TEST
+
 START_TEST(test_malformed_notifies_are_counted_and_ignored)
 {
     PGconn *w = hc_test_connect();
@@ -858,6 +957,8 @@ int main(void)
     tcase_add_test(tb, test_update_invalidates_and_sync_leaves_nothing_stale);
     tcase_add_test(tb, test_local_invalidation_reaches_another_node);
     tcase_add_test(tb, test_own_invalidation_is_not_applied_twice);
+    tcase_add_test(tb, test_buses_sharing_a_node_id_apply_each_others_invalidations);
+    tcase_add_test(tb, test_forged_sync_token_does_not_complete_a_barrier);
     tcase_add_test(tb, test_malformed_notifies_are_counted_and_ignored);
     tcase_add_test(tb, test_queue_usage_is_reported_to_caches);
     tcase_add_test(tb, test_sync_without_a_connection_fails_and_caches_stay_bypassed);

@@ -10,9 +10,12 @@
  * hc_invalidate_tag / hc_flush on an attached cache is applied at once to the
  * other caches attached to the same bus (origin HC_ORIGIN_BUS) and handed to
  * the bus's transport, which carries it to other nodes.  Messages a node
- * receives are applied to every cache attached to it, except messages carrying
- * its own node id (echo suppression: the sending process already applied
- * them).
+ * receives are applied to every cache attached to it, except its own echoes
+ * (the sending process already applied them).  The PostgreSQL bus recognises
+ * its echoes by the sending backend (its own connection), so node ids are
+ * labels and two processes sharing one still hear each other; transports
+ * that cannot tell the sender fall back to the origin: a message carrying
+ * this node's id is taken as its own.
  *
  * Two buses come with the library:
  *  - the in-process bus (hc_local_bus_new): several caches in one process;
@@ -138,13 +141,32 @@ HC_EXTERN hc_status hc_bus_poll(hc_bus *bus, hc_error *err);
  * when the payload is malformed, foreign or oversized (more than 32000
  * bytes: 7999 bounds only what is encoded, and a payload re-encoded into a
  * listener's client_encoding may be longer; then nothing is
- * applied).  Messages from this node and sync tokens are not applied; other
+ * applied).  Messages whose origin is this node's id and sync tokens are not
+ * applied (see hc_bus_deliver_from for transports that know the sender); other
  * t/k/f messages are applied to every attached cache, with origin
  * HC_ORIGIN_DATABASE for origin "db" and HC_ORIGIN_BUS otherwise.
  * Returns HC_OK when applied or ignored as allowed, HC_ERR_INVALID/TOO_LARGE
  * for a malformed payload.  Call from one thread at a time per bus.
  */
 HC_EXTERN hc_status hc_bus_deliver(hc_bus *bus, const char *payload, size_t len, hc_error *err);
+
+/* Who sent a delivered payload, as far as the transport knows. */
+typedef enum hc_bus_sender {
+    HC_SENDER_BY_ORIGIN = 0, /* unknown: the payload's origin decides (== node id: own) */
+    HC_SENDER_SELF = 1,      /* this node sent it: an echo, not applied */
+    HC_SENDER_OTHER = 2      /* someone else sent it: applied even if its origin is this
+                                node's id (two processes configured with the same id) */
+} hc_bus_sender;
+
+/*
+ * hc_bus_deliver for transports that can identify the sender (the PostgreSQL
+ * bus compares the notifying backend's pid with its own connection's), which
+ * is more reliable than the origin label: node ids are configured, so two
+ * processes may share one.  hc_bus_deliver is this with HC_SENDER_BY_ORIGIN.
+ * Same counting, return values and threading as hc_bus_deliver.
+ */
+HC_EXTERN hc_status hc_bus_deliver_from(hc_bus *bus, const char *payload, size_t len,
+                                        hc_bus_sender sender, hc_error *err);
 
 /*
  * Report the transport listening (every attached cache leaves bypass, which
@@ -242,7 +264,8 @@ HC_EXTERN int hc_pg_bus_next_timeout_ms(hc_pg_bus *bus);
 
 /*
  * Barrier: publish a sync token ("hc1 <node> s <token>", its own autocommit
- * statement) and wait until this bus's listener has received it.  PostgreSQL
+ * statement) and wait until this bus's listener has received it from its own
+ * backend (a token NOTIFYed by another connection is ignored).  PostgreSQL
  * delivers notifications in commit order, so every invalidation committed
  * before this call (by any process, trigger or pg_notify) has then been
  * applied to every attached cache: read-your-writes across processes.  Cost:
