@@ -149,9 +149,14 @@ static uint64_t backoff_ms(hc_pg_bus *pb, unsigned *attempt)
 
 /* ------------------------------------------------------------ socket watch */
 
-static void watch_socket(hc_pg_bus *pb, int fd, uint32_t ev)
+/* rearm: register even when fd and mask look unchanged.  While connecting,
+ * PQconnectPoll may close the socket and open the next host's/address's,
+ * which usually gets the same fd number: the close silently removed it from
+ * epoll, so skipping the registration would leave nothing to wake us until
+ * the connect deadline. */
+static void watch_socket(hc_pg_bus *pb, int fd, uint32_t ev, bool rearm)
 {
-    if (pb->sock == fd && pb->sock_ev == ev) return;
+    if (!rearm && pb->sock == fd && pb->sock_ev == ev) return;
     if (pb->sock >= 0 && pb->sock != fd) epoll_ctl(pb->epfd, EPOLL_CTL_DEL, pb->sock, NULL);
     pb->sock = -1;
     if (fd < 0) return;
@@ -289,7 +294,7 @@ static void schedule_connect(hc_pg_bus *pb, uint64_t now)
 
 static void close_conn(hc_pg_bus *pb)
 {
-    watch_socket(pb, -1, 0);
+    watch_socket(pb, -1, 0, false);
     if (pb->conn) PQfinish(pb->conn);
     pb->conn = NULL;
     pb->q = Q_NONE;
@@ -354,7 +359,7 @@ static void start_connect(hc_pg_bus *pb, uint64_t now)
     pb->progress++;
     pb->cpoll = PGRES_POLLING_WRITING;
     pb->connect_deadline_ms = now + pb->query_timeout_ms;
-    watch_socket(pb, PQsocket(pb->conn), EPOLLOUT);
+    watch_socket(pb, PQsocket(pb->conn), EPOLLOUT, true);
 }
 
 static void send_query(hc_pg_bus *pb, query_kind k, uint64_t now)
@@ -382,13 +387,13 @@ static void connect_step(hc_pg_bus *pb, uint64_t now)
         return;
     case PGRES_POLLING_OK:
         break;
-    default: /* READING / WRITING: the socket may have changed (multi-host) */
+    default: /* READING / WRITING: the socket may have been replaced (multi-host) */
         watch_socket(pb, PQsocket(pb->conn),
-                     pb->cpoll == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT);
+                     pb->cpoll == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT, true);
         return;
     }
     PQsetnonblocking(pb->conn, 1);
-    watch_socket(pb, PQsocket(pb->conn), EPOLLIN);
+    watch_socket(pb, PQsocket(pb->conn), EPOLLIN, true);
     if (!PQsendQuery(pb->conn, pb->listen_sql)) {
         lose(pb, PQerrorMessage(pb->conn), now);
         return;
@@ -701,7 +706,7 @@ static void io_step(hc_pg_bus *pb, uint64_t now)
         lose(pb, PQerrorMessage(pb->conn), now);
         return;
     }
-    watch_socket(pb, PQsocket(pb->conn), f == 1 ? (EPOLLIN | EPOLLOUT) : EPOLLIN);
+    watch_socket(pb, PQsocket(pb->conn), f == 1 ? (EPOLLIN | EPOLLOUT) : EPOLLIN, false);
 }
 
 static void drain_wake(hc_pg_bus *pb)

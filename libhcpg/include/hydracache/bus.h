@@ -192,7 +192,11 @@ typedef struct hc_pg_bus_config {
      * Not a transaction-mode pooler: LISTEN needs a session.  keepalives=1,
      * keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
      * connect_timeout=10 and application_name=hydracache-bus are defaults the
-     * conninfo may override. */
+     * conninfo may override.  Multi-host conninfos (host=a,b, several addresses
+     * of one name) are one attempt bounded by query_timeout_ms as a whole.
+     * Host names are resolved with a blocking getaddrinfo on the thread that
+     * connects (the bus thread, or the caller of hc_pg_bus_poll in event-loop
+     * mode); use hostaddr= or a local resolver where a slow DNS matters. */
     const char *conninfo;
     const char *channel;          /* NULL -> "hydracache" (1-63 bytes) */
     const char *node_id;          /* NULL -> random 64-bit hex; "db" is reserved */
@@ -200,8 +204,9 @@ typedef struct hc_pg_bus_config {
     unsigned backoff_initial_ms;  /* 0 -> 50: first reconnect delay */
     unsigned backoff_max_ms;      /* 0 -> 5000: cap of the doubling delay */
     unsigned health_interval_ms;  /* 0 -> 5000: pg_notification_queue_usage() probe */
-    unsigned query_timeout_ms;    /* 0 -> 10000: a statement (or connect) taking longer
-                                     means the connection is dead */
+    unsigned query_timeout_ms;    /* 0 -> 10000: a statement (or a connection attempt,
+                                     all hosts of a multi-host conninfo together) taking
+                                     longer means the connection is dead */
     size_t publish_queue_max;     /* 0 -> 65536 queued invalidations */
 } hc_pg_bus_config;
 
@@ -225,7 +230,8 @@ typedef struct hc_pg_bus_stats {
 /*
  * Create a PostgreSQL bus.  cfg and its strings are copied.  The connection
  * is made asynchronously: in thread mode by the bus's thread, started here;
- * in event-loop mode by hc_pg_bus_poll.  Until LISTEN is active attached
+ * in event-loop mode by hc_pg_bus_poll (which may block in getaddrinfo while
+ * it starts a connection to a host name: see conninfo).  Until LISTEN is active attached
  * caches are in bypass.  NULL on error: HC_ERR_INVALID (NULL cfg/conninfo,
  * unparsable conninfo, bad channel or node id), HC_ERR_NOMEM, HC_ERR_SYSTEM.
  */
