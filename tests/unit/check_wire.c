@@ -540,7 +540,12 @@ START_TEST(test_shared_vectors_pass)
         ck_assert(copy_unescape(field[1], &plen));
         hc_wire_msg m;
         hc_status st = parse_exact(field[1], plen, &m);
-        if (!valid) {
+        if (!valid && plen > HC_WIRE_MAX_PAYLOAD && plen <= RECEIVE_MAX) {
+            /* Invalid only by length: 7999 bounds what a sender may emit
+             * (the encoder tests check that); a listener accepts longer
+             * payloads, which re-encoding to its client_encoding produces. */
+            hc_wire_msg_clear(&m);
+        } else if (!valid) {
             ck_assert_msg(st != HC_OK, "vector row %d: accepted invalid payload [%s]", rows + 1,
                           field[1]);
         } else {
