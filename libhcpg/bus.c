@@ -194,7 +194,11 @@ HC_EXTERN void hc_bus_detach(hc_bus *bus, hc_cache *c)
     hc_cache_detach_publisher(c);
     if (bus->ops != NULL && bus->ops->forget != NULL) bus->ops->forget(bus->impl, c);
     hc_cache_set_bus_state(c, HC_BUS_NONE);
-    if (hc_cache_bypass(c)) hc_cache_set_bypass(c, false, HC_ORIGIN_BUS);
+    /* Always flush (bypass on then off, which also makes loads in flight
+     * stale): from here on no invalidation reaches c, so nothing it holds
+     * now could ever be invalidated by another node. */
+    hc_cache_set_bypass(c, true, HC_ORIGIN_BUS);
+    hc_cache_set_bypass(c, false, HC_ORIGIN_BUS);
 }
 
 HC_EXTERN void hc_bus_free(hc_bus *bus)
@@ -266,6 +270,12 @@ static bool arg_usable(const hc_wire_msg *m, size_t i)
 
 HC_EXTERN hc_status hc_bus_deliver(hc_bus *bus, const char *payload, size_t len, hc_error *err)
 {
+    return hc_bus_deliver_from(bus, payload, len, HC_SENDER_BY_ORIGIN, err);
+}
+
+HC_EXTERN hc_status hc_bus_deliver_from(hc_bus *bus, const char *payload, size_t len,
+                                        hc_bus_sender sender, hc_error *err)
+{
     if (bus == NULL) return hc_error_set(err, HC_ERR_INVALID, "NULL bus");
     hc_wire_msg m;
     hc_status st = hc_wire_parse(payload, len, &m, err);
@@ -296,7 +306,10 @@ HC_EXTERN hc_status hc_bus_deliver(hc_bus *bus, const char *payload, size_t len,
         hc_wire_msg_clear(&m);
         return HC_OK;
     }
-    bool own = strcmp(m.origin, bus->node_id) == 0;
+    /* A transport that knows the sender decides: two processes configured
+     * with the same node id must still apply each other's messages. */
+    bool own = sender == HC_SENDER_SELF ||
+               (sender == HC_SENDER_BY_ORIGIN && strcmp(m.origin, bus->node_id) == 0);
     if (own) __atomic_add_fetch(&bus->own_ignored, 1, __ATOMIC_RELAXED);
     hc_origin origin = strcmp(m.origin, HC_WIRE_DB_ORIGIN) == 0 ? HC_ORIGIN_DATABASE : HC_ORIGIN_BUS;
     hc_inval_kind kind = m.op == HC_WIRE_TAGS   ? HC_INVAL_TAG

@@ -115,6 +115,7 @@ struct hc_pg_bus {
     unsigned attempt, publish_attempt;
     uint64_t rng;
     uint64_t progress; /* bumped whenever the driver moved; drive() loops on it */
+    bool delivering_self; /* the payload being delivered was NOTIFYed by our backend */
     char *listen_sql;
 };
 
@@ -148,9 +149,14 @@ static uint64_t backoff_ms(hc_pg_bus *pb, unsigned *attempt)
 
 /* ------------------------------------------------------------ socket watch */
 
-static void watch_socket(hc_pg_bus *pb, int fd, uint32_t ev)
+/* rearm: register even when fd and mask look unchanged.  While connecting,
+ * PQconnectPoll may close the socket and open the next host's/address's,
+ * which usually gets the same fd number: the close silently removed it from
+ * epoll, so skipping the registration would leave nothing to wake us until
+ * the connect deadline. */
+static void watch_socket(hc_pg_bus *pb, int fd, uint32_t ev, bool rearm)
 {
-    if (pb->sock == fd && pb->sock_ev == ev) return;
+    if (!rearm && pb->sock == fd && pb->sock_ev == ev) return;
     if (pb->sock >= 0 && pb->sock != fd) epoll_ctl(pb->epfd, EPOLL_CTL_DEL, pb->sock, NULL);
     pb->sock = -1;
     if (fd < 0) return;
@@ -288,7 +294,7 @@ static void schedule_connect(hc_pg_bus *pb, uint64_t now)
 
 static void close_conn(hc_pg_bus *pb)
 {
-    watch_socket(pb, -1, 0);
+    watch_socket(pb, -1, 0, false);
     if (pb->conn) PQfinish(pb->conn);
     pb->conn = NULL;
     pb->q = Q_NONE;
@@ -353,7 +359,7 @@ static void start_connect(hc_pg_bus *pb, uint64_t now)
     pb->progress++;
     pb->cpoll = PGRES_POLLING_WRITING;
     pb->connect_deadline_ms = now + pb->query_timeout_ms;
-    watch_socket(pb, PQsocket(pb->conn), EPOLLOUT);
+    watch_socket(pb, PQsocket(pb->conn), EPOLLOUT, true);
 }
 
 static void send_query(hc_pg_bus *pb, query_kind k, uint64_t now)
@@ -381,13 +387,13 @@ static void connect_step(hc_pg_bus *pb, uint64_t now)
         return;
     case PGRES_POLLING_OK:
         break;
-    default: /* READING / WRITING: the socket may have changed (multi-host) */
+    default: /* READING / WRITING: the socket may have been replaced (multi-host) */
         watch_socket(pb, PQsocket(pb->conn),
-                     pb->cpoll == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT);
+                     pb->cpoll == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT, true);
         return;
     }
     PQsetnonblocking(pb->conn, 1);
-    watch_socket(pb, PQsocket(pb->conn), EPOLLIN);
+    watch_socket(pb, PQsocket(pb->conn), EPOLLIN, true);
     if (!PQsendQuery(pb->conn, pb->listen_sql)) {
         lose(pb, PQerrorMessage(pb->conn), now);
         return;
@@ -567,12 +573,15 @@ static void publish_done(hc_pg_bus *pb, uint64_t now)
 
 /* -------------------------------------------------------------- receiving */
 
+/* Called from hc_bus_deliver_from on the driver thread (io_step).  Only a
+ * token NOTIFYed by our own backend counts: anyone who LISTENs sees the
+ * token text and could send the next one, ending a barrier early. */
 static void on_sync(void *impl, const char *origin, const char *token)
 {
     hc_pg_bus *pb = impl;
     size_t el = strlen(pb->epoch);
-    if (strcmp(origin, pb->node_id) != 0 || strncmp(token, pb->epoch, el) != 0 ||
-        token[el] != '.')
+    if (!pb->delivering_self || strcmp(origin, pb->node_id) != 0 ||
+        strncmp(token, pb->epoch, el) != 0 || token[el] != '.')
         return;
     char *end;
     errno = 0;
@@ -652,10 +661,20 @@ static void io_step(hc_pg_bus *pb, uint64_t now)
         take_result(pb, r);
         PQclear(r);
     }
+    /* Everything this node publishes goes out on this connection, so its
+     * echoes are exactly the notifications from our own backend.  The node
+     * id is only a label (two processes may be configured with the same one)
+     * and a sync token's text is visible to every listener, so neither
+     * identifies us. */
+    int own_pid = PQbackendPID(pb->conn);
     PGnotify *n;
     while ((n = PQnotifies(pb->conn)) != NULL) {
-        if (strcmp(n->relname, pb->channel) == 0)
-            hc_bus_deliver(pb->bus, n->extra, strlen(n->extra), NULL);
+        if (strcmp(n->relname, pb->channel) == 0) {
+            pb->delivering_self = n->be_pid == own_pid;
+            hc_bus_deliver_from(pb->bus, n->extra, strlen(n->extra),
+                                pb->delivering_self ? HC_SENDER_SELF : HC_SENDER_OTHER, NULL);
+            pb->delivering_self = false;
+        }
         PQfreemem(n);
     }
     if (PQstatus(pb->conn) != CONNECTION_OK) {
@@ -687,7 +706,7 @@ static void io_step(hc_pg_bus *pb, uint64_t now)
         lose(pb, PQerrorMessage(pb->conn), now);
         return;
     }
-    watch_socket(pb, PQsocket(pb->conn), f == 1 ? (EPOLLIN | EPOLLOUT) : EPOLLIN);
+    watch_socket(pb, PQsocket(pb->conn), f == 1 ? (EPOLLIN | EPOLLOUT) : EPOLLIN, false);
 }
 
 static void drain_wake(hc_pg_bus *pb)

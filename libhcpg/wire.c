@@ -9,6 +9,16 @@
 
 #define HDR_VERSION "hc1"
 
+/* What the parser accepts.  HC_WIRE_MAX_PAYLOAD (7999) bounds what is
+ * *encoded*, in the sender's encoding; the server re-encodes a payload into
+ * each listener's client_encoding, where it can grow (LATIN1 -> UTF8 doubles
+ * high bytes; no conversion makes a character more than 4 times longer).
+ * Refusing such a payload would drop a genuine invalidation, so the receive
+ * limit is 4 x 8000 bytes. */
+#ifndef HC_WIRE_MAX_RECEIVE
+#define HC_WIRE_MAX_RECEIVE 32000
+#endif
+
 static bool must_escape(unsigned char b)
 {
     return b == '%' || b == ' ' || b < 0x20 || b == 0x7f;
@@ -83,9 +93,9 @@ hc_status hc_wire_parse(const char *payload, size_t len, hc_wire_msg *out, hc_er
     if (out == NULL) return hc_error_set(err, HC_ERR_INVALID, "NULL message");
     memset(out, 0, sizeof *out);
     if (payload == NULL) return hc_error_set(err, HC_ERR_INVALID, "NULL payload");
-    if (len > HC_WIRE_MAX_PAYLOAD)
+    if (len > HC_WIRE_MAX_RECEIVE)
         return hc_error_set(err, HC_ERR_TOO_LARGE, "payload of %zu bytes exceeds %d", len,
-                            HC_WIRE_MAX_PAYLOAD);
+                            HC_WIRE_MAX_RECEIVE);
 
     const unsigned char *p = (const unsigned char *)payload;
     const unsigned char *end = p + len;

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -320,6 +323,105 @@ START_TEST(test_own_invalidation_is_not_applied_twice)
 }
 END_TEST
 
+START_TEST(test_buses_sharing_a_node_id_apply_each_others_invalidations)
+{
+    /* Node ids are configured labels: two processes (here two buses) given
+     * the same one must not take each other's messages for echoes. */
+    hc_pg_bus *b1 = new_bus("twin"), *b2 = new_bus("twin");
+    hc_cache *c1 = new_cache(), *c2 = new_cache();
+    hc_pg_bus_attach(b1, c1, NULL);
+    hc_pg_bus_attach(b2, c2, NULL);
+    wait_listening(b1);
+    wait_listening(b2);
+    hc_put(c1, "k2", "x", 1, NULL, NULL);
+    hc_put(c2, "k1", "x", 1, NULL, NULL);
+    hc_put(c2, "k3", "x", 1, NULL, NULL);
+    hc_invalidate_key(c1, "k1", NULL);
+    hc_invalidate_key(c2, "k2", NULL);
+    sync_ok(b1); /* each bus's publish committed before its own token */
+    sync_ok(b2);
+    sync_ok(b1); /* ... and b2's publish, committed before this token, is applied */
+    sync_ok(b2);
+    ck_assert_int_eq(hc_contains(c2, "k1", NULL), HC_MISS);
+    ck_assert_int_eq(hc_contains(c1, "k2", NULL), HC_MISS);
+    ck_assert_int_eq(hc_contains(c2, "k3", NULL), HC_OK);
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b1, &bs);
+    ck_assert_uint_eq(bs.own_ignored, 1); /* its own echo only */
+    hc_pg_bus_free(b1);
+    hc_pg_bus_free(b2);
+    hc_cache_free(c1);
+    hc_cache_free(c2);
+}
+END_TEST
+
+static void poll_once(hc_pg_bus *b)
+{
+    struct pollfd p = {.fd = hc_pg_bus_fd(b), .events = POLLIN};
+    poll(&p, 1, hc_pg_bus_next_timeout_ms(b));
+    ck_assert_int_eq(hc_pg_bus_poll(b, NULL), HC_OK);
+}
+
+START_TEST(test_forged_sync_token_does_not_complete_a_barrier)
+{
+    /* Event loop with a long publish backoff: after one rejected publish the
+     * bus holds its queue (and our sync token) back, so a token forged by
+     * another connection is the only one that can arrive meanwhile. */
+    PGconn *spy = hc_test_connect(), *w = hc_test_connect();
+    hc_test_exec(spy, "LISTEN hydracache");
+    hc_pg_bus_config cfg = bus_cfg("forged", HC_PG_BUS_EVENT_LOOP);
+    cfg.backoff_initial_ms = 60000;
+    cfg.backoff_max_ms = 60000;
+    cfg.health_interval_ms = 60000;
+    hc_pg_bus *b = new_bus_cfg(&cfg);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    while (hc_pg_bus_state(b) != HC_BUS_LISTENING) poll_once(b);
+    /* One honest barrier: the spy learns what a token looks like. */
+    uint64_t ticket;
+    ck_assert_int_eq(hc_pg_bus_sync_begin(b, &ticket, NULL), HC_OK);
+    while (hc_pg_bus_sync_check(b, ticket, NULL) == HC_TIMEOUT) poll_once(b);
+    char token[128] = "";
+    while (token[0] == '\0') {
+        struct pollfd p = {.fd = PQsocket(spy), .events = POLLIN};
+        poll(&p, 1, WAIT_MS);
+        ck_assert(PQconsumeInput(spy));
+        PGnotify *n;
+        while ((n = PQnotifies(spy)) != NULL) {
+            if (strncmp(n->extra, "hc1 forged s ", 13) == 0)
+                snprintf(token, sizeof token, "%s", n->extra + 13);
+            PQfreemem(n);
+        }
+    }
+    char *dot = strrchr(token, '.');
+    ck_assert_ptr_nonnull(dot);
+    unsigned long long seq = strtoull(dot + 1, NULL, 10);
+    *dot = '\0';
+    /* Not valid UTF-8: the server refuses the publish; the bus backs off. */
+    hc_invalidate_key(c, "item:\xff\xfe", NULL);
+    hc_pg_bus_stats bs;
+    do {
+        poll_once(b);
+        hc_pg_bus_get_stats(b, &bs);
+    } while (bs.publish_failures == 0);
+    ck_assert_int_eq(hc_pg_bus_sync_begin(b, &ticket, NULL), HC_OK);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT pg_notify('hydracache', 'hc1 forged s %s.%llu')", token,
+             seq + 1);
+    uint64_t received = bs.received;
+    hc_test_exec(w, sql);
+    do {
+        poll_once(b);
+        hc_pg_bus_get_stats(b, &bs);
+    } while (bs.received == received);
+    ck_assert_int_eq(hc_pg_bus_sync_check(b, ticket, NULL), HC_TIMEOUT);
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+    PQfinish(spy);
+    PQfinish(w);
+}
+END_TEST
+
 START_TEST(test_malformed_notifies_are_counted_and_ignored)
 {
     PGconn *w = hc_test_connect();
@@ -464,6 +566,137 @@ START_TEST(test_rejected_publish_becomes_a_flush_broadcast)
     hc_cache_free(c1);
     hc_cache_free(c2);
     PQfinish(db);
+}
+END_TEST
+
+/* ------------------------------------------------- multi-host connecting */
+
+/* A TCP socket on 127.0.0.1, port chosen by the kernel; listening with
+ * backlog `backlog` when backlog >= 0, else only bound (connects refused). */
+static int loopback_socket(int backlog, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    if (backlog >= 0) ck_assert_int_eq(listen(fd, backlog), 0);
+    socklen_t al = sizeof a;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static int connect_loopback(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Kernel counter of SYNs dropped because a listen queue was full. */
+static long listen_overflows(void)
+{
+    FILE *f = fopen("/proc/net/netstat", "r");
+    if (f == NULL) return -1;
+    char names[4096], vals[4096];
+    long v = -1;
+    while (v < 0 && fgets(names, sizeof names, f) && fgets(vals, sizeof vals, f)) {
+        if (strncmp(names, "TcpExt:", 7) != 0) continue;
+        char *sn, *sv;
+        char *n = strtok_r(names, " \n", &sn), *x = strtok_r(vals, " \n", &sv);
+        while (n && x && strcmp(n, "ListenOverflows") != 0) {
+            n = strtok_r(NULL, " \n", &sn);
+            x = strtok_r(NULL, " \n", &sv);
+        }
+        if (n && x) v = atol(x);
+    }
+    fclose(f);
+    return v;
+}
+
+typedef struct slow_proxy {
+    int lfd, filler, real_port;
+    long overflows0;
+    pthread_t t;
+} slow_proxy;
+
+static bool overflowed(void *ctx)
+{
+    slow_proxy *p = ctx;
+    return listen_overflows() > p->overflows0;
+}
+
+/* Accept queue full (one un-accepted filler), so the bus's SYN is dropped;
+ * once it was, make room: its retransmitted SYN then connects later, on a
+ * socket that was not ready when connecting started.  Then relay the
+ * connection to the real server until either side closes. */
+static void *slow_proxy_main(void *arg)
+{
+    slow_proxy *p = arg;
+    hc_test_wait_for(overflowed, p, WAIT_MS);
+    close(accept(p->lfd, NULL, NULL)); /* the filler */
+    int c = accept(p->lfd, NULL, NULL);
+    int s = c >= 0 ? connect_loopback(p->real_port) : -1;
+    char buf[8192];
+    while (c >= 0 && s >= 0) {
+        struct pollfd f[2] = {{.fd = c, .events = POLLIN}, {.fd = s, .events = POLLIN}};
+        if (poll(f, 2, -1) < 0 && errno != EINTR) break;
+        int from = (f[0].revents & (POLLIN | POLLHUP | POLLERR)) ? c : s;
+        ssize_t n = read(from, buf, sizeof buf);
+        if (n <= 0 || write(from == c ? s : c, buf, (size_t)n) != n) break;
+    }
+    if (c >= 0) close(c);
+    if (s >= 0) close(s);
+    return NULL;
+}
+
+START_TEST(test_multi_host_conninfo_connects_when_the_first_address_refuses)
+{
+    /* host=a,b: the first address refuses (asynchronously, over TCP), libpq
+     * closes that socket and connects the next one, usually on the same fd
+     * number.  The bus must watch the new socket: reaching LISTENING must
+     * not wait for the connect deadline (query_timeout_ms, set to 30 s). */
+    const char *tcp = hc_test_tcp_conninfo();
+    if (tcp == NULL || listen_overflows() < 0) {
+        fprintf(stderr, "check_pgbus: no TCP test server or /proc/net/netstat; skipped\n");
+        return;
+    }
+    PQconninfoOption *opts = PQconninfoParse(tcp, NULL);
+    ck_assert_ptr_nonnull(opts);
+    slow_proxy p = {.real_port = 0};
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "port") == 0 && o->val) p.real_port = atoi(o->val);
+    PQconninfoFree(opts);
+    ck_assert_int_gt(p.real_port, 0);
+    int closed_port, proxy_port;
+    int closed = loopback_socket(-1, &closed_port);
+    p.lfd = loopback_socket(0, &proxy_port);
+    p.filler = connect_loopback(proxy_port);
+    ck_assert_int_ge(p.filler, 0);
+    p.overflows0 = listen_overflows();
+    ck_assert_int_eq(pthread_create(&p.t, NULL, slow_proxy_main, &p), 0);
+
+    char conninfo[1024];
+    snprintf(conninfo, sizeof conninfo, "%s host=127.0.0.1,127.0.0.1 port=%d,%d", tcp,
+             closed_port, proxy_port);
+    hc_pg_bus_config cfg = bus_cfg(NULL, HC_PG_BUS_THREAD);
+    cfg.conninfo = conninfo;
+    cfg.query_timeout_ms = 30000;
+    hc_pg_bus *b = new_bus_cfg(&cfg);
+    ck_assert_int_eq(hc_pg_bus_wait_state(b, HC_BUS_LISTENING, 10000), HC_OK);
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b, &bs);
+    ck_assert_uint_eq(bs.connect_failures, 0); /* one attempt, across both hosts */
+    hc_pg_bus_free(b);
+    pthread_join(p.t, NULL);
+    close(p.filler);
+    close(p.lfd);
+    close(closed);
 }
 END_TEST
 
@@ -858,12 +1091,15 @@ int main(void)
     tcase_add_test(tb, test_update_invalidates_and_sync_leaves_nothing_stale);
     tcase_add_test(tb, test_local_invalidation_reaches_another_node);
     tcase_add_test(tb, test_own_invalidation_is_not_applied_twice);
+    tcase_add_test(tb, test_buses_sharing_a_node_id_apply_each_others_invalidations);
+    tcase_add_test(tb, test_forged_sync_token_does_not_complete_a_barrier);
     tcase_add_test(tb, test_malformed_notifies_are_counted_and_ignored);
     tcase_add_test(tb, test_queue_usage_is_reported_to_caches);
     tcase_add_test(tb, test_sync_without_a_connection_fails_and_caches_stay_bypassed);
     tcase_add_test(tb, test_full_publish_queue_becomes_a_flush_broadcast);
     tcase_add_test(tb, test_rejected_publish_becomes_a_flush_broadcast);
     tcase_add_test(tb, test_event_loop_mode_applies_on_poll);
+    tcase_add_test(tb, test_multi_host_conninfo_connects_when_the_first_address_refuses);
     tcase_add_test(tb, test_update_invalidates_in_two_processes);
     tcase_add_test(tb, test_stress_readers_and_writer_then_sync_leaves_nothing_stale);
     tcase_add_test(tb, test_watched_table_update_invalidates_through_the_extension);

@@ -121,6 +121,30 @@ START_TEST(test_attach_flushes_entries_cached_before)
 }
 END_TEST
 
+START_TEST(test_detach_and_bus_free_flush_the_cache)
+{
+    /* A detached cache receives no invalidation, so it must not keep entries
+     * cached while attached: detach (and hc_bus_free) flushes it. */
+    hc_bus *bus = hc_local_bus_new(NULL, NULL);
+    hc_cache *a = new_cache(), *b = new_cache();
+    hc_bus_attach(bus, a, NULL);
+    hc_bus_attach(bus, b, NULL);
+    put(a, "k", NULL);
+    put(b, "k", NULL);
+    ck_assert(!hc_cache_bypass(a));
+    hc_bus_detach(bus, a);
+    ck_assert(!has(a, "k"));
+    ck_assert(!hc_cache_bypass(a));
+    put(a, "k", NULL);
+    ck_assert(has(a, "k")); /* serves again, unattached */
+    ck_assert(has(b, "k"));
+    hc_bus_free(bus);
+    ck_assert(!has(b, "k"));
+    hc_cache_free(a);
+    hc_cache_free(b);
+}
+END_TEST
+
 START_TEST(test_cache_attaches_to_one_bus_only)
 {
     hc_bus *b1 = hc_local_bus_new(NULL, NULL), *b2 = hc_local_bus_new(NULL, NULL);
@@ -361,6 +385,35 @@ START_TEST(test_own_messages_are_not_applied_again)
 }
 END_TEST
 
+START_TEST(test_known_sender_overrides_the_origin_for_echo_suppression)
+{
+    hub *h = hub_new();
+    hc_bus *n1 = hub_join(h, "n1");
+    hc_cache *a = new_cache();
+    hc_bus_attach(n1, a, NULL);
+    hc_bus_transport_up(n1);
+    put(a, "k1", NULL);
+    put(a, "k2", NULL);
+    put(a, "k3", NULL);
+    /* Another process configured with the same id: applied. */
+    ck_assert_int_eq(hc_bus_deliver_from(n1, "hc1 n1 k k1", 11, HC_SENDER_OTHER, NULL), HC_OK);
+    ck_assert(!has(a, "k1"));
+    /* Our own echo, whatever its label: not applied. */
+    ck_assert_int_eq(hc_bus_deliver_from(n1, "hc1 n2 k k2", 11, HC_SENDER_SELF, NULL), HC_OK);
+    ck_assert(has(a, "k2"));
+    /* Sender unknown: the origin decides. */
+    ck_assert_int_eq(hc_bus_deliver_from(n1, "hc1 n1 k k3", 11, HC_SENDER_BY_ORIGIN, NULL),
+                     HC_OK);
+    ck_assert(has(a, "k3"));
+    hc_bus_counters c;
+    hc_bus_get_counters(n1, &c);
+    ck_assert_uint_eq(c.own_ignored, 2);
+    hc_bus_free(n1);
+    hc_cache_free(a);
+    free(h);
+}
+END_TEST
+
 START_TEST(test_caches_bypass_until_transport_up_and_after_loss)
 {
     hub *h = hub_new();
@@ -524,6 +577,7 @@ int main(void)
     tcase_add_test(tl, test_local_bus_propagates_tag_and_flush);
     tcase_add_test(tl, test_local_bus_caches_report_local_state_and_serve);
     tcase_add_test(tl, test_attach_flushes_entries_cached_before);
+    tcase_add_test(tl, test_detach_and_bus_free_flush_the_cache);
     tcase_add_test(tl, test_cache_attaches_to_one_bus_only);
     tcase_add_test(tl, test_detached_cache_neither_sends_nor_receives);
     tcase_add_test(tl, test_node_ids_are_random_hex_or_validated);
@@ -532,6 +586,7 @@ int main(void)
     TCase *tt = tcase_create("transport");
     tcase_add_test(tt, test_custom_transport_carries_invalidations_between_nodes);
     tcase_add_test(tt, test_own_messages_are_not_applied_again);
+    tcase_add_test(tt, test_known_sender_overrides_the_origin_for_echo_suppression);
     tcase_add_test(tt, test_caches_bypass_until_transport_up_and_after_loss);
     tcase_add_test(tt, test_malformed_payloads_are_counted_and_ignored);
     tcase_add_test(tt, test_database_messages_apply_and_sync_tokens_do_not);

@@ -10,9 +10,12 @@
  * hc_invalidate_tag / hc_flush on an attached cache is applied at once to the
  * other caches attached to the same bus (origin HC_ORIGIN_BUS) and handed to
  * the bus's transport, which carries it to other nodes.  Messages a node
- * receives are applied to every cache attached to it, except messages carrying
- * its own node id (echo suppression: the sending process already applied
- * them).
+ * receives are applied to every cache attached to it, except its own echoes
+ * (the sending process already applied them).  The PostgreSQL bus recognises
+ * its echoes by the sending backend (its own connection), so node ids are
+ * labels and two processes sharing one still hear each other; transports
+ * that cannot tell the sender fall back to the origin: a message carrying
+ * this node's id is taken as its own.
  *
  * Two buses come with the library:
  *  - the in-process bus (hc_local_bus_new): several caches in one process;
@@ -94,7 +97,8 @@ HC_EXTERN hc_bus *hc_bus_new(const char *node_id, const hc_transport_ops *ops, v
 HC_EXTERN hc_bus *hc_local_bus_new(const char *node_id, hc_error *err);
 
 /*
- * Stops the transport, detaches every cache (as hc_bus_detach), frees.
+ * Stops the transport, detaches every cache (as hc_bus_detach: each is
+ * flushed), frees.
  * NULL-safe.  Must not race with other calls on this bus.
  */
 HC_EXTERN void hc_bus_free(hc_bus *bus);
@@ -111,8 +115,10 @@ HC_EXTERN hc_status hc_bus_attach(hc_bus *bus, hc_cache *c, hc_error *err);
 
 /*
  * Detach c: its invalidations are no longer published and it receives none.
- * Returns once no bus callback uses c.  c leaves bypass (flushed) and reports
- * HC_BUS_NONE.  No-op when c is not attached.  Call before hc_cache_free.
+ * Returns once no bus callback uses c.  c is always flushed (loads in flight
+ * are not stored either), since no invalidation can reach what it holds from
+ * now on; it leaves bypass and reports HC_BUS_NONE, serving as an unattached
+ * cache.  No-op when c is not attached.  Call before hc_cache_free.
  */
 HC_EXTERN void hc_bus_detach(hc_bus *bus, hc_cache *c);
 
@@ -132,14 +138,35 @@ HC_EXTERN hc_status hc_bus_poll(hc_bus *bus, hc_error *err);
 /*
  * Deliver one received payload (wire format v1, any bytes, len bytes).
  * Counts HC_BUSCTR_RECEIVED on every attached cache and HC_BUSCTR_MALFORMED
- * when the payload is malformed, foreign or oversized (then nothing is
- * applied).  Messages from this node and sync tokens are not applied; other
+ * when the payload is malformed, foreign or oversized (more than 32000
+ * bytes: 7999 bounds only what is encoded, and a payload re-encoded into a
+ * listener's client_encoding may be longer; then nothing is
+ * applied).  Messages whose origin is this node's id and sync tokens are not
+ * applied (see hc_bus_deliver_from for transports that know the sender); other
  * t/k/f messages are applied to every attached cache, with origin
  * HC_ORIGIN_DATABASE for origin "db" and HC_ORIGIN_BUS otherwise.
  * Returns HC_OK when applied or ignored as allowed, HC_ERR_INVALID/TOO_LARGE
  * for a malformed payload.  Call from one thread at a time per bus.
  */
 HC_EXTERN hc_status hc_bus_deliver(hc_bus *bus, const char *payload, size_t len, hc_error *err);
+
+/* Who sent a delivered payload, as far as the transport knows. */
+typedef enum hc_bus_sender {
+    HC_SENDER_BY_ORIGIN = 0, /* unknown: the payload's origin decides (== node id: own) */
+    HC_SENDER_SELF = 1,      /* this node sent it: an echo, not applied */
+    HC_SENDER_OTHER = 2      /* someone else sent it: applied even if its origin is this
+                                node's id (two processes configured with the same id) */
+} hc_bus_sender;
+
+/*
+ * hc_bus_deliver for transports that can identify the sender (the PostgreSQL
+ * bus compares the notifying backend's pid with its own connection's), which
+ * is more reliable than the origin label: node ids are configured, so two
+ * processes may share one.  hc_bus_deliver is this with HC_SENDER_BY_ORIGIN.
+ * Same counting, return values and threading as hc_bus_deliver.
+ */
+HC_EXTERN hc_status hc_bus_deliver_from(hc_bus *bus, const char *payload, size_t len,
+                                        hc_bus_sender sender, hc_error *err);
 
 /*
  * Report the transport listening (every attached cache leaves bypass, which
@@ -165,7 +192,11 @@ typedef struct hc_pg_bus_config {
      * Not a transaction-mode pooler: LISTEN needs a session.  keepalives=1,
      * keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
      * connect_timeout=10 and application_name=hydracache-bus are defaults the
-     * conninfo may override. */
+     * conninfo may override.  Multi-host conninfos (host=a,b, several addresses
+     * of one name) are one attempt bounded by query_timeout_ms as a whole.
+     * Host names are resolved with a blocking getaddrinfo on the thread that
+     * connects (the bus thread, or the caller of hc_pg_bus_poll in event-loop
+     * mode); use hostaddr= or a local resolver where a slow DNS matters. */
     const char *conninfo;
     const char *channel;          /* NULL -> "hydracache" (1-63 bytes) */
     const char *node_id;          /* NULL -> random 64-bit hex; "db" is reserved */
@@ -173,8 +204,9 @@ typedef struct hc_pg_bus_config {
     unsigned backoff_initial_ms;  /* 0 -> 50: first reconnect delay */
     unsigned backoff_max_ms;      /* 0 -> 5000: cap of the doubling delay */
     unsigned health_interval_ms;  /* 0 -> 5000: pg_notification_queue_usage() probe */
-    unsigned query_timeout_ms;    /* 0 -> 10000: a statement (or connect) taking longer
-                                     means the connection is dead */
+    unsigned query_timeout_ms;    /* 0 -> 10000: a statement (or a connection attempt,
+                                     all hosts of a multi-host conninfo together) taking
+                                     longer means the connection is dead */
     size_t publish_queue_max;     /* 0 -> 65536 queued invalidations */
 } hc_pg_bus_config;
 
@@ -198,13 +230,15 @@ typedef struct hc_pg_bus_stats {
 /*
  * Create a PostgreSQL bus.  cfg and its strings are copied.  The connection
  * is made asynchronously: in thread mode by the bus's thread, started here;
- * in event-loop mode by hc_pg_bus_poll.  Until LISTEN is active attached
+ * in event-loop mode by hc_pg_bus_poll (which may block in getaddrinfo while
+ * it starts a connection to a host name: see conninfo).  Until LISTEN is active attached
  * caches are in bypass.  NULL on error: HC_ERR_INVALID (NULL cfg/conninfo,
  * unparsable conninfo, bad channel or node id), HC_ERR_NOMEM, HC_ERR_SYSTEM.
  */
 HC_EXTERN hc_pg_bus *hc_pg_bus_new(const hc_pg_bus_config *cfg, hc_error *err);
 
-/* Stop (joins the thread), detach every cache, close the connection.  Pending
+/* Stop (joins the thread), detach every cache (each is flushed, as
+ * hc_bus_detach), close the connection.  Pending
  * invalidations not yet sent are dropped (counted as publish failures).
  * NULL-safe; must not race with other calls on this bus. */
 HC_EXTERN void hc_pg_bus_free(hc_pg_bus *bus);
@@ -236,7 +270,8 @@ HC_EXTERN int hc_pg_bus_next_timeout_ms(hc_pg_bus *bus);
 
 /*
  * Barrier: publish a sync token ("hc1 <node> s <token>", its own autocommit
- * statement) and wait until this bus's listener has received it.  PostgreSQL
+ * statement) and wait until this bus's listener has received it from its own
+ * backend (a token NOTIFYed by another connection is ignored).  PostgreSQL
  * delivers notifications in commit order, so every invalidation committed
  * before this call (by any process, trigger or pg_notify) has then been
  * applied to every attached cache: read-your-writes across processes.  Cost:
