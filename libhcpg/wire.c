@@ -9,15 +9,12 @@
 
 #define HDR_VERSION "hc1"
 
-/* What the parser accepts.  HC_WIRE_MAX_PAYLOAD (7999) bounds what is
+/* What the parser accepts (HC_WIRE_MAX_RECEIVE, wire.h).  HC_WIRE_MAX_PAYLOAD (7999) bounds what is
  * *encoded*, in the sender's encoding; the server re-encodes a payload into
  * each listener's client_encoding, where it can grow (LATIN1 -> UTF8 doubles
  * high bytes; no conversion makes a character more than 4 times longer).
  * Refusing such a payload would drop a genuine invalidation, so the receive
  * limit is 4 x 8000 bytes. */
-#ifndef HC_WIRE_MAX_RECEIVE
-#define HC_WIRE_MAX_RECEIVE 32000
-#endif
 
 static bool must_escape(unsigned char b)
 {

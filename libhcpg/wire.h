@@ -18,6 +18,9 @@
 #include "hydracache/cache.h"
 
 #define HC_WIRE_MAX_PAYLOAD 7999 /* bytes; PostgreSQL's NOTIFY limit is < 8000 */
+/* What a listener accepts: the server counts the limit in its encoding, and a
+ * client_encoding conversion can make a character up to 4x longer. */
+#define HC_WIRE_MAX_RECEIVE 32000
 #define HC_WIRE_ORIGIN_MAX 64
 #define HC_WIRE_DB_ORIGIN "db"   /* reserved for the extension */
 
@@ -45,7 +48,7 @@ typedef struct hc_wire_msg {
 /*
  * Parse payload[0..len) (need not be NUL-terminated; any bytes).  On HC_OK
  * *out owns the message.  Malformed input (docs/PROTOCOL.md) -> HC_ERR_INVALID,
- * longer than HC_WIRE_MAX_PAYLOAD -> HC_ERR_TOO_LARGE, allocation failure ->
+ * longer than HC_WIRE_MAX_RECEIVE -> HC_ERR_TOO_LARGE, allocation failure ->
  * HC_ERR_NOMEM; on error *out is left empty (clearing it is harmless).
  */
 hc_status hc_wire_parse(const char *payload, size_t len, hc_wire_msg *out, hc_error *err);

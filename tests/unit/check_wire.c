@@ -176,7 +176,7 @@ END_TEST
 
 /* The parser's limit (wire.c's HC_WIRE_MAX_RECEIVE): 4 x 8000 bytes, since a
  * payload re-encoded into the listener's client_encoding can outgrow 7999. */
-#define RECEIVE_MAX 32000
+#define RECEIVE_MAX HC_WIRE_MAX_RECEIVE
 
 START_TEST(test_parse_accepts_payload_longer_than_the_encode_limit)
 {
