@@ -12,8 +12,9 @@
  * who PQclear()s it, on a hit as on a miss.  An hc_query only borrows the
  * strings and arrays it points to; they must live for the duration of each
  * call.  Everything inside an hc_query (keys, tags, generated SQL) is stored
- * in the struct itself (about 4 KiB), so queries can live on the stack and be
- * copied.
+ * in the struct itself (about 1.8 KiB, HC_QUERY_BUF_MAX bytes of it for the
+ * helpers' key, tags and SQL together), so queries can live on the stack and
+ * be copied.
  *
  * Threading: the cache may be shared by any number of threads; a PGconn may
  * not (libpq rule): use one connection per thread or serialise its use.  An
@@ -51,6 +52,10 @@ extern "C" {
 #define HC_PG_MAX_OWN_TAGS 6      /* tags the hc_query_* helpers may attach */
 #define HC_POLICY_MAX_TAGS 8      /* literal tags in an hc_policy */
 #define HC_QUERY_SQL_MAX 512      /* SQL generated from an hc_entity_def */
+/* Room in an hc_query for its entity key, entity/collection tags and generated
+ * SQL together (NULs included): an entity key of HC_MAX_KEY_LEN bytes still
+ * fits beside a short entity name's table tag. */
+#define HC_QUERY_BUF_MAX 1536
 
 /* ------------------------------------------------------------ policies */
 
@@ -150,20 +155,25 @@ typedef struct hc_query {
      */
     PGresult **error_result;
 
-    /* managed by the hc_query_* helpers; do not touch */
+    /*
+     * Managed by the hc_query_* helpers; do not touch.  Only the bytes of buf
+     * in use are ever read, so buf may stay uninitialised (the helpers that
+     * return a query by value only zero what precedes it).
+     */
     struct hc_query_priv_ {
-        hc_error error;                                 /* first helper error, reported by fetch */
-        uint64_t ttl_ms;                                /* from an entity def */
+        hc_status error;                                /* first helper error; message at buf[0] */
         int nparams;                                    /* key values as params (entity defs) */
+        uint64_t ttl_ms;                                /* from an entity def */
         const char *params[HC_PG_MAX_KEY_COLUMNS];
-        unsigned short ntags;                           /* tags packed in tagbuf */
-        unsigned short tag_off[HC_PG_MAX_OWN_TAGS];
-        unsigned short tag_used;
-        bool key_is_tag;                                /* entity key doubles as tag */
         const char *label;                              /* borrowed collection name: default label */
-        char key[HC_MAX_KEY_LEN + 1];                   /* entity key */
-        char tagbuf[2 * (HC_MAX_KEY_LEN + 1)];
-        char sql[HC_QUERY_SQL_MAX];                     /* generated SQL of an entity def */
+        unsigned short used;                            /* bytes of buf in use */
+        unsigned short key_off;                         /* entity key, if key_is_tag */
+        unsigned short sql_off;                         /* generated SQL, if has_sql */
+        unsigned short ntags;                           /* own tags in buf */
+        unsigned short tag_off[HC_PG_MAX_OWN_TAGS];
+        bool key_is_tag;                                /* entity key set (doubles as tag) */
+        bool has_sql;                                   /* SQL generated from an entity def */
+        char buf[HC_QUERY_BUF_MAX];                     /* entity key, own tags, generated SQL */
     } priv_;
 } hc_query;
 
@@ -176,9 +186,11 @@ typedef struct hc_query {
  * Make q an entity query: key and tag esc(entity):esc(id) (hc_key_build) and
  * the table-wide tag esc(entity):* (hc_key_table_tag).  Call once per query.
  * id NULL stands for SQL NULL ("\N").  The helpers record their first error in
- * q and every hc_pg_fetch_* of q reports it, so checking here is optional.
+ * q and every hc_pg_fetch_* of q reports it, so checking here is optional;
+ * once q holds an error, the helpers leave it unchanged and return that error.
  * HC_ERR_INVALID (NULL q/entity, called twice, n out of range),
- * HC_ERR_TOO_LARGE (key or tags over their limits).
+ * HC_ERR_TOO_LARGE (key or tags over their limits, or the key, tags and
+ * generated SQL of q together over HC_QUERY_BUF_MAX bytes).
  */
 HC_EXTERN hc_status hc_query_entity(hc_query *q, const char *entity, const char *id);
 /* Multi-column key: esc(entity):esc(ids[0]):esc(ids[1])... (1..HC_PG_MAX_KEY_COLUMNS ids). */
