@@ -563,37 +563,52 @@ static hc_status load(void *vctx, const char *key, hc_value **out, hc_error *err
     return st;
 }
 
+/*
+ * Run q through the cache up to the point where the result is handed out:
+ * *v is the cached or loaded value (NULL when nothing was stored) and
+ * lc->result the PGresult this thread ran itself (NULL on a hit or a joined
+ * load).  On error both are released and q->error_result is handed out.
+ */
+static hc_status fetch_core(hc_cache *c, PGconn *conn, const hc_query *q, hc_pg_loader_fn fn,
+                            void *fn_ctx, plan *pl, load_ctx *lc, hc_value **v, hc_error *err)
+{
+    *v = NULL;
+    *lc = (load_ctx){.pl = pl, .q = q, .conn = conn, .fn = fn, .fn_ctx = fn_ctx};
+    if (q != NULL && q->error_result != NULL) *q->error_result = NULL;
+    if (c == NULL || (fn == NULL && conn == NULL))
+        return hc_error_set(err, HC_ERR_INVALID, c ? "PGconn is NULL" : "hc_cache is NULL");
+    hc_status st = resolve(q, fn == NULL, pl, err);
+    if (st != HC_OK) return st;
+
+    hc_opts opts = {.ttl_ms = pl->ttl_ms, .tags = {pl->tags, pl->ntags}};
+    if (in_transaction(conn)) { /* neither read nor store nor join (see in_transaction) */
+        hc__cache_count_bypass(c);
+        st = run(lc, err);
+    }
+    else
+        st = hc_get_or_load(c, pl->key, &opts, load, lc, v, err);
+    if (st != HC_OK && !(lc->uncacheable && lc->result != NULL)) {
+        PQclear(lc->result);
+        lc->result = NULL;
+        if (lc->error_result != NULL && q->error_result != NULL) *q->error_result = lc->error_result;
+        else PQclear(lc->error_result);
+        if (st > 0) st = hc_error_set(err, HC_ERR_STATE, "unexpected cache status %s", hc_status_str(st));
+        hc_value_release(*v);
+        *v = NULL;
+        return st;
+    }
+    PQclear(lc->error_result);
+    if (lc->uncacheable && err != NULL) *err = (hc_error){.code = HC_OK}; /* served, just not stored */
+    return HC_OK;
+}
+
 static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule rule,
                        hc_pg_loader_fn fn, void *fn_ctx, hc_error *err)
 {
-    if (q != NULL && q->error_result != NULL) *q->error_result = NULL;
-    if (c == NULL || (fn == NULL && conn == NULL)) {
-        hc_error_set(err, HC_ERR_INVALID, c ? "PGconn is NULL" : "hc_cache is NULL");
-        return NULL;
-    }
     plan pl;
-    if (resolve(q, fn == NULL, &pl, err) != HC_OK) return NULL;
-
-    hc_opts opts = {.ttl_ms = pl.ttl_ms, .tags = {pl.tags, pl.ntags}};
-    load_ctx lc = {.pl = &pl, .q = q, .conn = conn, .fn = fn, .fn_ctx = fn_ctx};
-    hc_value *v = NULL;
-    hc_status st;
-    if (in_transaction(conn)) { /* neither read nor store nor join (see in_transaction) */
-        hc__cache_count_bypass(c);
-        st = run(&lc, err);
-    }
-    else
-        st = hc_get_or_load(c, pl.key, &opts, load, &lc, &v, err);
-    if (st != HC_OK && !(lc.uncacheable && lc.result != NULL)) {
-        PQclear(lc.result);
-        if (lc.error_result != NULL && q->error_result != NULL) *q->error_result = lc.error_result;
-        else PQclear(lc.error_result);
-        if (st > 0) hc_error_set(err, HC_ERR_STATE, "unexpected cache status %s", hc_status_str(st));
-        hc_value_release(v);
-        return NULL;
-    }
-    PQclear(lc.error_result);
-    if (lc.uncacheable && err != NULL) *err = (hc_error){.code = HC_OK}; /* served, just not stored */
+    load_ctx lc;
+    hc_value *v;
+    if (fetch_core(c, conn, q, fn, fn_ctx, &pl, &lc, &v, err) != HC_OK) return NULL;
     if (lc.result != NULL) { /* this thread ran the query: no need to rebuild */
         hc_value_release(v);
         if (check_rows(rule, PQntuples(lc.result), err) == HC_OK) return lc.result;
@@ -605,7 +620,7 @@ static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule r
     const void *data = hc_value_data(v);
     size_t len = hc_value_len(v);
     int n = 0;
-    st = hc__pgcodec_ntuples(data, len, &n, err);
+    hc_status st = hc__pgcodec_ntuples(data, len, &n, err);
     if (st == HC_OK) st = check_rows(rule, n, err);
     if (st == HC_OK) st = hc__pgcodec_decode(data, len, conn, &res, err);
     hc_value_release(v);
@@ -613,6 +628,53 @@ static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule r
      * (nothing published to other processes, no counters, no event) */
     if (st == HC_ERR_CODEC) hc__cache_drop(c, pl.key);
     return res;
+}
+
+/* fetch, handing out a view of the cached bytes instead of a PGresult. */
+static hc_status fetch_view(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule rule,
+                            hc_pg_view *view, hc_error *err)
+{
+    if (view == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_pg_view is NULL");
+    hc__pgcodec_view_clear(view);
+    plan pl;
+    load_ctx lc;
+    hc_value *v;
+    hc_status st = fetch_core(c, conn, q, NULL, NULL, &pl, &lc, &v, err);
+    if (st != HC_OK) return st;
+    bool cached = lc.result == NULL; /* a hit or a joined load: bytes from the store */
+    if (lc.result != NULL) {
+        /* this thread ran it: view what it stored; when nothing was stored
+         * (a transaction), an encoding for this view alone */
+        if (v == NULL) st = hc__pgcodec_encode(lc.result, &v, err);
+        PQclear(lc.result);
+    }
+    if (st == HC_OK) st = hc__pgcodec_view(v, view, err);
+    if (st != HC_OK) {
+        hc_value_release(v);
+        if (st == HC_ERR_CODEC && cached) hc__cache_drop(c, pl.key); /* as in fetch */
+        return st;
+    }
+    st = check_rows(rule, view->priv_.ntuples, err);
+    if (st != HC_OK) hc_pg_view_release(view);
+    return st;
+}
+
+HC_EXTERN hc_status hc_pg_fetch_all_view(hc_cache *c, PGconn *conn, const hc_query *q,
+                                         hc_pg_view *view, hc_error *err)
+{
+    return fetch_view(c, conn, q, ROWS_ANY, view, err);
+}
+
+HC_EXTERN hc_status hc_pg_fetch_one_view(hc_cache *c, PGconn *conn, const hc_query *q,
+                                         hc_pg_view *view, hc_error *err)
+{
+    return fetch_view(c, conn, q, ROWS_ONE, view, err);
+}
+
+HC_EXTERN hc_status hc_pg_fetch_optional_view(hc_cache *c, PGconn *conn, const hc_query *q,
+                                              hc_pg_view *view, hc_error *err)
+{
+    return fetch_view(c, conn, q, ROWS_OPTIONAL, view, err);
 }
 
 HC_EXTERN PGresult *hc_pg_fetch_all(hc_cache *c, PGconn *conn, const hc_query *q, hc_error *err)

@@ -317,6 +317,82 @@ HC_EXTERN PGresult *hc_pg_fetch_with(hc_cache *c, const hc_query *q, hc_pg_loade
 HC_EXTERN PGresult *hc_pg_fetch_with_conn(hc_cache *c, PGconn *conn, const hc_query *q,
                                           hc_pg_loader_fn loader, void *ctx, hc_error *err);
 
+/* ------------------------------------------------------------ row views */
+
+#define HC_PG_VIEW_INLINE_FIELDS 16  /* columns a view indexes without malloc */
+#define HC_PG_VIEW_INLINE_CELLS 32   /* cells (rows x columns) likewise */
+
+/*
+ * A zero-copy, read-only view of a query result: the accessors read straight
+ * from the cached bytes, which the view keeps alive by holding a reference to
+ * the cached value (an invalidation or eviction meanwhile does not affect it).
+ * No PGresult is built, so a hit costs little more than hc_get.  A result of
+ * at most HC_PG_VIEW_INLINE_FIELDS columns and HC_PG_VIEW_INLINE_CELLS cells
+ * needs no allocation at all.
+ *
+ *     hc_pg_view v;
+ *     if (hc_pg_fetch_one_view(cache, conn, &q, &v, &err) == HC_OK) {
+ *         printf("%s\n", hc_pg_view_getvalue(&v, 0, 1));
+ *         hc_pg_view_release(&v);
+ *     }
+ *
+ * The struct is the caller's (usually on the stack); its fields are private.
+ * After HC_OK the caller must call hc_pg_view_release once; after an error
+ * the view holds nothing (releasing it anyway is harmless).  A view must not
+ * be copied (release the one that was filled).  Once filled it is immutable:
+ * any number of threads may read it until it is released.
+ */
+typedef struct hc_pg_view {
+    struct hc_pg_view_priv_ {
+        hc_value *value;                                /* the reference held; NULL: empty */
+        const unsigned char *data;                      /* value's bytes */
+        int ntuples, nfields;
+        const uint32_t *fields;                         /* offset of each column's name */
+        const uint32_t *cells;                          /* offset of each cell's bytes, 0 = NULL */
+        uint32_t *heap;                                 /* both arrays, for large results */
+        uint32_t inline_fields[HC_PG_VIEW_INLINE_FIELDS];
+        uint32_t inline_cells[HC_PG_VIEW_INLINE_CELLS];
+    } priv_;
+} hc_pg_view;
+
+/*
+ * As hc_pg_fetch_all / hc_pg_fetch_one / hc_pg_fetch_optional, with the same
+ * caching, single-flight, row-count rules, errors and transaction bypass, but
+ * filling *view instead of returning a PGresult.  On a miss the thread that
+ * ran the query views the encoding it cached; inside a transaction the result
+ * is encoded for this view alone and not stored.  Returns HC_OK, or an error
+ * as listed for hc_pg_fetch_all (and HC_ERR_ROWCOUNT) with view empty;
+ * HC_ERR_INVALID for a NULL view.  q->error_result works as there.
+ */
+HC_EXTERN hc_status hc_pg_fetch_all_view(hc_cache *c, PGconn *conn, const hc_query *q,
+                                         hc_pg_view *view, hc_error *err);
+HC_EXTERN hc_status hc_pg_fetch_one_view(hc_cache *c, PGconn *conn, const hc_query *q,
+                                         hc_pg_view *view, hc_error *err);
+HC_EXTERN hc_status hc_pg_fetch_optional_view(hc_cache *c, PGconn *conn, const hc_query *q,
+                                              hc_pg_view *view, hc_error *err);
+
+/*
+ * The libpq accessors, over a view (row and column numbers from 0).  Out of
+ * range arguments (or an empty view) give what libpq gives for them: NULL
+ * from getvalue/fname, 0 from getlength/ftype/fformat, 1 from getisnull, -1
+ * from fnumber.  A value is NUL-terminated (binary ones too) and "" for SQL
+ * NULL; pointers stay valid until hc_pg_view_release.  fnumber matches names
+ * exactly (no case folding or quotes, unlike PQfnumber).
+ */
+HC_EXTERN int hc_pg_view_ntuples(const hc_pg_view *view);
+HC_EXTERN int hc_pg_view_nfields(const hc_pg_view *view);
+HC_EXTERN const char *hc_pg_view_fname(const hc_pg_view *view, int col);
+HC_EXTERN int hc_pg_view_fnumber(const hc_pg_view *view, const char *name);
+HC_EXTERN Oid hc_pg_view_ftype(const hc_pg_view *view, int col);
+HC_EXTERN int hc_pg_view_fformat(const hc_pg_view *view, int col);
+HC_EXTERN const char *hc_pg_view_getvalue(const hc_pg_view *view, int row, int col);
+HC_EXTERN int hc_pg_view_getlength(const hc_pg_view *view, int row, int col);
+HC_EXTERN int hc_pg_view_getisnull(const hc_pg_view *view, int row, int col);
+
+/* Drop the view's reference to the cached bytes; the view becomes empty.
+ * NULL-safe and idempotent. */
+HC_EXTERN void hc_pg_view_release(hc_pg_view *view);
+
 #ifdef __cplusplus
 }
 #endif
