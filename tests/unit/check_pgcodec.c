@@ -330,7 +330,9 @@ END_TEST
 
 START_TEST(test_view_accessors_out_of_range_answer_like_libpq)
 {
-    hc_value *v = encode_ok(sample());
+    PGresult *r = sample();
+    hc_value *v = encode_ok(r);
+    PQclear(r);
     hc_pg_view view;
     ck_assert_int_eq(hc__pgcodec_view(v, &view, NULL), HC_OK);
     ck_assert_ptr_null(hc_pg_view_getvalue(&view, 2, 0));
