@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -86,12 +88,19 @@ void hc__siphash_final128(hc__siphash *s, unsigned char out[16])
 
 /* ------------------------------------------------------------ helpers */
 
-/* Remember the first helper error in q: hc_pg_fetch_* reports it. */
+_Static_assert(HC_QUERY_BUF_MAX >= HC_ERROR_MSG_MAX && HC_QUERY_BUF_MAX <= USHRT_MAX,
+               "hc_query's buffer holds an error message and is indexed by unsigned short");
+
+/* Remember the first helper error in q: hc_pg_fetch_* reports it.  Its
+ * message takes the place of the buffer's contents, which a query with an
+ * error never uses again (the helpers stop at the error; so does resolve). */
 static hc_status record(hc_query *q, hc_status st, const hc_error *e)
 {
-    if (st != HC_OK && q->priv_.error.code == HC_OK) {
-        q->priv_.error.code = st;
-        snprintf(q->priv_.error.message, sizeof q->priv_.error.message, "%s", e->message);
+    struct hc_query_priv_ *p = &q->priv_;
+    if (st != HC_OK && p->error == HC_OK) {
+        p->error = st;
+        snprintf(p->buf, HC_ERROR_MSG_MAX, "%s", e->message);
+        p->used = sizeof p->buf;
     }
     return st;
 }
@@ -107,11 +116,11 @@ static hc_status add_own_tag(hc_query *q, const char *tag, size_t len)
 {
     struct hc_query_priv_ *p = &q->priv_;
     if (len == 0) return fail(q, HC_ERR_INVALID, "hc_query: empty tag");
-    if (p->ntags >= HC_PG_MAX_OWN_TAGS || p->tag_used + len + 1 > sizeof p->tagbuf)
+    if (p->ntags >= HC_PG_MAX_OWN_TAGS || p->used + len + 1 > sizeof p->buf)
         return fail(q, HC_ERR_TOO_LARGE, "hc_query: too many or too long entity/collection tags");
-    memcpy(p->tagbuf + p->tag_used, tag, len + 1);
-    p->tag_off[p->ntags++] = p->tag_used;
-    p->tag_used = (unsigned short)(p->tag_used + len + 1);
+    memcpy(p->buf + p->used, tag, len + 1);
+    p->tag_off[p->ntags++] = p->used;
+    p->used = (unsigned short)(p->used + len + 1);
     return HC_OK;
 }
 
@@ -119,25 +128,28 @@ HC_EXTERN hc_status hc_query_entity_n(hc_query *q, const char *entity, const cha
                                       size_t n)
 {
     if (q == NULL) return HC_ERR_INVALID;
+    struct hc_query_priv_ *p = &q->priv_;
+    if (p->error != HC_OK) return p->error;
     if (entity == NULL || entity[0] == '\0' || ids == NULL || n == 0 || n > HC_PG_MAX_KEY_COLUMNS)
         return fail(q, HC_ERR_INVALID, "hc_query_entity: NULL/empty entity or 0 or too many key values");
-    if (q->priv_.key_is_tag) return fail(q, HC_ERR_INVALID, "hc_query_entity: query already has an entity");
+    if (p->key_is_tag) return fail(q, HC_ERR_INVALID, "hc_query_entity: query already has an entity");
     const char *segs[HC_PG_MAX_KEY_COLUMNS + 1] = {entity};
     memcpy(segs + 1, ids, n * sizeof *ids);
     hc_error e;
-    hc_status st = hc_key_build(q->priv_.key, sizeof q->priv_.key, NULL, segs, n + 1, &e);
-    if (st != HC_OK) {
-        q->priv_.key[0] = '\0';
-        return record(q, st, &e);
-    }
+    size_t klen;
+    /* the key goes straight into the buffer; it counts once the tag fits too */
+    hc_status st = hc_key_build(p->buf + p->used, sizeof p->buf - p->used, &klen, segs, n + 1, &e);
+    if (st != HC_OK) return record(q, st, &e);
     char tag[HC_MAX_KEY_LEN + 1];
     st = hc_key_table_tag(tag, sizeof tag, entity, &e);
-    if (st != HC_OK) {
-        q->priv_.key[0] = '\0';
-        return record(q, st, &e);
-    }
-    q->priv_.key_is_tag = true;
-    return add_own_tag(q, tag, strlen(tag));
+    if (st != HC_OK) return record(q, st, &e);
+    unsigned short key_off = p->used;
+    p->used = (unsigned short)(p->used + klen + 1);
+    st = add_own_tag(q, tag, strlen(tag));
+    if (st != HC_OK) return st;
+    p->key_off = key_off;
+    p->key_is_tag = true;
+    return HC_OK;
 }
 
 HC_EXTERN hc_status hc_query_entity(hc_query *q, const char *entity, const char *id)
@@ -148,6 +160,7 @@ HC_EXTERN hc_status hc_query_entity(hc_query *q, const char *entity, const char 
 HC_EXTERN hc_status hc_query_add_collection(hc_query *q, const char *collection)
 {
     if (q == NULL) return HC_ERR_INVALID;
+    if (q->priv_.error != HC_OK) return q->priv_.error;
     if (collection == NULL || collection[0] == '\0')
         return fail(q, HC_ERR_INVALID, "hc_query_collection: NULL or empty collection");
     char tag[HC_MAX_KEY_LEN + 1];
@@ -185,24 +198,38 @@ static hc_status generate_sql(hc_query *q, const hc_entity_def *def, size_t n)
 {
     static const char *const default_key[] = {"id"};
     const char *const *cols = def_nkeys(def) ? def->key_columns : default_key;
-    char *buf = q->priv_.sql;
-    size_t cap = sizeof q->priv_.sql;
+    struct hc_query_priv_ *p = &q->priv_;
+    char *buf = p->buf + p->used;
+    size_t room = sizeof p->buf - p->used, cap = room < HC_QUERY_SQL_MAX ? room : HC_QUERY_SQL_MAX;
     int w = snprintf(buf, cap, "SELECT * FROM %s WHERE ", def->table);
     for (size_t i = 0; i < n && w >= 0 && (size_t)w < cap; i++) {
         int more = snprintf(buf + w, cap - (size_t)w, "%s%s = $%zu", i ? " AND " : "", cols[i], i + 1);
         w = more < 0 ? more : w + more;
     }
-    if (w < 0 || (size_t)w >= cap) {
-        buf[0] = '\0';
+    if (w < 0 || (size_t)w >= cap)
         return fail(q, HC_ERR_TOO_LARGE, "hc_query_for_entity: generated SQL too long");
-    }
+    p->sql_off = p->used;
+    p->used = (unsigned short)(p->used + (size_t)w + 1);
+    p->has_sql = true;
     return HC_OK;
+}
+
+/*
+ * An empty query whose buffer is left uninitialised: queries are returned by
+ * value on every cached call, and zeroing the whole struct cost as much as
+ * the cache lookup.  (One local returned everywhere lets the compiler build it
+ * in the caller's storage.)
+ */
+static void init_query(hc_query *q)
+{
+    memset(q, 0, offsetof(hc_query, priv_.buf));
 }
 
 HC_EXTERN hc_query hc_query_for_entity_n(const hc_entity_def *def, const char *const *ids,
                                          size_t n)
 {
-    hc_query q = {.result_format = 0};
+    hc_query q;
+    init_query(&q);
     if (def == NULL || def->name == NULL || (def->select == NULL && def->table == NULL)) {
         fail(&q, HC_ERR_INVALID, "hc_query_for_entity: entity definition without name, or without table and select");
         return q;
@@ -217,7 +244,7 @@ HC_EXTERN hc_query hc_query_for_entity_n(const hc_entity_def *def, const char *c
     }
     if (hc_query_entity_n(&q, def->name, ids, n) != HC_OK) return q;
     if (def->select == NULL && generate_sql(&q, def, n) != HC_OK) return q;
-    q.sql = def->select;  /* NULL -> the generated priv_.sql */
+    q.sql = def->select;  /* NULL -> the generated SQL in priv_.buf */
     memcpy(q.priv_.params, ids, n * sizeof *ids);
     q.priv_.nparams = (int)n;
     q.priv_.ttl_ms = def->ttl_ms;
@@ -232,7 +259,9 @@ HC_EXTERN hc_query hc_query_for_entity(const hc_entity_def *def, const char *id)
 
 HC_EXTERN hc_query hc_query_for_collection(const hc_entity_def *def, const char *sql)
 {
-    hc_query q = {.sql = sql};
+    hc_query q;
+    init_query(&q);
+    q.sql = sql;
     const char *coll = def ? def_collection(def) : NULL;
     if (coll == NULL) {
         fail(&q, HC_ERR_INVALID, "hc_query_for_collection: entity definition without collection or table");
@@ -287,8 +316,8 @@ static hc_status collect_tags(const hc_query *q, plan *pl, hc_error *err)
     const hc_policy *pol = q->policy;
     hc_status st = HC_OK;
     pl->ntags = 0;
-    if (p->key_is_tag) st = push_tag(pl, p->key, err);
-    for (unsigned i = 0; i < p->ntags && st == HC_OK; i++) st = push_tag(pl, p->tagbuf + p->tag_off[i], err);
+    if (p->key_is_tag) st = push_tag(pl, p->buf + p->key_off, err);
+    for (unsigned i = 0; i < p->ntags && st == HC_OK; i++) st = push_tag(pl, p->buf + p->tag_off[i], err);
     if (q->tags.n > 0 && q->tags.v == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_query: tags.v is NULL");
     for (size_t i = 0; i < q->tags.n && st == HC_OK; i++) st = push_tag(pl, q->tags.v[i], err);
     if (st == HC_OK) st = push_tagset(pl, q->tagset, err);
@@ -366,9 +395,9 @@ static hc_status resolve(const hc_query *q, bool need_sql, plan *pl, hc_error *e
 {
     if (q == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_query is NULL");
     const struct hc_query_priv_ *p = &q->priv_;
-    if (p->error.code != HC_OK) return hc_error_set(err, p->error.code, "%s", p->error.message);
+    if (p->error != HC_OK) return hc_error_set(err, p->error, "%s", p->buf);
     const hc_policy *pol = q->policy;
-    pl->sql = q->sql ? q->sql : (p->sql[0] ? p->sql : NULL);
+    pl->sql = q->sql ? q->sql : (p->has_sql ? p->buf + p->sql_off : NULL);
     if (q->nparams == 0 && p->nparams > 0) {
         pl->nparams = p->nparams;
         pl->values = p->params;
@@ -390,7 +419,7 @@ static hc_status resolve(const hc_query *q, bool need_sql, plan *pl, hc_error *e
     if (st != HC_OK) return st;
     pl->ttl_ms = q->ttl_ms ? q->ttl_ms : pol && pol->ttl_ms ? pol->ttl_ms : p->ttl_ms;
 
-    pl->key = q->key ? q->key : p->key[0] ? p->key : pol ? pol->key : NULL;
+    pl->key = q->key ? q->key : p->key_is_tag ? p->buf + p->key_off : pol ? pol->key : NULL;
     if (pl->key != NULL) {
         if (pl->key[0] == '\0') return hc_error_set(err, HC_ERR_INVALID, "hc_query: empty key");
         return HC_OK;
@@ -416,7 +445,7 @@ HC_EXTERN hc_status hc_query_key(const hc_query *q, char *buf, size_t cap, hc_er
 HC_EXTERN size_t hc_query_tags(const hc_query *q, const char **out, size_t cap)
 {
     plan pl;
-    if (q == NULL || q->priv_.error.code != HC_OK || collect_tags(q, &pl, NULL) != HC_OK) return 0;
+    if (q == NULL || q->priv_.error != HC_OK || collect_tags(q, &pl, NULL) != HC_OK) return 0;
     for (size_t i = 0; i < pl.ntags && i < cap && out != NULL; i++) out[i] = pl.tags[i];
     return pl.ntags;
 }
@@ -534,37 +563,52 @@ static hc_status load(void *vctx, const char *key, hc_value **out, hc_error *err
     return st;
 }
 
+/*
+ * Run q through the cache up to the point where the result is handed out:
+ * *v is the cached or loaded value (NULL when nothing was stored) and
+ * lc->result the PGresult this thread ran itself (NULL on a hit or a joined
+ * load).  On error both are released and q->error_result is handed out.
+ */
+static hc_status fetch_core(hc_cache *c, PGconn *conn, const hc_query *q, hc_pg_loader_fn fn,
+                            void *fn_ctx, plan *pl, load_ctx *lc, hc_value **v, hc_error *err)
+{
+    *v = NULL;
+    *lc = (load_ctx){.pl = pl, .q = q, .conn = conn, .fn = fn, .fn_ctx = fn_ctx};
+    if (q != NULL && q->error_result != NULL) *q->error_result = NULL;
+    if (c == NULL || (fn == NULL && conn == NULL))
+        return hc_error_set(err, HC_ERR_INVALID, c ? "PGconn is NULL" : "hc_cache is NULL");
+    hc_status st = resolve(q, fn == NULL, pl, err);
+    if (st != HC_OK) return st;
+
+    hc_opts opts = {.ttl_ms = pl->ttl_ms, .tags = {pl->tags, pl->ntags}};
+    if (in_transaction(conn)) { /* neither read nor store nor join (see in_transaction) */
+        hc__cache_count_bypass(c);
+        st = run(lc, err);
+    }
+    else
+        st = hc_get_or_load(c, pl->key, &opts, load, lc, v, err);
+    if (st != HC_OK && !(lc->uncacheable && lc->result != NULL)) {
+        PQclear(lc->result);
+        lc->result = NULL;
+        if (lc->error_result != NULL && q->error_result != NULL) *q->error_result = lc->error_result;
+        else PQclear(lc->error_result);
+        if (st > 0) st = hc_error_set(err, HC_ERR_STATE, "unexpected cache status %s", hc_status_str(st));
+        hc_value_release(*v);
+        *v = NULL;
+        return st;
+    }
+    PQclear(lc->error_result);
+    if (lc->uncacheable && err != NULL) *err = (hc_error){.code = HC_OK}; /* served, just not stored */
+    return HC_OK;
+}
+
 static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule rule,
                        hc_pg_loader_fn fn, void *fn_ctx, hc_error *err)
 {
-    if (q != NULL && q->error_result != NULL) *q->error_result = NULL;
-    if (c == NULL || (fn == NULL && conn == NULL)) {
-        hc_error_set(err, HC_ERR_INVALID, c ? "PGconn is NULL" : "hc_cache is NULL");
-        return NULL;
-    }
     plan pl;
-    if (resolve(q, fn == NULL, &pl, err) != HC_OK) return NULL;
-
-    hc_opts opts = {.ttl_ms = pl.ttl_ms, .tags = {pl.tags, pl.ntags}};
-    load_ctx lc = {.pl = &pl, .q = q, .conn = conn, .fn = fn, .fn_ctx = fn_ctx};
-    hc_value *v = NULL;
-    hc_status st;
-    if (in_transaction(conn)) { /* neither read nor store nor join (see in_transaction) */
-        hc__cache_count_bypass(c);
-        st = run(&lc, err);
-    }
-    else
-        st = hc_get_or_load(c, pl.key, &opts, load, &lc, &v, err);
-    if (st != HC_OK && !(lc.uncacheable && lc.result != NULL)) {
-        PQclear(lc.result);
-        if (lc.error_result != NULL && q->error_result != NULL) *q->error_result = lc.error_result;
-        else PQclear(lc.error_result);
-        if (st > 0) hc_error_set(err, HC_ERR_STATE, "unexpected cache status %s", hc_status_str(st));
-        hc_value_release(v);
-        return NULL;
-    }
-    PQclear(lc.error_result);
-    if (lc.uncacheable && err != NULL) *err = (hc_error){.code = HC_OK}; /* served, just not stored */
+    load_ctx lc;
+    hc_value *v;
+    if (fetch_core(c, conn, q, fn, fn_ctx, &pl, &lc, &v, err) != HC_OK) return NULL;
     if (lc.result != NULL) { /* this thread ran the query: no need to rebuild */
         hc_value_release(v);
         if (check_rows(rule, PQntuples(lc.result), err) == HC_OK) return lc.result;
@@ -576,7 +620,7 @@ static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule r
     const void *data = hc_value_data(v);
     size_t len = hc_value_len(v);
     int n = 0;
-    st = hc__pgcodec_ntuples(data, len, &n, err);
+    hc_status st = hc__pgcodec_ntuples(data, len, &n, err);
     if (st == HC_OK) st = check_rows(rule, n, err);
     if (st == HC_OK) st = hc__pgcodec_decode(data, len, conn, &res, err);
     hc_value_release(v);
@@ -584,6 +628,53 @@ static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule r
      * (nothing published to other processes, no counters, no event) */
     if (st == HC_ERR_CODEC) hc__cache_drop(c, pl.key);
     return res;
+}
+
+/* fetch, handing out a view of the cached bytes instead of a PGresult. */
+static hc_status fetch_view(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule rule,
+                            hc_pg_view *view, hc_error *err)
+{
+    if (view == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_pg_view is NULL");
+    hc__pgcodec_view_clear(view);
+    plan pl;
+    load_ctx lc;
+    hc_value *v;
+    hc_status st = fetch_core(c, conn, q, NULL, NULL, &pl, &lc, &v, err);
+    if (st != HC_OK) return st;
+    bool cached = lc.result == NULL; /* a hit or a joined load: bytes from the store */
+    if (lc.result != NULL) {
+        /* this thread ran it: view what it stored; when nothing was stored
+         * (a transaction), an encoding for this view alone */
+        if (v == NULL) st = hc__pgcodec_encode(lc.result, &v, err);
+        PQclear(lc.result);
+    }
+    if (st == HC_OK) st = hc__pgcodec_view(v, view, err);
+    if (st != HC_OK) {
+        hc_value_release(v);
+        if (st == HC_ERR_CODEC && cached) hc__cache_drop(c, pl.key); /* as in fetch */
+        return st;
+    }
+    st = check_rows(rule, view->priv_.ntuples, err);
+    if (st != HC_OK) hc_pg_view_release(view);
+    return st;
+}
+
+HC_EXTERN hc_status hc_pg_fetch_all_view(hc_cache *c, PGconn *conn, const hc_query *q,
+                                         hc_pg_view *view, hc_error *err)
+{
+    return fetch_view(c, conn, q, ROWS_ANY, view, err);
+}
+
+HC_EXTERN hc_status hc_pg_fetch_one_view(hc_cache *c, PGconn *conn, const hc_query *q,
+                                         hc_pg_view *view, hc_error *err)
+{
+    return fetch_view(c, conn, q, ROWS_ONE, view, err);
+}
+
+HC_EXTERN hc_status hc_pg_fetch_optional_view(hc_cache *c, PGconn *conn, const hc_query *q,
+                                              hc_pg_view *view, hc_error *err)
+{
+    return fetch_view(c, conn, q, ROWS_OPTIONAL, view, err);
 }
 
 HC_EXTERN PGresult *hc_pg_fetch_all(hc_cache *c, PGconn *conn, const hc_query *q, hc_error *err)

@@ -39,7 +39,7 @@ static size_t encoded_size(const PGresult *res, int ntuples, int nfields)
     for (int t = 0; t < ntuples; t++) {
         for (int f = 0; f < nfields; f++) {
             n += 4;
-            if (!PQgetisnull(res, t, f)) n += (size_t)PQgetlength(res, t, f);
+            if (!PQgetisnull(res, t, f)) n += (size_t)PQgetlength(res, t, f) + 1;
         }
         if (n > HC_MAX_VALUE_LEN) return 0;
     }
@@ -108,6 +108,7 @@ hc_status hc__pgcodec_encode(const PGresult *res, hc_value **out, hc_error *err)
             p = put32(p, l);
             memcpy(p, PQgetvalue(res, t, f), l);
             p += l;
+            *p++ = '\0'; /* a view hands the cached bytes out as C strings, as libpq does */
         }
     }
     *out = v;
@@ -155,8 +156,11 @@ static hc_status corrupt(hc_error *err, const char *what)
     return hc_error_set(err, HC_ERR_CODEC, "pgcodec: corrupt cached result (%s)", what);
 }
 
-/* Read the column descriptions into attrs (names point into the buffer). */
-static hc_status rd_fields(reader *r, PGresAttDesc *attrs, uint32_t nfields, hc_error *err)
+/* Read the column descriptions into attrs (names point into the buffer),
+ * or, with attrs NULL, only check them and note each name's offset from base
+ * in name_off. */
+static hc_status rd_fields(reader *r, PGresAttDesc *attrs, uint32_t nfields, hc_error *err,
+                           const unsigned char *base, uint32_t *name_off)
 {
     for (uint32_t f = 0; f < nfields; f++) {
         uint32_t nl;
@@ -166,7 +170,8 @@ static hc_status rd_fields(reader *r, PGresAttDesc *attrs, uint32_t nfields, hc_
         if (name[nl] != '\0' || memchr(name, '\0', nl) != NULL) return corrupt(err, "column name");
         const unsigned char *x = r->p + nl + 1; /* the fixed part, length checked above */
         if (x[20] > 1) return corrupt(err, "column format");
-        attrs[f] = (PGresAttDesc){
+        if (attrs == NULL) name_off[f] = (uint32_t)(r->p - base);
+        else attrs[f] = (PGresAttDesc){
             .name = (char *)name,
             .tableid = (Oid)get32(x),
             .columnid = (int)get32(x + 4),
@@ -181,26 +186,40 @@ static hc_status rd_fields(reader *r, PGresAttDesc *attrs, uint32_t nfields, hc_
     return HC_OK;
 }
 
+/* One cell: *val is NULL for SQL NULL, else its l bytes followed by a NUL. */
+static hc_status rd_cell(reader *r, const unsigned char **val, uint32_t *len, hc_error *err)
+{
+    uint32_t l;
+    if (!rd32(r, &l)) return corrupt(err, "truncated row");
+    *len = l;
+    *val = NULL;
+    if (l == NULL_LEN32) return HC_OK;
+    if (l > (uint32_t)INT_MAX || l >= r->left || r->p[l] != '\0') return corrupt(err, "value length");
+    *val = r->p;
+    r->p += (size_t)l + 1;
+    r->left -= (size_t)l + 1;
+    return HC_OK;
+}
+
 /* Append the rows to res: every length is checked before libpq sees it. */
 static hc_status rd_rows(reader *r, PGresult *res, uint32_t ntuples, uint32_t nfields,
                          hc_error *err)
 {
     for (uint32_t t = 0; t < ntuples; t++) {
         for (uint32_t f = 0; f < nfields; f++) {
+            const unsigned char *val;
             uint32_t l;
-            if (!rd32(r, &l)) return corrupt(err, "truncated row");
-            if (l == NULL_LEN32) {
+            hc_status st = rd_cell(r, &val, &l, err);
+            if (st != HC_OK) return st;
+            if (val == NULL) {
                 /* new rows start all-NULL: only the first cell must be set
                  * to create the row */
                 if (f == 0 && !PQsetvalue(res, (int)t, 0, NULL, -1))
                     return hc_error_set(err, HC_ERR_NOMEM, "pgcodec: libpq cannot add a row");
                 continue;
             }
-            if (l > (uint32_t)INT_MAX || l > r->left) return corrupt(err, "value length");
-            if (!PQsetvalue(res, (int)t, (int)f, (char *)r->p, (int)l))
+            if (!PQsetvalue(res, (int)t, (int)f, (char *)val, (int)l))
                 return hc_error_set(err, HC_ERR_NOMEM, "pgcodec: libpq cannot store a value");
-            r->p += l;
-            r->left -= l;
         }
     }
     return r->left == 0 ? HC_OK : corrupt(err, "trailing bytes");
@@ -222,7 +241,7 @@ hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresul
     PGresAttDesc *attrs = stack_attrs;
     if (nfields > 16 && (attrs = hc__malloc(nfields * sizeof *attrs)) == NULL)
         return hc_error_set(err, HC_ERR_NOMEM, "pgcodec: out of memory");
-    hc_status st = rd_fields(&r, attrs, nfields, err);
+    hc_status st = rd_fields(&r, attrs, nfields, err, NULL, NULL);
     PGresult *res = NULL;
     if (st == HC_OK) {
         res = PQmakeEmptyPGresult(conn, PGRES_TUPLES_OK);
@@ -237,4 +256,138 @@ hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresul
     }
     *out = res;
     return HC_OK;
+}
+
+/* ------------------------------------------------------------ views */
+
+/* Only the header: the inline arrays are read only where the header says. */
+void hc__pgcodec_view_clear(hc_pg_view *view)
+{
+    struct hc_pg_view_priv_ *p = &view->priv_;
+    p->value = NULL;
+    p->data = NULL;
+    p->ntuples = 0;
+    p->nfields = 0;
+    p->heap = NULL;
+}
+
+hc_status hc__pgcodec_view(hc_value *v, hc_pg_view *view, hc_error *err)
+{
+    struct hc_pg_view_priv_ *p = &view->priv_;
+    hc__pgcodec_view_clear(view);
+    if (v == NULL) return corrupt(err, "no value");
+    const unsigned char *data = hc_value_data(v);
+    reader r = {data, data ? hc_value_len(v) : 0};
+    uint32_t ntuples, nfields;
+    if (!rd_header(&r, &ntuples, &nfields)) return corrupt(err, "header");
+    if ((uint64_t)ntuples * nfields > r.left / 4) return corrupt(err, "row count");
+    size_t ncells = (size_t)ntuples * nfields;
+    uint32_t *fields = p->inline_fields, *cells = p->inline_cells;
+    if (nfields > HC_PG_VIEW_INLINE_FIELDS || ncells > HC_PG_VIEW_INLINE_CELLS) {
+        /* one array for both: fields first, then the cells */
+        if ((p->heap = hc__malloc((nfields + ncells) * sizeof *p->heap)) == NULL)
+            return hc_error_set(err, HC_ERR_NOMEM, "pgcodec: out of memory for a view of %zu cells", ncells);
+        fields = p->heap;
+        cells = p->heap + nfields;
+    }
+    hc_status st = rd_fields(&r, NULL, nfields, err, data, fields);
+    for (size_t i = 0; i < ncells && st == HC_OK; i++) {
+        const unsigned char *val;
+        uint32_t l;
+        st = rd_cell(&r, &val, &l, err);
+        /* 0 marks NULL: no value starts at offset 0, the header is there */
+        cells[i] = val ? (uint32_t)(val - data) : 0;
+    }
+    if (st == HC_OK && r.left != 0) st = corrupt(err, "trailing bytes");
+    if (st != HC_OK) {
+        free(p->heap);
+        p->heap = NULL;
+        return st;
+    }
+    p->value = v;
+    p->data = data;
+    p->ntuples = (int)ntuples;
+    p->nfields = (int)nfields;
+    p->fields = fields;
+    p->cells = cells;
+    return HC_OK;
+}
+
+/* The fixed part of column col's description (after its name and NUL). */
+static const unsigned char *field_fixed(const struct hc_pg_view_priv_ *p, int col)
+{
+    const unsigned char *name = p->data + p->fields[col];
+    return name + get32(name - 4) + 1;
+}
+
+static bool col_ok(const hc_pg_view *view, int col)
+{
+    return view != NULL && col >= 0 && col < view->priv_.nfields;
+}
+
+/* The offset of cell (row, col) (0 = NULL), or UINT32_MAX when out of range. */
+static uint32_t cell(const hc_pg_view *view, int row, int col)
+{
+    if (!col_ok(view, col) || row < 0 || row >= view->priv_.ntuples) return UINT32_MAX;
+    return view->priv_.cells[(size_t)row * (size_t)view->priv_.nfields + (size_t)col];
+}
+
+HC_EXTERN int hc_pg_view_ntuples(const hc_pg_view *view)
+{
+    return view ? view->priv_.ntuples : 0;
+}
+
+HC_EXTERN int hc_pg_view_nfields(const hc_pg_view *view)
+{
+    return view ? view->priv_.nfields : 0;
+}
+
+HC_EXTERN const char *hc_pg_view_fname(const hc_pg_view *view, int col)
+{
+    return col_ok(view, col) ? (const char *)view->priv_.data + view->priv_.fields[col] : NULL;
+}
+
+HC_EXTERN int hc_pg_view_fnumber(const hc_pg_view *view, const char *name)
+{
+    for (int f = 0; name != NULL && col_ok(view, f); f++)
+        if (strcmp(hc_pg_view_fname(view, f), name) == 0) return f;
+    return -1;
+}
+
+HC_EXTERN Oid hc_pg_view_ftype(const hc_pg_view *view, int col)
+{
+    return col_ok(view, col) ? (Oid)get32(field_fixed(&view->priv_, col) + 8) : 0;
+}
+
+HC_EXTERN int hc_pg_view_fformat(const hc_pg_view *view, int col)
+{
+    return col_ok(view, col) ? field_fixed(&view->priv_, col)[20] : 0;
+}
+
+HC_EXTERN const char *hc_pg_view_getvalue(const hc_pg_view *view, int row, int col)
+{
+    uint32_t off = cell(view, row, col);
+    if (off == UINT32_MAX) return NULL;
+    return off == 0 ? "" : (const char *)view->priv_.data + off;
+}
+
+HC_EXTERN int hc_pg_view_getlength(const hc_pg_view *view, int row, int col)
+{
+    uint32_t off = cell(view, row, col);
+    return off == UINT32_MAX || off == 0 ? 0 : (int)get32(view->priv_.data + off - 4);
+}
+
+HC_EXTERN int hc_pg_view_getisnull(const hc_pg_view *view, int row, int col)
+{
+    uint32_t off = cell(view, row, col);
+    return off == UINT32_MAX || off == 0;
+}
+
+HC_EXTERN void hc_pg_view_release(hc_pg_view *view)
+{
+    if (view == NULL) return;
+    struct hc_pg_view_priv_ *p = &view->priv_;
+    hc_value_release(p->value);
+    free(p->heap);
+    hc__pgcodec_view_clear(view);
 }

@@ -2,10 +2,13 @@
  * pgcodec.h - private: PGresult <-> compact versioned bytes (the cached form
  * of a query result).  Layout, all integers little-endian:
  *
- *   "HCPG" u8 version(1) u8 flags(0) u16 reserved(0) u32 ntuples u32 nfields
+ *   "HCPG" u8 version(2) u8 flags(0) u16 reserved(0) u32 ntuples u32 nfields
  *   nfields x { u32 namelen, name bytes, NUL, u32 tableid, i32 columnid,
  *               u32 typid, i32 typlen, i32 typmod, u8 format(0|1) }
- *   ntuples x nfields x { u32 len (0xFFFFFFFF = NULL), len bytes }
+ *   ntuples x nfields x { u32 len (0xFFFFFFFF = NULL), len bytes, NUL (non-NULL only) }
+ *
+ * Version 2 added the NUL after each value, so a view (hc_pg_view) can hand
+ * the cached bytes out as C strings, as PQgetvalue does.
  *
  * Decoding checks every count and length against the buffer and the caps
  * below, and rejects trailing bytes: corrupt input gives HC_ERR_CODEC.
@@ -18,8 +21,9 @@
 #include <libpq-fe.h>
 
 #include "hydracache/cache.h"
+#include "hydracache/pg.h"
 
-#define HC_PGCODEC_VERSION 1
+#define HC_PGCODEC_VERSION 2
 #define HC_PGCODEC_MAX_FIELDS 1664    /* PostgreSQL's MaxTupleAttributeNumber */
 #define HC_PGCODEC_MAX_NAME 1024      /* column name bytes */
 
@@ -41,5 +45,16 @@ hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresul
 
 /* The row count from a valid header, without decoding (HC_ERR_CODEC if bad). */
 hc_status hc__pgcodec_ntuples(const void *data, size_t len, int *ntuples, hc_error *err);
+
+/*
+ * Point view at the result encoded in v, which the view takes over (its
+ * reference) on success; on failure v is left to the caller.  Walks the
+ * bytes once, as strictly as decoding, noting where each column name and cell
+ * starts (in the view's own arrays, or one malloc for large results).
+ * HC_ERR_CODEC, HC_ERR_NOMEM.
+ */
+hc_status hc__pgcodec_view(hc_value *v, hc_pg_view *view, hc_error *err);
+/* Make view empty (no reference, no rows, no columns) without freeing anything. */
+void hc__pgcodec_view_clear(hc_pg_view *view);
 
 #endif

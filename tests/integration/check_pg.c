@@ -293,6 +293,164 @@ START_TEST(test_corrupt_entry_is_dropped_without_an_invalidation)
 }
 END_TEST
 
+/* ------------------------------------------------------------ views */
+
+static void assert_view_equals(const PGresult *want, const hc_pg_view *v)
+{
+    ck_assert_int_eq(hc_pg_view_ntuples(v), PQntuples(want));
+    ck_assert_int_eq(hc_pg_view_nfields(v), PQnfields(want));
+    for (int f = 0; f < PQnfields(want); f++) {
+        ck_assert_str_eq(hc_pg_view_fname(v, f), PQfname(want, f));
+        ck_assert_uint_eq(hc_pg_view_ftype(v, f), PQftype(want, f));
+        ck_assert_int_eq(hc_pg_view_fformat(v, f), PQfformat(want, f));
+        for (int t = 0; t < PQntuples(want); t++) {
+            ck_assert_int_eq(hc_pg_view_getisnull(v, t, f), PQgetisnull(want, t, f));
+            ck_assert_int_eq(hc_pg_view_getlength(v, t, f), PQgetlength(want, t, f));
+            ck_assert(memcmp(hc_pg_view_getvalue(v, t, f), PQgetvalue(want, t, f),
+                             (size_t)PQgetlength(want, t, f) + 1) == 0); /* NUL too */
+        }
+    }
+}
+
+static void view_equals_uncached(int result_format)
+{
+    const char *params[] = {"3"};
+    PGresult *direct = PQexecParams(conn, ALL_TYPES_SQL, 1, NULL, params, NULL, NULL, result_format);
+    ck_assert_int_eq(PQresultStatus(direct), PGRES_TUPLES_OK);
+    hc_query q = {.sql = ALL_TYPES_SQL, HC_PARAMS("3"), .result_format = result_format};
+    hc_error err;
+    hc_pg_view miss, hit;
+    ck_assert_msg(hc_pg_fetch_all_view(cache, conn, &q, &miss, &err) == HC_OK, "miss: %s", err.message);
+    ck_assert_msg(hc_pg_fetch_all_view(cache, conn, &q, &hit, &err) == HC_OK, "hit: %s", err.message);
+    assert_view_equals(direct, &miss);
+    assert_view_equals(direct, &hit);
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.hits, 1);
+    ck_assert_uint_eq(st.loads, 1);
+    hc_pg_view_release(&miss);
+    hc_pg_view_release(&hit);
+    PQclear(direct);
+}
+
+START_TEST(test_view_equals_uncached_result_in_text_format)
+{
+    view_equals_uncached(0);
+}
+END_TEST
+
+START_TEST(test_view_equals_uncached_result_in_binary_format)
+{
+    view_equals_uncached(1);
+}
+END_TEST
+
+START_TEST(test_view_and_pgresult_share_one_cached_entry)
+{
+    hc_query q = hc_query_for_entity(&USER, "1");
+    PGresult *r = hc_pg_fetch_one(cache, conn, &q, NULL);
+    ck_assert_ptr_nonnull(r);
+    hc_pg_view v;
+    hc_error err;
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &q, &v, &err), HC_OK);
+    assert_view_equals(r, &v);
+    ck_assert_str_eq(hc_pg_view_getvalue(&v, 0, hc_pg_view_fnumber(&v, "name")), "alice");
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.hits, 1);
+    hc_pg_view_release(&v);
+    PQclear(r);
+}
+END_TEST
+
+START_TEST(test_view_row_count_rules_match_the_pgresult_functions)
+{
+    hc_query none = hc_query_for_entity(&USER, "999");
+    hc_query two = {.sql = "SELECT name FROM users WHERE id IN (1, 2)"};
+    hc_pg_view v;
+    hc_error err;
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &none, &v, &err), HC_ERR_ROWCOUNT);
+    ck_assert_str_eq(err.message, "expected exactly one row, got 0");
+    ck_assert_int_eq(hc_pg_view_ntuples(&v), 0);
+    ck_assert_int_eq(hc_pg_fetch_optional_view(cache, conn, &none, &v, &err), HC_OK); /* cached no row */
+    ck_assert_int_eq(hc_pg_view_ntuples(&v), 0);
+    ck_assert_int_eq(hc_pg_view_nfields(&v), 7);
+    hc_pg_view_release(&v);
+    ck_assert_int_eq(hc_pg_fetch_optional_view(cache, conn, &two, &v, &err), HC_ERR_ROWCOUNT);
+    ck_assert_str_eq(err.message, "expected at most one row, got 2");
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &two, &v, &err), HC_ERR_ROWCOUNT); /* from the cache */
+    ck_assert_int_eq(hc_pg_fetch_all_view(cache, conn, &two, &v, &err), HC_OK);
+    ck_assert_int_eq(hc_pg_view_ntuples(&v), 2);
+    hc_pg_view_release(&v);
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.loads, 2);
+}
+END_TEST
+
+START_TEST(test_view_of_corrupt_entry_is_codec_error_and_dropped)
+{
+    ck_assert_int_eq(hc_put(cache, "user:1", "garbage", 7, NULL, NULL), HC_OK);
+    hc_query q = hc_query_for_entity(&USER, "1");
+    hc_pg_view v;
+    hc_error err;
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &q, &v, &err), HC_ERR_CODEC);
+    ck_assert_int_eq(hc_pg_view_ntuples(&v), 0);
+    hc_pg_view_release(&v); /* harmless after an error */
+    ck_assert_int_eq(hc_contains(cache, "user:1", NULL), HC_MISS);
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &q, &v, &err), HC_OK); /* reloads */
+    ck_assert_str_eq(hc_pg_view_getvalue(&v, 0, hc_pg_view_fnumber(&v, "name")), "alice");
+    hc_pg_view_release(&v);
+}
+END_TEST
+
+START_TEST(test_view_inside_a_transaction_sees_its_writes_and_stores_nothing)
+{
+    hc_query q = hc_query_for_entity(&USER, "1");
+    hc_pg_view v;
+    hc_error err;
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &q, &v, &err), HC_OK); /* cached: alice */
+    hc_pg_view_release(&v);
+    hc_test_exec(conn, "BEGIN; UPDATE users SET name = 'mallory' WHERE id = 1");
+    ck_assert_msg(hc_pg_fetch_one_view(cache, conn, &q, &v, &err) == HC_OK, "%s", err.message);
+    ck_assert_str_eq(hc_pg_view_getvalue(&v, 0, hc_pg_view_fnumber(&v, "name")), "mallory");
+    hc_pg_view_release(&v);
+    hc_test_exec(conn, "ROLLBACK");
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &q, &v, &err), HC_OK);
+    ck_assert_str_eq(hc_pg_view_getvalue(&v, 0, hc_pg_view_fnumber(&v, "name")), "alice");
+    hc_pg_view_release(&v);
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.loads, 1);
+    ck_assert_uint_eq(st.bypassed_loads, 1);
+}
+END_TEST
+
+START_TEST(test_view_outlives_an_invalidation_until_released)
+{
+    hc_query q = hc_query_for_entity(&USER, "42");
+    hc_pg_view v;
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &q, &v, NULL), HC_OK);
+    ck_assert_int_eq(hc_invalidate_key(cache, "user:42", NULL), HC_OK);
+    ck_assert_int_eq(hc_contains(cache, "user:42", NULL), HC_MISS);
+    ck_assert_str_eq(hc_pg_view_getvalue(&v, 0, hc_pg_view_fnumber(&v, "name")), "zaphod");
+    hc_pg_view_release(&v);
+    ck_assert_ptr_null(hc_pg_view_getvalue(&v, 0, 0));
+}
+END_TEST
+
+START_TEST(test_view_null_arguments_are_invalid)
+{
+    hc_query q = hc_query_for_entity(&USER, "1");
+    hc_pg_view v;
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &q, NULL, NULL), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_pg_fetch_one_view(NULL, conn, &q, &v, NULL), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, NULL, &q, &v, NULL), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, NULL, &v, NULL), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_pg_view_ntuples(&v), 0);
+}
+END_TEST
+
 START_TEST(test_two_row_result_cached_by_fetch_all_fails_fetch_one_on_hit)
 {
     hc_query q = {.sql = "SELECT name FROM users WHERE id IN (1, 2)"};
@@ -872,7 +1030,8 @@ int main(void)
     TCase *with = tcase_create("fetch_with");
     TCase *conc = tcase_create("concurrency");
     TCase *ext = tcase_create("extension");
-    TCase *all[] = {hits, rows, errs, inval, txn, with, conc, ext};
+    TCase *view = tcase_create("views");
+    TCase *all[] = {hits, rows, errs, inval, txn, with, conc, ext, view};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         tcase_add_unchecked_fixture(all[i], schema, NULL);
         tcase_add_checked_fixture(all[i], setup, teardown);
@@ -911,6 +1070,14 @@ int main(void)
     tcase_add_test(with, test_invalidation_during_load_is_not_stored);
     tcase_add_test(conc, test_concurrent_misses_run_the_query_once);
     tcase_add_test(conc, test_joiner_applies_its_own_row_rule);
+    tcase_add_test(view, test_view_equals_uncached_result_in_text_format);
+    tcase_add_test(view, test_view_equals_uncached_result_in_binary_format);
+    tcase_add_test(view, test_view_and_pgresult_share_one_cached_entry);
+    tcase_add_test(view, test_view_row_count_rules_match_the_pgresult_functions);
+    tcase_add_test(view, test_view_of_corrupt_entry_is_codec_error_and_dropped);
+    tcase_add_test(view, test_view_inside_a_transaction_sees_its_writes_and_stores_nothing);
+    tcase_add_test(view, test_view_outlives_an_invalidation_until_released);
+    tcase_add_test(view, test_view_null_arguments_are_invalid);
     tcase_add_test(ext, test_adapter_keys_and_tags_equal_the_extension_functions);
     tcase_add_test(ext, test_trigger_invalidates_exactly_the_dependent_entries);
     SRunner *sr = srunner_create(s);

@@ -264,10 +264,128 @@ START_TEST(test_bad_magic_version_and_flags_are_rejected)
 }
 END_TEST
 
+/* ------------------------------------------------------------ views */
+
+/* The view of r's encoding reads the same cells as r. */
+static void view_matches(PGresult *r)
+{
+    hc_value *v = encode_ok(r);
+    hc_pg_view view;
+    hc_error err;
+    ck_assert_int_eq(hc__pgcodec_view(v, &view, &err), HC_OK);
+    ck_assert_int_eq(hc_pg_view_ntuples(&view), PQntuples(r));
+    ck_assert_int_eq(hc_pg_view_nfields(&view), PQnfields(r));
+    for (int f = 0; f < PQnfields(r); f++) {
+        ck_assert_str_eq(hc_pg_view_fname(&view, f), PQfname(r, f));
+        ck_assert_int_eq(hc_pg_view_fnumber(&view, PQfname(r, f)), f);
+        ck_assert_uint_eq(hc_pg_view_ftype(&view, f), PQftype(r, f));
+        ck_assert_int_eq(hc_pg_view_fformat(&view, f), PQfformat(r, f));
+    }
+    for (int t = 0; t < PQntuples(r); t++)
+        for (int f = 0; f < PQnfields(r); f++) {
+            int len = PQgetlength(r, t, f);
+            const char *val = hc_pg_view_getvalue(&view, t, f);
+            ck_assert_int_eq(hc_pg_view_getisnull(&view, t, f), PQgetisnull(r, t, f));
+            ck_assert_int_eq(hc_pg_view_getlength(&view, t, f), len);
+            ck_assert(memcmp(val, PQgetvalue(r, t, f), (size_t)len) == 0);
+            ck_assert_int_eq(val[len], '\0');
+        }
+    hc_pg_view_release(&view); /* drops the reference encode_ok gave */
+    PQclear(r);
+}
+
+START_TEST(test_view_reads_the_cells_nulls_and_empty_strings)
+{
+    view_matches(sample());
+}
+END_TEST
+
+START_TEST(test_view_reads_binary_values_with_zero_bytes)
+{
+    PGresult *r = make_result(2, 1);
+    set(r, 0, 0, "\0\0\0\x2a", 4);
+    set(r, 0, 1, "a\0b", 3);
+    view_matches(r);
+}
+END_TEST
+
+START_TEST(test_view_of_many_cells_indexes_them_all)
+{
+    PGresult *r = make_result(HC_PG_VIEW_INLINE_FIELDS + 4, 0); /* past the inline arrays */
+    for (int t = 0; t < 5; t++)
+        for (int f = 0; f < HC_PG_VIEW_INLINE_FIELDS + 4; f++) {
+            char b[16];
+            int n = snprintf(b, sizeof b, "%d.%d", t, f);
+            if ((t + f) % 7 != 3) set(r, t, f, b, n);
+        }
+    view_matches(r);
+}
+END_TEST
+
+START_TEST(test_view_of_zero_rows)
+{
+    view_matches(make_result(3, 0));
+}
+END_TEST
+
+START_TEST(test_view_accessors_out_of_range_answer_like_libpq)
+{
+    PGresult *r = sample();
+    hc_value *v = encode_ok(r);
+    PQclear(r);
+    hc_pg_view view;
+    ck_assert_int_eq(hc__pgcodec_view(v, &view, NULL), HC_OK);
+    ck_assert_ptr_null(hc_pg_view_getvalue(&view, 2, 0));
+    ck_assert_ptr_null(hc_pg_view_getvalue(&view, 0, -1));
+    ck_assert_int_eq(hc_pg_view_getlength(&view, -1, 0), 0);
+    ck_assert_int_eq(hc_pg_view_getisnull(&view, 0, 3), 1);
+    ck_assert_ptr_null(hc_pg_view_fname(&view, 3));
+    ck_assert_uint_eq(hc_pg_view_ftype(&view, 3), 0);
+    ck_assert_int_eq(hc_pg_view_fnumber(&view, "nope"), -1);
+    ck_assert_str_eq(hc_pg_view_getvalue(&view, 1, 1), ""); /* NULL reads as "" */
+    hc_pg_view_release(&view);
+    hc_pg_view_release(&view); /* idempotent */
+    hc_pg_view_release(NULL);
+    ck_assert_int_eq(hc_pg_view_ntuples(&view), 0);
+    ck_assert_ptr_null(hc_pg_view_getvalue(&view, 0, 0));
+    ck_assert_int_eq(hc_pg_view_nfields(NULL), 0);
+}
+END_TEST
+
+START_TEST(test_view_rejects_every_truncation_and_flip_in_the_cells)
+{
+    PGresult *r = sample();
+    hc_value *v = encode_ok(r);
+    size_t len = hc_value_len(v);
+    for (size_t cut = 0; cut < len; cut++) {
+        hc_value *t = hc_value_new(hc_value_data(v), cut);
+        hc_pg_view view;
+        ck_assert_int_eq(hc__pgcodec_view(t, &view, NULL), HC_ERR_CODEC);
+        ck_assert_int_eq(hc_pg_view_ntuples(&view), 0);
+        hc_value_release(t); /* a failed view leaves the value to the caller */
+    }
+    unsigned char *p = malloc(len + 1);
+    memcpy(p, hc_value_data(v), len);
+    p[len - 1] = 'x'; /* the last value's NUL */
+    hc_value *bad = hc_value_new(p, len);
+    hc_pg_view view;
+    ck_assert_int_eq(hc__pgcodec_view(bad, &view, NULL), HC_ERR_CODEC);
+    p[len - 1] = '\0';
+    p[len] = 0;
+    hc_value *longer = hc_value_new(p, len + 1);
+    ck_assert_int_eq(hc__pgcodec_view(longer, &view, NULL), HC_ERR_CODEC); /* trailing byte */
+    free(p);
+    hc_value_release(bad);
+    hc_value_release(longer);
+    hc_value_release(v);
+    PQclear(r);
+}
+END_TEST
+
 START_TEST(test_impossible_counts_are_rejected_before_allocating)
 {
     /* 2^31-1 rows of 1664 columns claimed by a 20-byte buffer */
-    unsigned char p[20] = {'H', 'C', 'P', 'G', 1, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0x80, 0x06, 0, 0};
+    unsigned char p[20] = {'H', 'C', 'P', 'G', HC_PGCODEC_VERSION, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0x80, 0x06, 0, 0};
     PGresult *back = NULL;
     hc_error err;
     ck_assert_int_eq(hc__pgcodec_decode(p, sizeof p, NULL, &back, &err), HC_ERR_CODEC);
@@ -361,6 +479,14 @@ int main(void)
     tcase_add_test(rt, test_round_trip_mixed_formats);
     tcase_add_test(rt, test_decoded_result_without_connection_supports_column_lookup);
     suite_add_tcase(s, rt);
+    TCase *view = tcase_create("view");
+    tcase_add_test(view, test_view_reads_the_cells_nulls_and_empty_strings);
+    tcase_add_test(view, test_view_reads_binary_values_with_zero_bytes);
+    tcase_add_test(view, test_view_of_many_cells_indexes_them_all);
+    tcase_add_test(view, test_view_of_zero_rows);
+    tcase_add_test(view, test_view_accessors_out_of_range_answer_like_libpq);
+    tcase_add_test(view, test_view_rejects_every_truncation_and_flip_in_the_cells);
+    suite_add_tcase(s, view);
     TCase *bad = tcase_create("bad_input");
     tcase_set_timeout(bad, 60);
     tcase_add_test(bad, test_encode_refuses_error_results_and_null);

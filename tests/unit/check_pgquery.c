@@ -134,12 +134,48 @@ START_TEST(test_oversized_entity_key_is_too_large)
 }
 END_TEST
 
+START_TEST(test_entity_key_of_max_length_fits)
+{
+    char id[HC_MAX_KEY_LEN + 1];
+    size_t n = HC_MAX_KEY_LEN - strlen("user:");
+    memset(id, 'x', n);
+    id[n] = '\0';
+    hc_query q = {.sql = "SELECT 1"};
+    ck_assert_int_eq(hc_query_entity(&q, "user", id), HC_OK);
+    ck_assert_uint_eq(strlen(key_of(&q)), HC_MAX_KEY_LEN);
+    assert_tags(&q, 2, (const char *const[]){key_of(&q), "user:*"});
+}
+END_TEST
+
+START_TEST(test_helper_after_an_error_keeps_the_first_error)
+{
+    hc_query q = {.sql = "SELECT 1"};
+    ck_assert_int_eq(hc_query_entity(&q, "", "1"), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_query_collection(&q, "users"), HC_ERR_INVALID);
+    char buf[HC_MAX_KEY_LEN + 1];
+    hc_error err;
+    ck_assert_int_eq(hc_query_key(&q, buf, sizeof buf, &err), HC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.message, "hc_query_entity"));
+    ck_assert_uint_eq(hc_query_tags(&q, NULL, 0), 0);
+}
+END_TEST
+
+START_TEST(test_entity_query_survives_a_copy)
+{
+    hc_query q = hc_query_for_entity(&USER, "42");
+    hc_query copy = q;
+    memset(&q, 0x5a, sizeof q);
+    ck_assert_str_eq(key_of(&copy), "user:42");
+    assert_tags(&copy, 2, (const char *const[]){"user:42", "user:*"});
+}
+END_TEST
+
 START_TEST(test_entity_def_builds_sql_params_key_and_ttl)
 {
     hc_query q = hc_query_for_entity(&USER, "42");
     ck_assert_str_eq(key_of(&q), "user:42");
     ck_assert_ptr_null(q.sql);
-    ck_assert_str_eq(q.priv_.sql, "SELECT * FROM public.users WHERE id = $1");
+    ck_assert_str_eq(q.priv_.buf + q.priv_.sql_off, "SELECT * FROM public.users WHERE id = $1");
     ck_assert_int_eq(q.priv_.nparams, 1);
     ck_assert_str_eq(q.priv_.params[0], "42");
     ck_assert_uint_eq(q.priv_.ttl_ms, 60000);
@@ -147,7 +183,7 @@ START_TEST(test_entity_def_builds_sql_params_key_and_ttl)
 
     hc_query q2 = hc_query_for_entity_n(&ORDER_ITEM, (const char *const[]){"7", "3"}, 2);
     ck_assert_str_eq(key_of(&q2), "order_item:7:3");
-    ck_assert_str_eq(q2.priv_.sql, "SELECT * FROM shop.order_items WHERE order_id = $1 AND line = $2");
+    ck_assert_str_eq(q2.priv_.buf + q2.priv_.sql_off, "SELECT * FROM shop.order_items WHERE order_id = $1 AND line = $2");
 }
 END_TEST
 
@@ -309,6 +345,9 @@ int main(void)
     tcase_add_test(tc, test_multi_column_entity_key);
     tcase_add_test(tc, test_entity_twice_or_without_values_is_an_error_reported_later);
     tcase_add_test(tc, test_oversized_entity_key_is_too_large);
+    tcase_add_test(tc, test_entity_key_of_max_length_fits);
+    tcase_add_test(tc, test_helper_after_an_error_keeps_the_first_error);
+    tcase_add_test(tc, test_entity_query_survives_a_copy);
     tcase_add_test(tc, test_entity_def_builds_sql_params_key_and_ttl);
     tcase_add_test(tc, test_entity_def_with_wrong_number_of_values_is_invalid);
     tcase_add_test(tc, test_collection_of_entity_def_defaults_to_table_name);

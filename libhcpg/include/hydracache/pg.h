@@ -12,8 +12,9 @@
  * who PQclear()s it, on a hit as on a miss.  An hc_query only borrows the
  * strings and arrays it points to; they must live for the duration of each
  * call.  Everything inside an hc_query (keys, tags, generated SQL) is stored
- * in the struct itself (about 4 KiB), so queries can live on the stack and be
- * copied.
+ * in the struct itself (about 1.8 KiB, HC_QUERY_BUF_MAX bytes of it for the
+ * helpers' key, tags and SQL together), so queries can live on the stack and
+ * be copied.
  *
  * Threading: the cache may be shared by any number of threads; a PGconn may
  * not (libpq rule): use one connection per thread or serialise its use.  An
@@ -51,6 +52,10 @@ extern "C" {
 #define HC_PG_MAX_OWN_TAGS 6      /* tags the hc_query_* helpers may attach */
 #define HC_POLICY_MAX_TAGS 8      /* literal tags in an hc_policy */
 #define HC_QUERY_SQL_MAX 512      /* SQL generated from an hc_entity_def */
+/* Room in an hc_query for its entity key, entity/collection tags and generated
+ * SQL together (NULs included): an entity key of HC_MAX_KEY_LEN bytes still
+ * fits beside a short entity name's table tag. */
+#define HC_QUERY_BUF_MAX 1536
 
 /* ------------------------------------------------------------ policies */
 
@@ -150,20 +155,25 @@ typedef struct hc_query {
      */
     PGresult **error_result;
 
-    /* managed by the hc_query_* helpers; do not touch */
+    /*
+     * Managed by the hc_query_* helpers; do not touch.  Only the bytes of buf
+     * in use are ever read, so buf may stay uninitialised (the helpers that
+     * return a query by value only zero what precedes it).
+     */
     struct hc_query_priv_ {
-        hc_error error;                                 /* first helper error, reported by fetch */
-        uint64_t ttl_ms;                                /* from an entity def */
+        hc_status error;                                /* first helper error; message at buf[0] */
         int nparams;                                    /* key values as params (entity defs) */
+        uint64_t ttl_ms;                                /* from an entity def */
         const char *params[HC_PG_MAX_KEY_COLUMNS];
-        unsigned short ntags;                           /* tags packed in tagbuf */
-        unsigned short tag_off[HC_PG_MAX_OWN_TAGS];
-        unsigned short tag_used;
-        bool key_is_tag;                                /* entity key doubles as tag */
         const char *label;                              /* borrowed collection name: default label */
-        char key[HC_MAX_KEY_LEN + 1];                   /* entity key */
-        char tagbuf[2 * (HC_MAX_KEY_LEN + 1)];
-        char sql[HC_QUERY_SQL_MAX];                     /* generated SQL of an entity def */
+        unsigned short used;                            /* bytes of buf in use */
+        unsigned short key_off;                         /* entity key, if key_is_tag */
+        unsigned short sql_off;                         /* generated SQL, if has_sql */
+        unsigned short ntags;                           /* own tags in buf */
+        unsigned short tag_off[HC_PG_MAX_OWN_TAGS];
+        bool key_is_tag;                                /* entity key set (doubles as tag) */
+        bool has_sql;                                   /* SQL generated from an entity def */
+        char buf[HC_QUERY_BUF_MAX];                     /* entity key, own tags, generated SQL */
     } priv_;
 } hc_query;
 
@@ -176,9 +186,11 @@ typedef struct hc_query {
  * Make q an entity query: key and tag esc(entity):esc(id) (hc_key_build) and
  * the table-wide tag esc(entity):* (hc_key_table_tag).  Call once per query.
  * id NULL stands for SQL NULL ("\N").  The helpers record their first error in
- * q and every hc_pg_fetch_* of q reports it, so checking here is optional.
+ * q and every hc_pg_fetch_* of q reports it, so checking here is optional;
+ * once q holds an error, the helpers leave it unchanged and return that error.
  * HC_ERR_INVALID (NULL q/entity, called twice, n out of range),
- * HC_ERR_TOO_LARGE (key or tags over their limits).
+ * HC_ERR_TOO_LARGE (key or tags over their limits, or the key, tags and
+ * generated SQL of q together over HC_QUERY_BUF_MAX bytes).
  */
 HC_EXTERN hc_status hc_query_entity(hc_query *q, const char *entity, const char *id);
 /* Multi-column key: esc(entity):esc(ids[0]):esc(ids[1])... (1..HC_PG_MAX_KEY_COLUMNS ids). */
@@ -304,6 +316,82 @@ HC_EXTERN PGresult *hc_pg_fetch_with(hc_cache *c, const hc_query *q, hc_pg_loade
  */
 HC_EXTERN PGresult *hc_pg_fetch_with_conn(hc_cache *c, PGconn *conn, const hc_query *q,
                                           hc_pg_loader_fn loader, void *ctx, hc_error *err);
+
+/* ------------------------------------------------------------ row views */
+
+#define HC_PG_VIEW_INLINE_FIELDS 16  /* columns a view indexes without malloc */
+#define HC_PG_VIEW_INLINE_CELLS 32   /* cells (rows x columns) likewise */
+
+/*
+ * A zero-copy, read-only view of a query result: the accessors read straight
+ * from the cached bytes, which the view keeps alive by holding a reference to
+ * the cached value (an invalidation or eviction meanwhile does not affect it).
+ * No PGresult is built, so a hit costs little more than hc_get.  A result of
+ * at most HC_PG_VIEW_INLINE_FIELDS columns and HC_PG_VIEW_INLINE_CELLS cells
+ * needs no allocation at all.
+ *
+ *     hc_pg_view v;
+ *     if (hc_pg_fetch_one_view(cache, conn, &q, &v, &err) == HC_OK) {
+ *         printf("%s\n", hc_pg_view_getvalue(&v, 0, 1));
+ *         hc_pg_view_release(&v);
+ *     }
+ *
+ * The struct is the caller's (usually on the stack); its fields are private.
+ * After HC_OK the caller must call hc_pg_view_release once; after an error
+ * the view holds nothing (releasing it anyway is harmless).  A view must not
+ * be copied (release the one that was filled).  Once filled it is immutable:
+ * any number of threads may read it until it is released.
+ */
+typedef struct hc_pg_view {
+    struct hc_pg_view_priv_ {
+        hc_value *value;                                /* the reference held; NULL: empty */
+        const unsigned char *data;                      /* value's bytes */
+        int ntuples, nfields;
+        const uint32_t *fields;                         /* offset of each column's name */
+        const uint32_t *cells;                          /* offset of each cell's bytes, 0 = NULL */
+        uint32_t *heap;                                 /* both arrays, for large results */
+        uint32_t inline_fields[HC_PG_VIEW_INLINE_FIELDS];
+        uint32_t inline_cells[HC_PG_VIEW_INLINE_CELLS];
+    } priv_;
+} hc_pg_view;
+
+/*
+ * As hc_pg_fetch_all / hc_pg_fetch_one / hc_pg_fetch_optional, with the same
+ * caching, single-flight, row-count rules, errors and transaction bypass, but
+ * filling *view instead of returning a PGresult.  On a miss the thread that
+ * ran the query views the encoding it cached; inside a transaction the result
+ * is encoded for this view alone and not stored.  Returns HC_OK, or an error
+ * as listed for hc_pg_fetch_all (and HC_ERR_ROWCOUNT) with view empty;
+ * HC_ERR_INVALID for a NULL view.  q->error_result works as there.
+ */
+HC_EXTERN hc_status hc_pg_fetch_all_view(hc_cache *c, PGconn *conn, const hc_query *q,
+                                         hc_pg_view *view, hc_error *err);
+HC_EXTERN hc_status hc_pg_fetch_one_view(hc_cache *c, PGconn *conn, const hc_query *q,
+                                         hc_pg_view *view, hc_error *err);
+HC_EXTERN hc_status hc_pg_fetch_optional_view(hc_cache *c, PGconn *conn, const hc_query *q,
+                                              hc_pg_view *view, hc_error *err);
+
+/*
+ * The libpq accessors, over a view (row and column numbers from 0).  Out of
+ * range arguments (or an empty view) give what libpq gives for them: NULL
+ * from getvalue/fname, 0 from getlength/ftype/fformat, 1 from getisnull, -1
+ * from fnumber.  A value is NUL-terminated (binary ones too) and "" for SQL
+ * NULL; pointers stay valid until hc_pg_view_release.  fnumber matches names
+ * exactly (no case folding or quotes, unlike PQfnumber).
+ */
+HC_EXTERN int hc_pg_view_ntuples(const hc_pg_view *view);
+HC_EXTERN int hc_pg_view_nfields(const hc_pg_view *view);
+HC_EXTERN const char *hc_pg_view_fname(const hc_pg_view *view, int col);
+HC_EXTERN int hc_pg_view_fnumber(const hc_pg_view *view, const char *name);
+HC_EXTERN Oid hc_pg_view_ftype(const hc_pg_view *view, int col);
+HC_EXTERN int hc_pg_view_fformat(const hc_pg_view *view, int col);
+HC_EXTERN const char *hc_pg_view_getvalue(const hc_pg_view *view, int row, int col);
+HC_EXTERN int hc_pg_view_getlength(const hc_pg_view *view, int row, int col);
+HC_EXTERN int hc_pg_view_getisnull(const hc_pg_view *view, int row, int col);
+
+/* Drop the view's reference to the cached bytes; the view becomes empty.
+ * NULL-safe and idempotent. */
+HC_EXTERN void hc_pg_view_release(hc_pg_view *view);
 
 #ifdef __cplusplus
 }
