@@ -1,6 +1,7 @@
 /*
  * fuzz_pgcodec.c - libFuzzer target for the PGresult decoder: any bytes must
- * decode to HC_ERR_CODEC or to a result that re-encodes to the same bytes.
+ * decode to HC_ERR_CODEC or to a result that re-encodes to the same bytes, and the
+ * zero-copy view accepts the same inputs and shows the same cells.
  * Not part of `make`; build by hand with clang after a normal build in $B:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I$B -Ilibhcpg/include -Ilibhcpg \
@@ -21,13 +22,47 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The zero-copy view must accept exactly what the decoder accepts, and agree
+ * with the decoded PGresult cell by cell. */
+static void check_view(const uint8_t *data, size_t size, const PGresult *res)
+{
+    hc_value *v = hc_value_new(data, size);
+    if (v == NULL) abort();
+    hc_pg_view view;
+    memset(&view, 0, sizeof view);
+    hc_status st = hc__pgcodec_view(v, &view, NULL);
+    if ((st == HC_OK) != (res != NULL)) abort();
+    if (st == HC_OK) {
+        if (hc_pg_view_ntuples(&view) != PQntuples(res) || hc_pg_view_nfields(&view) != PQnfields(res))
+            abort();
+        for (int c = 0; c < PQnfields(res); c++) {
+            if (strcmp(hc_pg_view_fname(&view, c), PQfname(res, c)) != 0) abort();
+            if (hc_pg_view_ftype(&view, c) != PQftype(res, c)) abort();
+        }
+        for (int r = 0; r < PQntuples(res); r++)
+            for (int c = 0; c < PQnfields(res); c++) {
+                int len = PQgetlength(res, r, c);
+                if (hc_pg_view_getisnull(&view, r, c) != PQgetisnull(res, r, c) ||
+                    hc_pg_view_getlength(&view, r, c) != len ||
+                    memcmp(hc_pg_view_getvalue(&view, r, c), PQgetvalue(res, r, c), (size_t)len) != 0)
+                    abort();
+            }
+    }
+    if (st == HC_OK)
+        hc_pg_view_release(&view); /* the view owns v's reference */
+    else
+        hc_value_release(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     PGresult *res = NULL;
     if (hc__pgcodec_decode(data, size, NULL, &res, NULL) != HC_OK) {
         if (res != NULL) abort(); /* errors leave no result behind */
+        check_view(data, size, NULL);
         return 0;
     }
+    check_view(data, size, res);
     hc_value *v = NULL;
     if (hc__pgcodec_encode(res, &v, NULL) != HC_OK) abort();
     /* the encoding is canonical: a valid input is its own re-encoding */
