@@ -67,6 +67,15 @@ static const char *resolve(const char *env, char *buf, size_t cap)
     return ok ? buf : NULL;
 }
 
+int hc_test_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 const char *hc_test_conninfo(void)
 {
     const char *s = resolve("HC_TEST_DSN", g_conninfo, sizeof g_conninfo);

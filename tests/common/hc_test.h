@@ -8,9 +8,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <check.h>
 #include <libpq-fe.h>
 
 #include "hydracache/cache.h"
+
+/* Run a Check suite with the default fork mode; EXIT_SUCCESS when nothing failed. */
+int hc_test_run_suite(Suite *s);
 
 /* Full conninfo string of the test database (HC_TEST_DSN with dbname
  * HC_TEST_DB).  Static storage; NULL (and a message on stderr) when no test

@@ -49,9 +49,5 @@ int main(void)
     tcase_add_test(tc, test_harness_server_is_postgresql_15);
     tcase_add_test(tc, test_harness_extension_is_available);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return hc_test_run_suite(s);
 }

@@ -1080,9 +1080,5 @@ int main(void)
     tcase_add_test(view, test_view_null_arguments_are_invalid);
     tcase_add_test(ext, test_adapter_keys_and_tags_equal_the_extension_functions);
     tcase_add_test(ext, test_trigger_invalidates_exactly_the_dependent_entries);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return hc_test_run_suite(s);
 }

@@ -1110,9 +1110,5 @@ int main(void)
     tcase_add_test(tf, test_terminated_listener_flushes_bypasses_and_reconnects);
     tcase_add_test(tf, test_server_restart_flushes_bypasses_and_reconnects);
     suite_add_tcase(s, tf);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return hc_test_run_suite(s);
 }

@@ -214,5 +214,5 @@ static Suite *alloc_suite(void)
 
 int main(void)
 {
-    return run_suite(alloc_suite());
+    return hc_test_run_suite(alloc_suite());
 }

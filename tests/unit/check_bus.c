@@ -596,9 +596,5 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_concurrent_invalidations_and_attach_detach);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return hc_test_run_suite(s);
 }

@@ -1136,5 +1136,5 @@ static Suite *cache_suite(void)
 
 int main(void)
 {
-    return run_suite(cache_suite());
+    return hc_test_run_suite(cache_suite());
 }

@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "events.h"
+#include "hc_test.h"
 
 static hc_events *hub;
 
@@ -642,9 +643,5 @@ static Suite *events_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(events_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return hc_test_run_suite(events_suite());
 }

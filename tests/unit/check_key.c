@@ -282,5 +282,5 @@ static Suite *key_suite(void)
 
 int main(void)
 {
-    return run_suite(key_suite());
+    return hc_test_run_suite(key_suite());
 }

@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "hc_pgassert.h"
 #include "pgcodec.h"
+#include "hc_test.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -497,9 +498,5 @@ int main(void)
     tcase_add_test(bad, test_allocation_failure_while_decoding_is_nomem);
     tcase_add_test(bad, test_random_byte_flips_give_codec_error_or_a_valid_result);
     suite_add_tcase(s, bad);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return hc_test_run_suite(s);
 }

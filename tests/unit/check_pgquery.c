@@ -11,6 +11,7 @@
 
 #include "hydracache/pg.h"
 #include "pgint.h"
+#include "hc_test.h"
 
 static HC_ENTITY_DEF(USER, .name = "user", .collection = "users", .table = "public.users",
                      .key_columns = {"id"}, .ttl_ms = 60000);
@@ -360,9 +361,5 @@ int main(void)
     tcase_add_test(tc, test_too_many_tags_is_too_large);
     tcase_add_test(tc, test_bad_queries_are_invalid);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return hc_test_run_suite(s);
 }

@@ -552,5 +552,5 @@ static Suite *singleflight_suite(void)
 
 int main(void)
 {
-    return run_suite(singleflight_suite());
+    return hc_test_run_suite(singleflight_suite());
 }

@@ -307,5 +307,5 @@ int main(int argc, char **argv)
         self_path[n] = '\0';
     else
         snprintf(self_path, sizeof self_path, "%s", argv[0]);
-    return run_suite(store_suite());
+    return hc_test_run_suite(store_suite());
 }

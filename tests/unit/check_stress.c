@@ -304,5 +304,5 @@ static Suite *stress_suite(void)
 
 int main(void)
 {
-    return run_suite(stress_suite());
+    return hc_test_run_suite(stress_suite());
 }

@@ -608,9 +608,5 @@ int main(void)
     TCase *tv = tcase_create("vectors");
     tcase_add_test(tv, test_shared_vectors_pass);
     suite_add_tcase(s, tv);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return hc_test_run_suite(s);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hc_test.h"
 #include "hydracache/cache.h"
 
 /* Put a NUL-terminated string value. */
@@ -43,15 +44,6 @@ static inline hc_status load_ctx_string(void *ctx, const char *key, hc_value **o
     (void)err;
     *out = hc_value_new(ctx, strlen(ctx));
     return *out != NULL ? HC_OK : HC_ERR_NOMEM;
-}
-
-static inline int run_suite(Suite *s)
-{
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 #endif
