@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "cache_int.h"
 #include "events.h"
 #include "hash.h"
@@ -60,9 +61,7 @@ struct hc_cache {
 static uint64_t monotonic_ms(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return hc__monotonic_ms();
 }
 
 static uint64_t now_ms(const hc_cache *c)

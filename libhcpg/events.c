@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "events.h"
 
 /*
@@ -289,20 +290,6 @@ HC_EXTERN void hc_subscriber_free(hc_subscriber *s)
     subscriber_destroy(s);
 }
 
-/* Absolute CLOCK_MONOTONIC time timeout_ms from now. */
-static struct timespec deadline_after(int timeout_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Also returns HC_ERR_CLOSED once a listener is stopping (internal use). */
 HC_EXTERN hc_status hc_subscriber_recv(hc_subscriber *s, hc_event *out, int timeout_ms)
 {
@@ -311,7 +298,7 @@ HC_EXTERN hc_status hc_subscriber_recv(hc_subscriber *s, hc_event *out, int time
 
     struct timespec deadline = {0, 0};
     if (timeout_ms > 0)
-        deadline = deadline_after(timeout_ms);
+        deadline = hc__deadline_after(timeout_ms);
 
     hc_status st;
     pthread_mutex_lock(&s->lock);

@@ -50,6 +50,7 @@
 #include <libpq-fe.h>
 
 #include "bus_internal.h"
+#include "clock.h"
 #include "wire.h"
 
 #define BATCH_MAX_ITEMS 1024
@@ -121,9 +122,7 @@ struct hc_pg_bus {
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return hc__monotonic_ms();
 }
 
 static void wake(hc_pg_bus *pb)
@@ -1056,19 +1055,6 @@ HC_EXTERN hc_status hc_pg_bus_sync_check(hc_pg_bus *pb, uint64_t ticket, hc_erro
     return st;
 }
 
-static struct timespec deadline_after(int timeout_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 HC_EXTERN hc_status hc_pg_bus_sync(hc_pg_bus *pb, int timeout_ms, hc_error *err)
 {
     if (pb == NULL) return hc_error_set(err, HC_ERR_INVALID, "NULL bus");
@@ -1078,7 +1064,7 @@ HC_EXTERN hc_status hc_pg_bus_sync(hc_pg_bus *pb, int timeout_ms, hc_error *err)
     uint64_t ticket;
     hc_status st = hc_pg_bus_sync_begin(pb, &ticket, err);
     if (st != HC_OK) return st;
-    struct timespec dl = deadline_after(timeout_ms > 0 ? timeout_ms : 0);
+    struct timespec dl = hc__deadline_after(timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&pb->mu);
     while ((st = do_sync_check(pb, ticket, err)) == HC_TIMEOUT) {
         if (timeout_ms < 0) {
@@ -1098,7 +1084,7 @@ HC_EXTERN hc_status hc_pg_bus_wait_state(hc_pg_bus *pb, hc_bus_state want, int t
 {
     if (pb == NULL) return HC_ERR_INVALID;
     if (pb->mode != HC_PG_BUS_THREAD) return HC_ERR_STATE;
-    struct timespec dl = deadline_after(timeout_ms > 0 ? timeout_ms : 0);
+    struct timespec dl = hc__deadline_after(timeout_ms > 0 ? timeout_ms : 0);
     hc_status st = HC_OK;
     pthread_mutex_lock(&pb->mu);
     while (pb->state != want && !pb->stopping) {
