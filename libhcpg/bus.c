@@ -302,7 +302,7 @@ HC_EXTERN hc_status hc_bus_deliver_from(hc_bus *bus, const char *payload, size_t
         pthread_mutex_lock(&bus->mu);
         do_count_all(bus, HC_BUSCTR_RECEIVED);
         pthread_mutex_unlock(&bus->mu);
-        if (bus->sync_fn != NULL) bus->sync_fn(bus->impl, m.origin, m.args[0]);
+        if (bus->sync_fn != NULL) bus->sync_fn(bus->impl, m.origin, m.args[0], sender);
         hc_wire_msg_clear(&m);
         return HC_OK;
     }

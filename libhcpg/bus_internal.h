@@ -1,5 +1,6 @@
 /*
- * bus_internal.h (private) - what the built-in transports (pgbus.c) need from
+ * bus_internal.h (private) - what the built-in transports (pgbus.c and its
+ * drivers) need from
  * the generic bus (bus.c) beyond the public transport-author API.
  */
 #ifndef HC_BUS_INTERNAL_H
@@ -9,9 +10,11 @@
 
 #include "hydracache/bus.h"
 
-/* Called by hc_bus_deliver (on the delivering thread, no bus lock held) for
- * every well-formed sync message, whatever its origin. */
-typedef void (*hc_bus_sync_fn)(void *impl, const char *origin, const char *token);
+/* Called by hc_bus_deliver_from (on the delivering thread, no bus lock held)
+ * for every well-formed sync message, whatever its origin; sender is what
+ * the transport said about who sent it. */
+typedef void (*hc_bus_sync_fn)(void *impl, const char *origin, const char *token,
+                               hc_bus_sender sender);
 void hc_bus_set_sync_handler(hc_bus *bus, hc_bus_sync_fn fn);
 
 /* Record pg_notification_queue_usage() on every attached cache. */
