@@ -468,26 +468,49 @@ static bool wait_until(hc_pg_bus *pb, int timeout_ms, const struct timespec *dl)
     return pthread_cond_timedwait(&pb->cond, &pb->mu, dl) != ETIMEDOUT;
 }
 
+/* Synced or timed out: while the bus is not listening (connecting, or
+ * reconnecting after a loss, also one that happens while a token is on its
+ * way) wait for the listener to be back, then (re)issue the token. */
 HC_EXTERN hc_status hc_pg_bus_sync(hc_pg_bus *pb, int timeout_ms, hc_error *err)
 {
     if (pb == NULL) return hc_error_set(err, HC_ERR_INVALID, "NULL bus");
     if (pb->mode != HC_PG_BUS_THREAD)
         return hc_error_set(err, HC_ERR_STATE,
                             "hc_pg_bus_sync needs thread mode; use hc_pg_bus_sync_begin/check");
-    uint64_t ticket;
-    hc_status st = hc_pg_bus_sync_begin(pb, &ticket, err);
-    if (st != HC_OK) return st;
     struct timespec dl = hc__deadline_after(timeout_ms > 0 ? timeout_ms : 0);
+    hc_status st = HC_TIMEOUT;
+    bool have_ticket = false, was_empty = false, expired = false;
+    uint64_t ticket = 0;
     pthread_mutex_lock(&pb->mu);
-    while ((st = do_sync_check(pb, ticket, err)) == HC_TIMEOUT) {
-        if (!wait_until(pb, timeout_ms, &dl)) {
-            st = do_sync_check(pb, ticket, err);
+    while (!expired) {
+        if (pb->stopping) {
+            st = hc_error_set(err, HC_ERR_CLOSED, "bus is stopping");
             break;
         }
+        if (!have_ticket && hc_bus_state_get(pb->bus) == HC_BUS_LISTENING) {
+            st = do_sync_begin(pb, &ticket, &was_empty, err);
+            if (st != HC_OK) break;
+            have_ticket = true;
+            if (was_empty) hc__pgbus_wake(pb);
+        }
+        if (have_ticket) {
+            st = do_sync_check(pb, ticket, err);
+            if (st == HC_OK || st == HC_ERR_CLOSED) break;
+            if (st == HC_ERR_PG) {
+                have_ticket = false; /* lost on the way: wait for the listener again */
+                continue;
+            }
+        }
+        expired = !wait_until(pb, timeout_ms, &dl);
     }
+    if (expired && have_ticket) st = do_sync_check(pb, ticket, err);
     if (st == HC_OK) pb->st.syncs++;
     pthread_mutex_unlock(&pb->mu);
-    if (st == HC_TIMEOUT) hc_error_set(err, HC_TIMEOUT, "sync token not received in %d ms", timeout_ms);
+    if (st != HC_OK && st != HC_ERR_CLOSED && st != HC_ERR_NOMEM) {
+        st = HC_TIMEOUT;
+        hc_error_set(err, HC_TIMEOUT, "not synced in %d ms (bus %s)", timeout_ms,
+                     hc_bus_state_str(hc_pg_bus_state(pb)));
+    }
     return st;
 }
 

@@ -476,7 +476,7 @@ START_TEST(test_queue_usage_is_reported_to_caches)
 }
 END_TEST
 
-START_TEST(test_sync_without_a_connection_fails_and_caches_stay_bypassed)
+START_TEST(test_sync_without_a_connection_times_out_and_caches_stay_bypassed)
 {
     hc_pg_bus_config cfg = bus_cfg(NULL, HC_PG_BUS_THREAD);
     cfg.conninfo = "host=/nonexistent-socket-dir port=1 connect_timeout=1";
@@ -484,7 +484,11 @@ START_TEST(test_sync_without_a_connection_fails_and_caches_stay_bypassed)
     hc_cache *c = new_cache();
     hc_pg_bus_attach(b, c, NULL);
     hc_error err;
-    ck_assert_int_eq(hc_pg_bus_sync(b, 1000, &err), HC_ERR_PG);
+    /* It waits for a listener that never comes, then says so. */
+    ck_assert_int_eq(hc_pg_bus_sync(b, 300, &err), HC_TIMEOUT);
+    ck_assert_int_eq(err.code, HC_TIMEOUT);
+    uint64_t ticket;
+    ck_assert_int_eq(hc_pg_bus_sync_begin(b, &ticket, NULL), HC_ERR_PG); /* poll API: at once */
     ck_assert(hc_cache_bypass(c));
     ck_assert_int_eq(hc_pg_bus_state(b), HC_BUS_CONNECTING);
     hc_pg_bus_free(b);
@@ -862,6 +866,68 @@ START_TEST(test_terminated_listener_flushes_bypasses_and_reconnects)
 }
 END_TEST
 
+/* Sync while the listener is down: it waits (within its timeout) for the
+ * reconnect and then completes the barrier; an update committed during the
+ * outage is gone from the cache afterwards. */
+START_TEST(test_sync_during_an_outage_waits_for_the_listener_and_completes)
+{
+    hc_pg_bus_config cfg = bus_cfg(NULL, HC_PG_BUS_THREAD);
+    cfg.backoff_initial_ms = 1500; /* the reconnect comes 750-1500 ms after the loss */
+    cfg.backoff_max_ms = 1500;
+    hc_pg_bus *b = new_bus_cfg(&cfg);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    wait_listening(b);
+    PGconn *db = hc_test_connect(), *w = hc_test_connect();
+    terminate_listener(b);
+    stat_wait sw = {c, 1};
+    ck_assert(hc_test_wait_for(disconnected, &sw, WAIT_MS));
+    update_item(w, 13, "outage");
+    hc_error err = {0};
+    hc_status st = hc_pg_bus_sync(b, WAIT_MS, &err);
+    ck_assert_msg(st == HC_OK, "sync: %s (%s)", hc_status_str(st), err.message);
+    ck_assert_int_eq(hc_pg_bus_state(b), HC_BUS_LISTENING);
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b, &bs);
+    ck_assert_uint_eq(bs.syncs, 1);
+    ck_assert_uint_ge(bs.reconnects, 1);
+    char *v = get_item(c, db, 13);
+    ck_assert_str_eq(v, "outage");
+    free(v);
+    assert_no_stale(c, db);
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+    PQfinish(db);
+    PQfinish(w);
+}
+END_TEST
+
+/* ... and when the listener cannot be back within the timeout, sync says
+ * HC_TIMEOUT (here the next attempt is 30-60 s away). */
+START_TEST(test_sync_during_a_long_outage_times_out)
+{
+    hc_pg_bus_config cfg = bus_cfg(NULL, HC_PG_BUS_THREAD);
+    cfg.backoff_initial_ms = 60000;
+    cfg.backoff_max_ms = 60000;
+    hc_pg_bus *b = new_bus_cfg(&cfg);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    wait_listening(b);
+    terminate_listener(b);
+    stat_wait sw = {c, 1};
+    ck_assert(hc_test_wait_for(disconnected, &sw, WAIT_MS));
+    hc_error err = {0};
+    ck_assert_int_eq(hc_pg_bus_sync(b, 200, &err), HC_TIMEOUT);
+    ck_assert_int_eq(err.code, HC_TIMEOUT);
+    ck_assert(hc_cache_bypass(c));
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b, &bs);
+    ck_assert_uint_eq(bs.syncs, 0);
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+}
+END_TEST
+
 static void pg_ctl(const char *action)
 {
     const char *pgdata = getenv("HC_TEST_PGDATA");
@@ -1095,7 +1161,7 @@ int main(void)
     tcase_add_test(tb, test_forged_sync_token_does_not_complete_a_barrier);
     tcase_add_test(tb, test_malformed_notifies_are_counted_and_ignored);
     tcase_add_test(tb, test_queue_usage_is_reported_to_caches);
-    tcase_add_test(tb, test_sync_without_a_connection_fails_and_caches_stay_bypassed);
+    tcase_add_test(tb, test_sync_without_a_connection_times_out_and_caches_stay_bypassed);
     tcase_add_test(tb, test_full_publish_queue_becomes_a_flush_broadcast);
     tcase_add_test(tb, test_rejected_publish_becomes_a_flush_broadcast);
     tcase_add_test(tb, test_event_loop_mode_applies_on_poll);
@@ -1108,6 +1174,8 @@ int main(void)
     tcase_add_unchecked_fixture(tf, setup_db, NULL);
     tcase_set_timeout(tf, 60);
     tcase_add_test(tf, test_terminated_listener_flushes_bypasses_and_reconnects);
+    tcase_add_test(tf, test_sync_during_an_outage_waits_for_the_listener_and_completes);
+    tcase_add_test(tf, test_sync_during_a_long_outage_times_out);
     tcase_add_test(tf, test_server_restart_flushes_bypasses_and_reconnects);
     suite_add_tcase(s, tf);
     return hc_test_run_suite(s);

@@ -276,16 +276,21 @@ HC_EXTERN int hc_pg_bus_next_timeout_ms(hc_pg_bus *bus);
  * before this call (by any process, trigger or pg_notify) has then been
  * applied to every attached cache: read-your-writes across processes.  Cost:
  * one round trip plus one commit (which takes the cluster-wide notify lock).
- * HC_OK; HC_TIMEOUT when timeout_ms (< 0: forever) ran out; HC_ERR_PG when
- * the bus is not listening or the connection was lost meanwhile (the caches
- * are then in bypass, so nothing stale is served either); HC_ERR_CLOSED when
- * the bus is being freed; HC_ERR_STATE in event-loop mode (use
- * hc_pg_bus_sync_begin / hc_pg_bus_sync_check there).  Thread mode only.
+ * Synced or timed out: while the bus is not listening (still connecting, or
+ * reconnecting after a loss, including one that happens while the token is
+ * on its way) it waits for the listener to be back and then (re)issues the
+ * token, all within timeout_ms.  HC_OK; HC_TIMEOUT when timeout_ms (< 0:
+ * forever) ran out, listening or not (the caches of a bus that is not
+ * listening are in bypass, so nothing stale is served meanwhile);
+ * HC_ERR_CLOSED when the bus is being freed; HC_ERR_NOMEM; HC_ERR_STATE in
+ * event-loop mode (use hc_pg_bus_sync_begin / hc_pg_bus_sync_check there).
+ * Thread mode only.
  */
 HC_EXTERN hc_status hc_pg_bus_sync(hc_pg_bus *bus, int timeout_ms, hc_error *err);
 
 /*
- * The poll-driven barrier: begin queues a token and returns its ticket;
+ * The poll-driven barrier: begin queues a token and returns its ticket
+ * (HC_ERR_PG at once when the bus is not listening: retry after it is);
  * check returns HC_OK once the listener received it, HC_TIMEOUT while it has
  * not yet, HC_ERR_PG if the connection was lost in between.  Any mode.
  */
