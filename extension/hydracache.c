@@ -19,10 +19,23 @@
 
 PG_MODULE_MAGIC;
 
+/* hydracache.transport values (pending.c declares the same). */
+#define HC_TRANSPORT_NOTIFY 0
+#define HC_TRANSPORT_WAL 1
+#define HC_TRANSPORT_BOTH 2
+
 char	   *hc_channel = NULL;
 int			hc_bulk_threshold = 1000;
 int			hc_xact_bulk_threshold = 100000;
 bool		hc_enabled = true;
+int			hc_transport = HC_TRANSPORT_NOTIFY;	/* read by pending.c */
+
+static const struct config_enum_entry transport_options[] = {
+	{"notify", HC_TRANSPORT_NOTIFY, false},
+	{"wal", HC_TRANSPORT_WAL, false},
+	{"both", HC_TRANSPORT_BOTH, false},
+	{NULL, 0, false}
+};
 
 void		_PG_init(void);
 
@@ -68,6 +81,11 @@ _PG_init(void)
 							 "Whether watched tables collect invalidations.",
 							 NULL,
 							 &hc_enabled, true, PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomEnumVariable("hydracache.transport",
+							 "How invalidations leave a committing transaction: notify (NOTIFY on hydracache.channel), wal (a transactional logical decoding message with prefix hydracache.channel, read by clients through logical replication) or both.",
+							 "The value in effect at COMMIT is used.  wal needs wal_level = logical to be read.",
+							 &hc_transport, HC_TRANSPORT_NOTIFY, transport_options, PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("hydracache");
 	hc_pending_init();

@@ -2,7 +2,7 @@
  * pending.c: the per-transaction invalidation set.
  *
  * NOTIFY serialises every notifying commit on one cluster-wide lock, so triggers never call
- * it: they add wire-escaped args here, deduplicated, and the XACT_EVENT_PRE_COMMIT callback
+ * it (nor LogLogicalMessage, with hydracache.transport = wal): they add wire-escaped args here, deduplicated, and the XACT_EVENT_PRE_COMMIT callback
  * sends the whole set as few messages as the 7999-byte payload limit allows.  (In PG15
  * CommitTransaction() runs the PRE_COMMIT callbacks before PreCommit_Notify(), so what
  * Async_Notify() queues here is still delivered by this commit.)
@@ -18,6 +18,7 @@
 
 #include "access/xact.h"
 #include "commands/async.h"
+#include "replication/message.h"
 #include "common/hashfn.h"
 #include "storage/proc.h"
 #include "utils/hsearch.h"
@@ -226,6 +227,17 @@ hc_pending_messages(void)
 	return messages;
 }
 
+/* hydracache.transport (hydracache.c): NOTIFY, WAL or both. */
+extern int	hc_transport;
+#define HC_TRANSPORT_NOTIFY 0
+#define HC_TRANSPORT_WAL 1
+#define HC_TRANSPORT_BOTH 2
+
+/*
+ * NOTIFY queues the payload for this commit; the WAL transport writes it as a transactional
+ * logical decoding message with the channel as prefix, which commits (and is decoded) with
+ * the transaction's changes and takes no cluster-wide lock.  Same payloads either way.
+ */
 static void
 send_pending(void)
 {
@@ -233,7 +245,14 @@ send_pending(void)
 	ListCell   *lc;
 
 	foreach(lc, messages)
-		Async_Notify(hc_channel, (const char *) lfirst(lc));
+	{
+		const char *payload = (const char *) lfirst(lc);
+
+		if (hc_transport != HC_TRANSPORT_WAL)
+			Async_Notify(hc_channel, payload);
+		if (hc_transport != HC_TRANSPORT_NOTIFY)
+			LogLogicalMessage(hc_channel, payload, strlen(payload), true);
+	}
 }
 
 static void
