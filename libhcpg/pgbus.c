@@ -69,18 +69,73 @@ uint64_t hc__pgbus_backoff_ms(hc_pg_bus *pb, unsigned *attempt)
  * next host's/address's, which usually gets the same fd number: the close
  * silently removed it from epoll, so skipping the registration would leave
  * nothing to wake us until the connect deadline. */
-void hc__pgbus_watch(hc_pg_bus *pb, int fd, uint32_t ev, bool rearm)
+void hc__pgbus_watch(hc_pg_bus *pb, int slot, int fd, uint32_t ev, bool rearm)
 {
-    if (!rearm && pb->sock == fd && pb->sock_ev == ev) return;
-    if (pb->sock >= 0 && pb->sock != fd) epoll_ctl(pb->epfd, EPOLL_CTL_DEL, pb->sock, NULL);
-    pb->sock = -1;
+    int other = pb->sock[1 - slot];
+    if (!rearm && pb->sock[slot] == fd && pb->sock_ev[slot] == ev) return;
+    /* Never drop the other connection's registration of a reused number. */
+    if (pb->sock[slot] >= 0 && pb->sock[slot] != fd && pb->sock[slot] != other)
+        epoll_ctl(pb->epfd, EPOLL_CTL_DEL, pb->sock[slot], NULL);
+    pb->sock[slot] = -1;
     if (fd < 0) return;
     struct epoll_event e = {.events = ev, .data.fd = fd};
     /* The fd may be new, the same, or a reused number of a closed one (which
      * epoll dropped by itself): MOD, else ADD. */
     if (epoll_ctl(pb->epfd, EPOLL_CTL_MOD, fd, &e) != 0) epoll_ctl(pb->epfd, EPOLL_CTL_ADD, fd, &e);
-    pb->sock = fd;
-    pb->sock_ev = ev;
+    pb->sock[slot] = fd;
+    pb->sock_ev[slot] = ev;
+}
+
+/* Library code never prints: server notices on the bus's connections are dropped. */
+static void quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+bool hc__pgbus_connect_start(hc_pg_bus *pb, hc_pg_attempt *a, bool replication, uint64_t now)
+{
+    /* Defaults before the expanded conninfo, which may override them;
+     * replication after it, so that it cannot be turned off. */
+    const char *kw[] = {"keepalives", "keepalives_idle", "keepalives_interval",
+                        "keepalives_count", "connect_timeout", "application_name",
+                        "dbname", replication ? "replication" : NULL, NULL};
+    const char *val[] = {"1", "10", "5", "3", "10", "hydracache-bus", pb->conninfo,
+                         "database", NULL};
+    a->conn = PQconnectStartParams(kw, val, 1);
+    if (a->conn == NULL || PQstatus(a->conn) == CONNECTION_BAD) return false;
+    PQsetNoticeProcessor(a->conn, quiet_notice, NULL);
+    pb->progress++;
+    a->cpoll = PGRES_POLLING_WRITING;
+    a->deadline_ms = now + pb->query_timeout_ms;
+    hc__pgbus_watch(pb, a->slot, PQsocket(a->conn), EPOLLOUT, true);
+    return true;
+}
+
+int hc__pgbus_connect_step(hc_pg_bus *pb, hc_pg_attempt *a, uint64_t now, const char **why)
+{
+    if (now >= a->deadline_ms) {
+        *why = "connect timed out";
+        return -1;
+    }
+    short want = a->cpoll == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+    if (!hc__pgbus_fd_ready(PQsocket(a->conn), want)) return 0;
+    a->cpoll = PQconnectPoll(a->conn);
+    pb->progress++;
+    switch (a->cpoll) {
+    case PGRES_POLLING_FAILED:
+        *why = PQerrorMessage(a->conn);
+        return -1;
+    case PGRES_POLLING_OK:
+        break;
+    default: /* READING / WRITING: the socket may have been replaced (multi-host) */
+        hc__pgbus_watch(pb, a->slot, PQsocket(a->conn),
+                        a->cpoll == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT, true);
+        return 0;
+    }
+    PQsetnonblocking(a->conn, 1);
+    hc__pgbus_watch(pb, a->slot, PQsocket(a->conn), EPOLLIN, true);
+    return 1;
 }
 
 bool hc__pgbus_fd_ready(int fd, short ev)
@@ -299,6 +354,15 @@ static hc_status check_config(const hc_pg_bus_config *cfg, hc_error *err)
         return hc_error_set(err, HC_ERR_INVALID, "channel must be 1-63 bytes");
     if (cfg->mode != HC_PG_BUS_THREAD && cfg->mode != HC_PG_BUS_EVENT_LOOP)
         return hc_error_set(err, HC_ERR_INVALID, "unknown bus mode");
+    if (cfg->transport != HC_PG_BUS_NOTIFY && cfg->transport != HC_PG_BUS_WAL)
+        return hc_error_set(err, HC_ERR_INVALID, "unknown bus transport");
+    const char *pub = cfg->publication ? cfg->publication : HC_PG_BUS_DEFAULT_CHANNEL;
+    size_t pl = strlen(pub);
+    bool pub_ok = pl >= 1 && pl <= 63;
+    for (size_t i = 0; i < pl; i++)
+        pub_ok = pub_ok && ((pub[i] >= 'a' && pub[i] <= 'z') || (pub[i] >= '0' && pub[i] <= '9') ||
+                            pub[i] == '_');
+    if (!pub_ok) return hc_error_set(err, HC_ERR_INVALID, "publication must be 1-63 bytes of [a-z0-9_]");
     return HC_OK;
 }
 
@@ -313,7 +377,7 @@ HC_EXTERN hc_pg_bus *hc_pg_bus_new(const hc_pg_bus_config *cfg, hc_error *err)
         hc_error_set(err, HC_ERR_NOMEM, "out of memory allocating bus");
         return NULL;
     }
-    pb->epfd = pb->wakefd = pb->sock = -1;
+    pb->epfd = pb->wakefd = pb->sock[0] = pb->sock[1] = -1;
     pthread_mutex_init(&pb->mu, NULL);
     pthread_mutex_init(&pb->drive_mu, NULL);
     pthread_condattr_t ca;
@@ -324,8 +388,10 @@ HC_EXTERN hc_pg_bus *hc_pg_bus_new(const hc_pg_bus_config *cfg, hc_error *err)
 
     snprintf(pb->channel, sizeof pb->channel, "%s",
              cfg->channel ? cfg->channel : HC_PG_BUS_DEFAULT_CHANNEL);
+    snprintf(pb->publication, sizeof pb->publication, "%s",
+             cfg->publication ? cfg->publication : HC_PG_BUS_DEFAULT_CHANNEL);
     pb->mode = cfg->mode;
-    pb->driver = &hc__pg_notify_driver;
+    pb->driver = cfg->transport == HC_PG_BUS_WAL ? &hc__pg_wal_driver : &hc__pg_notify_driver;
     pb->backoff_initial_ms = cfg->backoff_initial_ms ? cfg->backoff_initial_ms : 50;
     pb->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : 5000;
     if (pb->backoff_max_ms < pb->backoff_initial_ms) pb->backoff_max_ms = pb->backoff_initial_ms;

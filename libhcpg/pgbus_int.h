@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "bus_internal.h"
 #include "pubq.h"
 
@@ -41,12 +43,14 @@ typedef struct hc_pg_driver {
 } hc_pg_driver;
 
 extern const hc_pg_driver hc__pg_notify_driver;
+extern const hc_pg_driver hc__pg_wal_driver;
 
 struct hc_pg_bus {
     hc_bus *bus;
     /* configuration (immutable after new) */
     char *conninfo;
     char channel[64];
+    char publication[64]; /* WAL driver */
     char node_id[HC_NODE_ID_MAX + 1];
     char epoch[17]; /* sync token prefix: unique per bus instance */
     hc_pg_bus_mode mode;
@@ -69,8 +73,8 @@ struct hc_pg_bus {
 
     /* driver only */
     void *drv;       /* the driver's own state */
-    int sock;        /* registered in epfd, -1 if none */
-    uint32_t sock_ev;
+    int sock[2];     /* registered in epfd, -1 if none (one per connection) */
+    uint32_t sock_ev[2];
     uint64_t rng;
     uint64_t progress; /* bumped whenever the driver moved; drive() loops on it */
 };
@@ -79,9 +83,26 @@ struct hc_pg_bus {
 void hc__pgbus_wake(hc_pg_bus *pb);
 /* Capped exponential backoff with jitter in [d/2, d]; bumps *attempt.  Driver only. */
 uint64_t hc__pgbus_backoff_ms(hc_pg_bus *pb, unsigned *attempt);
-/* Watch fd for ev in the bus's epoll set (fd < 0: nothing).  rearm: register
- * even when fd and mask look unchanged (a closed and reopened fd number). */
-void hc__pgbus_watch(hc_pg_bus *pb, int fd, uint32_t ev, bool rearm);
+/* Watch fd for ev in the bus's epoll set as connection `slot` (0 or 1; fd < 0:
+ * nothing).  rearm: register even when fd and mask look unchanged (a closed
+ * and reopened fd number). */
+void hc__pgbus_watch(hc_pg_bus *pb, int slot, int fd, uint32_t ev, bool rearm);
+
+/* A non-blocking connection attempt (PQconnectStartParams + PQconnectPoll)
+ * whose socket is watched as `slot`. */
+typedef struct hc_pg_attempt {
+    PGconn *conn;
+    PostgresPollingStatusType cpoll;
+    uint64_t deadline_ms;
+    int slot;
+} hc_pg_attempt;
+/* Start connecting with the bus's conninfo and its defaults (replication:
+ * a logical replication connection, replication=database).  false when it
+ * failed at once (a->conn may hold the error, or be NULL: out of memory). */
+bool hc__pgbus_connect_start(hc_pg_bus *pb, hc_pg_attempt *a, bool replication, uint64_t now);
+/* One step: 1 connected (non-blocking mode, socket watched for input), 0 in
+ * progress, -1 failed or timed out (*why set). */
+int hc__pgbus_connect_step(hc_pg_bus *pb, hc_pg_attempt *a, uint64_t now, const char **why);
 /* Nonzero when fd is ready for ev now (poll with a zero timeout). */
 bool hc__pgbus_fd_ready(int fd, short ev);
 

@@ -12,7 +12,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +27,12 @@ typedef enum phase { PH_WAIT, PH_CONNECTING, PH_LISTEN_SENT, PH_READY } phase;
 typedef enum query_kind { Q_NONE, Q_LISTEN, Q_PUBLISH, Q_HEALTH } query_kind;
 
 typedef struct pgn {
-    PGconn *conn;
-    PostgresPollingStatusType cpoll;
+    hc_pg_attempt a; /* a.conn is the connection */
     phase ph;
     query_kind q;
     bool q_ok;
     char q_err[HC_ERROR_MSG_MAX];
-    uint64_t q_started_ms, next_connect_ms, connect_deadline_ms, next_health_ms;
+    uint64_t q_started_ms, next_connect_ms, next_health_ms;
     uint64_t next_publish_ms;
     unsigned attempt, publish_attempt;
     char *listen_sql;
@@ -48,9 +46,9 @@ static pgn *S(hc_pg_bus *pb)
 static void close_conn(hc_pg_bus *pb)
 {
     pgn *n = S(pb);
-    hc__pgbus_watch(pb, -1, 0, false);
-    if (n->conn) PQfinish(n->conn);
-    n->conn = NULL;
+    hc__pgbus_watch(pb, 0, -1, 0, false);
+    if (n->a.conn) PQfinish(n->a.conn);
+    n->a.conn = NULL;
     n->q = Q_NONE;
 }
 
@@ -65,36 +63,14 @@ static void lose(hc_pg_bus *pb, const char *why, uint64_t now)
     n->next_connect_ms = now + hc__pgbus_backoff_ms(pb, &n->attempt);
 }
 
-/* Library code never prints: server notices on the bus connection are dropped. */
-static void quiet_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
 static void start_connect(hc_pg_bus *pb, uint64_t now)
 {
     pgn *n = S(pb);
-    /* Defaults before the expanded conninfo, which may override them. */
-    const char *kw[] = {"keepalives", "keepalives_idle", "keepalives_interval",
-                        "keepalives_count", "connect_timeout", "application_name",
-                        "dbname", NULL};
-    const char *val[] = {"1", "10", "5", "3", "10", "hydracache-bus", pb->conninfo, NULL};
-    n->conn = PQconnectStartParams(kw, val, 1);
-    if (n->conn == NULL) {
-        lose(pb, "out of memory connecting", now);
+    if (!hc__pgbus_connect_start(pb, &n->a, false, now)) {
+        lose(pb, n->a.conn ? PQerrorMessage(n->a.conn) : "out of memory connecting", now);
         return;
     }
-    if (PQstatus(n->conn) == CONNECTION_BAD) {
-        lose(pb, PQerrorMessage(n->conn), now);
-        return;
-    }
-    PQsetNoticeProcessor(n->conn, quiet_notice, NULL);
     n->ph = PH_CONNECTING;
-    pb->progress++;
-    n->cpoll = PGRES_POLLING_WRITING;
-    n->connect_deadline_ms = now + pb->query_timeout_ms;
-    hc__pgbus_watch(pb, PQsocket(n->conn), EPOLLOUT, true);
 }
 
 static void sent_query(hc_pg_bus *pb, query_kind k, uint64_t now)
@@ -110,32 +86,15 @@ static void sent_query(hc_pg_bus *pb, query_kind k, uint64_t now)
 static void connect_step(hc_pg_bus *pb, uint64_t now)
 {
     pgn *n = S(pb);
-    if (now >= n->connect_deadline_ms) {
-        lose(pb, "connect timed out", now);
+    const char *why = NULL;
+    int r = hc__pgbus_connect_step(pb, &n->a, now, &why);
+    if (r < 0) lose(pb, why, now);
+    if (r <= 0) return;
+    if (!PQsendQuery(n->a.conn, n->listen_sql)) {
+        lose(pb, PQerrorMessage(n->a.conn), now);
         return;
     }
-    short want = n->cpoll == PGRES_POLLING_READING ? POLLIN : POLLOUT;
-    if (!hc__pgbus_fd_ready(PQsocket(n->conn), want)) return;
-    n->cpoll = PQconnectPoll(n->conn);
-    pb->progress++;
-    switch (n->cpoll) {
-    case PGRES_POLLING_FAILED:
-        lose(pb, PQerrorMessage(n->conn), now);
-        return;
-    case PGRES_POLLING_OK:
-        break;
-    default: /* READING / WRITING: the socket may have been replaced (multi-host) */
-        hc__pgbus_watch(pb, PQsocket(n->conn),
-                        n->cpoll == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT, true);
-        return;
-    }
-    PQsetnonblocking(n->conn, 1);
-    hc__pgbus_watch(pb, PQsocket(n->conn), EPOLLIN, true);
-    if (!PQsendQuery(n->conn, n->listen_sql)) {
-        lose(pb, PQerrorMessage(n->conn), now);
-        return;
-    }
-    hc__pgbus_set_backend(pb, PQbackendPID(n->conn));
+    hc__pgbus_set_backend(pb, PQbackendPID(n->a.conn));
     n->ph = PH_LISTEN_SENT;
     sent_query(pb, Q_LISTEN, now);
 }
@@ -159,10 +118,10 @@ static void send_batch(hc_pg_bus *pb, uint64_t now)
     char *literal = NULL;
     if (hc__pubq_encode(batch, flush_first, pb->node_id, pb->epoch, &literal) == HC_OK) {
         const char *vals[2] = {pb->channel, literal};
-        bool sent = PQsendQueryParams(n->conn, PUBLISH_SQL, 2, NULL, vals, NULL, NULL, 0);
+        bool sent = PQsendQueryParams(n->a.conn, PUBLISH_SQL, 2, NULL, vals, NULL, NULL, 0);
         free(literal);
         if (!sent) {
-            lose(pb, PQerrorMessage(n->conn), now);
+            lose(pb, PQerrorMessage(n->a.conn), now);
             return;
         }
         sent_query(pb, Q_PUBLISH, now);
@@ -262,15 +221,15 @@ static void take_result(hc_pg_bus *pb, PGresult *r)
 static void io_step(hc_pg_bus *pb, uint64_t now)
 {
     pgn *n = S(pb);
-    if (!PQconsumeInput(n->conn)) {
-        lose(pb, PQerrorMessage(n->conn), now);
+    if (!PQconsumeInput(n->a.conn)) {
+        lose(pb, PQerrorMessage(n->a.conn), now);
         return;
     }
-    while (n->q != Q_NONE && !PQisBusy(n->conn)) {
-        PGresult *r = PQgetResult(n->conn);
+    while (n->q != Q_NONE && !PQisBusy(n->a.conn)) {
+        PGresult *r = PQgetResult(n->a.conn);
         if (r == NULL) {
             query_done(pb, now);
-            if (n->conn == NULL) return;
+            if (n->a.conn == NULL) return;
             continue;
         }
         take_result(pb, r);
@@ -281,16 +240,16 @@ static void io_step(hc_pg_bus *pb, uint64_t now)
      * id is only a label (two processes may be configured with the same one)
      * and a sync token's text is visible to every listener, so neither
      * identifies us. */
-    int own_pid = PQbackendPID(n->conn);
+    int own_pid = PQbackendPID(n->a.conn);
     PGnotify *nt;
-    while ((nt = PQnotifies(n->conn)) != NULL) {
+    while ((nt = PQnotifies(n->a.conn)) != NULL) {
         if (strcmp(nt->relname, pb->channel) == 0)
             hc_bus_deliver_from(pb->bus, nt->extra, strlen(nt->extra),
                                 nt->be_pid == own_pid ? HC_SENDER_SELF : HC_SENDER_OTHER, NULL);
         PQfreemem(nt);
     }
-    if (PQstatus(n->conn) != CONNECTION_OK) {
-        lose(pb, PQerrorMessage(n->conn), now);
+    if (PQstatus(n->a.conn) != CONNECTION_OK) {
+        lose(pb, PQerrorMessage(n->a.conn), now);
         return;
     }
     if (n->q != Q_NONE && now - n->q_started_ms >= pb->query_timeout_ms) {
@@ -302,23 +261,23 @@ static void io_step(hc_pg_bus *pb, uint64_t now)
         bool work = hc__pubq_has_work(&pb->q);
         pthread_mutex_unlock(&pb->mu);
         if (now >= n->next_health_ms) {
-            if (!PQsendQuery(n->conn, "SELECT pg_catalog.pg_notification_queue_usage()")) {
-                lose(pb, PQerrorMessage(n->conn), now);
+            if (!PQsendQuery(n->a.conn, "SELECT pg_catalog.pg_notification_queue_usage()")) {
+                lose(pb, PQerrorMessage(n->a.conn), now);
                 return;
             }
             sent_query(pb, Q_HEALTH, now);
             n->next_health_ms = now + pb->health_interval_ms;
         } else if (work && now >= n->next_publish_ms) {
             send_batch(pb, now);
-            if (n->conn == NULL) return;
+            if (n->a.conn == NULL) return;
         }
     }
-    int f = PQflush(n->conn);
+    int f = PQflush(n->a.conn);
     if (f < 0) {
-        lose(pb, PQerrorMessage(n->conn), now);
+        lose(pb, PQerrorMessage(n->a.conn), now);
         return;
     }
-    hc__pgbus_watch(pb, PQsocket(n->conn), f == 1 ? (EPOLLIN | EPOLLOUT) : EPOLLIN, false);
+    hc__pgbus_watch(pb, 0, PQsocket(n->a.conn), f == 1 ? (EPOLLIN | EPOLLOUT) : EPOLLIN, false);
 }
 
 /* ------------------------------------------------------------ driver ops */
@@ -345,7 +304,7 @@ static uint64_t notify_due(hc_pg_bus *pb)
     pgn *n = S(pb);
     switch (n->ph) {
     case PH_WAIT: return n->next_connect_ms;
-    case PH_CONNECTING: return n->connect_deadline_ms;
+    case PH_CONNECTING: return n->a.deadline_ms;
     case PH_LISTEN_SENT:
     case PH_READY:
         break;
@@ -392,7 +351,7 @@ static void notify_free(hc_pg_bus *pb)
 {
     pgn *n = S(pb);
     if (n == NULL) return;
-    if (n->conn) PQfinish(n->conn);
+    if (n->a.conn) PQfinish(n->a.conn);
     free(n->listen_sql);
     free(n);
     pb->drv = NULL;

@@ -1,6 +1,10 @@
 /* check_pgbus.c - the PostgreSQL bus against a real server: invalidation
  * across processes, the sync barrier, connection loss and server restart,
- * malformed payloads, echo suppression, event-loop mode, and a stress run. */
+ * malformed payloads, echo suppression, event-loop mode, and a stress run.
+ * Every test that is not about one transport's mechanics runs twice: over
+ * LISTEN/NOTIFY (TCases "basic", "faults") and over logical replication
+ * (TCases "wal", "wal-faults"); SQL that stands for the extension's trigger
+ * sends the payload the way the transport under test carries it. */
 #include "config.h"
 
 #include <check.h>
@@ -25,6 +29,40 @@
 
 /* ------------------------------------------------------------------ helpers */
 
+/* The transport under test: set by each TCase's checked fixture. */
+static hc_pg_bus_transport transport = HC_PG_BUS_NOTIFY;
+
+static void use_notify(void)
+{
+    transport = HC_PG_BUS_NOTIFY;
+}
+
+static void use_wal(void)
+{
+    transport = HC_PG_BUS_WAL;
+}
+
+static bool wal(void)
+{
+    return transport == HC_PG_BUS_WAL;
+}
+
+/* SQL sending the payload expression `expr` on channel `ch` the way the
+ * transport under test carries it (what the extension's trigger does with
+ * hydracache.transport = notify / wal). */
+static void emit_sql(char *buf, size_t cap, const char *ch, const char *expr)
+{
+    if (wal()) snprintf(buf, cap, "SELECT pg_logical_emit_message(true, '%s', %s)", ch, expr);
+    else snprintf(buf, cap, "SELECT pg_notify('%s', %s)", ch, expr);
+}
+
+static void send_payload(PGconn *c, const char *ch, const char *expr)
+{
+    char sql[512];
+    emit_sql(sql, sizeof sql, ch, expr);
+    hc_test_exec(c, sql);
+}
+
 static void setup_db(void)
 {
     PGconn *c = hc_test_connect();
@@ -45,6 +83,7 @@ static hc_pg_bus_config bus_cfg(const char *node, hc_pg_bus_mode mode)
         .backoff_max_ms = 200,
         .health_interval_ms = 100,
         .query_timeout_ms = 5000,
+        .transport = transport,
     };
     return cfg;
 }
@@ -138,13 +177,18 @@ static char *db_item(PGconn *conn, int id)
 
 /* What the extension's trigger does, from plain SQL: the write and its
  * invalidation commit together. */
+static void update_sql(char *sql, size_t cap, int id, const char *val, const char *payload)
+{
+    char emit[256];
+    emit_sql(emit, sizeof emit, "hydracache", payload);
+    snprintf(sql, cap, "BEGIN; UPDATE items SET val = '%s' WHERE id = %d; %s; COMMIT", val, id, emit);
+}
+
 static void update_item(PGconn *conn, int id, const char *val)
 {
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "BEGIN; UPDATE items SET val = '%s' WHERE id = %d;"
-             " SELECT pg_notify('hydracache', 'hc1 db t item:%d items'); COMMIT",
-             val, id, id);
+    char sql[512], payload[64];
+    snprintf(payload, sizeof payload, "'hc1 db t item:%d items'", id);
+    update_sql(sql, sizeof sql, id, val, payload);
     hc_test_exec(conn, sql);
 }
 
@@ -431,16 +475,16 @@ START_TEST(test_malformed_notifies_are_counted_and_ignored)
     wait_listening(b);
     hc_put(c, "a", "1", 1, NULL, NULL);
     hc_put(c, "b", "1", 1, NULL, NULL);
-    hc_test_exec(w, "SELECT pg_notify('hydracache', 'garbage')");
-    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc2 db k a')");
-    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc1 db k a%')");
-    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc1 db k a  b')");
-    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc1 bad/origin k a')");
-    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc1 db z a')");
-    hc_test_exec(w, "SELECT pg_notify('hydracache', '')");
-    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc1 db t ' || repeat('x', 7990))");
-    hc_test_exec(w, "SELECT pg_notify('other_channel', 'hc1 db k a')");
-    hc_test_exec(w, "SELECT pg_notify('hydracache', 'hc1 db k b')");
+    send_payload(w, "hydracache", "'garbage'");
+    send_payload(w, "hydracache", "'hc2 db k a'");
+    send_payload(w, "hydracache", "'hc1 db k a%'");
+    send_payload(w, "hydracache", "'hc1 db k a  b'");
+    send_payload(w, "hydracache", "'hc1 bad/origin k a'");
+    send_payload(w, "hydracache", "'hc1 db z a'");
+    send_payload(w, "hydracache", "''");
+    send_payload(w, "hydracache", "'hc1 db t ' || repeat('x', 7990)");
+    send_payload(w, "other_channel", "'hc1 db k a'");
+    send_payload(w, "hydracache", "'hc1 db k b'");
     sync_ok(b);
     ck_assert_int_eq(hc_contains(c, "a", NULL), HC_OK);
     ck_assert_int_eq(hc_contains(c, "b", NULL), HC_MISS);
@@ -554,7 +598,7 @@ START_TEST(test_rejected_publish_becomes_a_flush_broadcast)
     wait_listening(b1);
     wait_listening(b2);
     free(get_item(c2, db, 1));
-    /* Not valid UTF-8: the server refuses the pg_notify statement. */
+    /* Not valid UTF-8: the server refuses the publishing statement. */
     ck_assert_int_eq(hc_invalidate_key(c1, "item:\xff\xfe", NULL), HC_OK);
     sync_ok(b1); /* the token is re-sent after the failed statement */
     sync_ok(b2);
@@ -762,12 +806,11 @@ static void *writer_main(void *arg)
     PGconn *w = PQconnectdb(hc_test_conninfo());
     PQsetNoticeProcessor(w, quiet, NULL); /* the outage's FATAL is expected */
     for (int i = 0; !__atomic_load_n(&wr->stop, __ATOMIC_ACQUIRE); i++) {
-        char sql[256];
+        char sql[512], val[32], payload[64];
         int id = 1 + i % NITEMS;
-        snprintf(sql, sizeof sql,
-                 "BEGIN; UPDATE items SET val = 'w%d' WHERE id = %d;"
-                 " SELECT pg_notify('hydracache', 'hc1 db t item:%d'); COMMIT",
-                 i, id, id);
+        snprintf(val, sizeof val, "w%d", i);
+        snprintf(payload, sizeof payload, "'hc1 db t item:%d'", id);
+        update_sql(sql, sizeof sql, id, val, payload);
         PGresult *r = PQexec(w, sql);
         PQclear(r);
         if (PQstatus(w) != CONNECTION_OK) PQreset(w); /* the server restarted */
@@ -931,11 +974,14 @@ END_TEST
 static void pg_ctl(const char *action)
 {
     const char *pgdata = getenv("HC_TEST_PGDATA");
-    char cmd[2048];
+    /* The server's own binaries: a restart with another installation's
+     * would load that installation's extension library. */
+    const char *bindir = getenv("PG_BINDIR") ? getenv("PG_BINDIR") : "/usr/lib/postgresql/15/bin";
+    char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "%s /usr/lib/postgresql/15/bin/pg_ctl -D '%s' -l '%s/../server.log' -m fast -w "
+             "%s '%s/pg_ctl' -D '%s' -l '%s/../server.log' -m fast -w "
              "-t 60 %s >/dev/null 2>&1",
-             geteuid() == 0 ? "runuser -u postgres --" : "", pgdata, pgdata, action);
+             geteuid() == 0 ? "runuser -u postgres --" : "", bindir, pgdata, pgdata, action);
     ck_assert_msg(system(cmd) == 0, "pg_ctl %s failed", action);
 }
 
@@ -1127,6 +1173,7 @@ START_TEST(test_watched_table_update_invalidates_through_the_extension)
         return;
     }
     hc_test_exec(w, "SELECT hydracache.watch('items', 'item')");
+    if (wal()) hc_test_exec(w, "SET hydracache.transport = wal");
     hc_pg_bus *b = new_bus(NULL);
     hc_cache *c = new_cache();
     hc_pg_bus_attach(b, c, NULL);
@@ -1145,38 +1192,144 @@ START_TEST(test_watched_table_update_invalidates_through_the_extension)
 }
 END_TEST
 
+/* ------------------------------------------------------- WAL transport only */
+
+typedef struct slot_wait {
+    PGconn *db;
+    int pid;
+    char lsn[32];
+} slot_wait;
+
+/* The bus's slot has confirmed_flush_lsn >= lsn. */
+static bool slot_flushed(void *ctx)
+{
+    slot_wait *sw = ctx;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(bool_or(confirmed_flush_lsn >= '%s'), false) FROM pg_replication_slots"
+             " WHERE active_pid = %d",
+             sw->lsn, sw->pid);
+    char *r = hc_test_scalar(sw->db, sql);
+    bool ok = strcmp(r, "t") == 0;
+    free(r);
+    return ok;
+}
+
+START_TEST(test_wal_slot_is_temporary_and_confirmed_flush_follows_an_idle_database)
+{
+    PGconn *db = hc_test_connect();
+    hc_pg_bus *b = new_bus(NULL);
+    wait_listening(b);
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b, &bs);
+    ck_assert_int_gt(bs.backend_pid, 0);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT slot_name || ' ' || temporary || ' ' || plugin FROM pg_replication_slots"
+             " WHERE active_pid = %d",
+             bs.backend_pid);
+    char *slot = hc_test_scalar(db, sql);
+    ck_assert_msg(strstr(slot, " true pgoutput") != NULL, "slot: %s", slot);
+    *strchr(slot, ' ') = '\0';
+    /* WAL that carries no invalidation (no message, a table in no
+     * publication): the slot's confirmed position must still pass it. */
+    hc_test_exec(db, "UPDATE items SET val = val WHERE id = 1");
+    slot_wait sw = {.db = db, .pid = bs.backend_pid};
+    char *lsn = hc_test_scalar(db, "SELECT pg_current_wal_lsn()");
+    snprintf(sw.lsn, sizeof sw.lsn, "%s", lsn);
+    free(lsn);
+    ck_assert_msg(hc_test_wait_for(slot_flushed, &sw, WAIT_MS), "confirmed_flush_lsn stayed below %s",
+                  sw.lsn);
+    hc_pg_bus_get_stats(b, &bs);
+    ck_assert_uint_gt(bs.wal_applied_lsn, 0);
+    hc_pg_bus_free(b);
+    /* Temporary: gone with the connection, so it cannot retain WAL. */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s'", slot);
+    char *n = hc_test_scalar(db, sql);
+    int tries = 0;
+    while (strcmp(n, "0") != 0 && tries++ < 200) { /* the walsender exits asynchronously */
+        free(n);
+        usleep(50 * 1000);
+        n = hc_test_scalar(db, sql);
+    }
+    ck_assert_str_eq(n, "0");
+    free(n);
+    free(slot);
+    PQfinish(db);
+}
+END_TEST
+
+START_TEST(test_wal_bad_publication_names_are_refused)
+{
+    hc_error err;
+    hc_pg_bus_config cfg = bus_cfg(NULL, HC_PG_BUS_THREAD);
+    cfg.publication = "Bad-Name";
+    ck_assert_ptr_null(hc_pg_bus_new(&cfg, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+    cfg.publication = "";
+    ck_assert_ptr_null(hc_pg_bus_new(&cfg, &err));
+    cfg.publication = "x; DROP TABLE items";
+    ck_assert_ptr_null(hc_pg_bus_new(&cfg, &err));
+    cfg.publication = NULL;
+    cfg.transport = (hc_pg_bus_transport)9;
+    ck_assert_ptr_null(hc_pg_bus_new(&cfg, &err));
+    ck_assert_int_eq(err.code, HC_ERR_INVALID);
+}
+END_TEST
+
+/* The tests every transport must pass. */
+static void add_common(TCase *t)
+{
+    tcase_add_test(t, test_bad_configs_are_refused);
+    tcase_add_test(t, test_cache_attached_before_listen_stays_in_bypass_until_listening);
+    tcase_add_test(t, test_update_invalidates_and_sync_leaves_nothing_stale);
+    tcase_add_test(t, test_local_invalidation_reaches_another_node);
+    tcase_add_test(t, test_own_invalidation_is_not_applied_twice);
+    tcase_add_test(t, test_buses_sharing_a_node_id_apply_each_others_invalidations);
+    tcase_add_test(t, test_malformed_notifies_are_counted_and_ignored);
+    tcase_add_test(t, test_sync_without_a_connection_times_out_and_caches_stay_bypassed);
+    tcase_add_test(t, test_full_publish_queue_becomes_a_flush_broadcast);
+    tcase_add_test(t, test_rejected_publish_becomes_a_flush_broadcast);
+    tcase_add_test(t, test_event_loop_mode_applies_on_poll);
+    tcase_add_test(t, test_update_invalidates_in_two_processes);
+    tcase_add_test(t, test_stress_readers_and_writer_then_sync_leaves_nothing_stale);
+    tcase_add_test(t, test_watched_table_update_invalidates_through_the_extension);
+}
+
+static void add_faults(TCase *t)
+{
+    tcase_add_test(t, test_terminated_listener_flushes_bypasses_and_reconnects);
+    tcase_add_test(t, test_sync_during_an_outage_waits_for_the_listener_and_completes);
+    tcase_add_test(t, test_sync_during_a_long_outage_times_out);
+    tcase_add_test(t, test_server_restart_flushes_bypasses_and_reconnects);
+}
+
+static TCase *tcase(Suite *s, const char *name, void (*use)(void))
+{
+    TCase *t = tcase_create(name);
+    tcase_add_unchecked_fixture(t, setup_db, NULL);
+    tcase_add_checked_fixture(t, use, NULL);
+    tcase_set_timeout(t, 60);
+    suite_add_tcase(s, t);
+    return t;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     Suite *s = suite_create("pgbus");
-    TCase *tb = tcase_create("basic");
-    tcase_add_unchecked_fixture(tb, setup_db, NULL);
-    tcase_set_timeout(tb, 60);
-    tcase_add_test(tb, test_bad_configs_are_refused);
-    tcase_add_test(tb, test_cache_attached_before_listen_stays_in_bypass_until_listening);
-    tcase_add_test(tb, test_update_invalidates_and_sync_leaves_nothing_stale);
-    tcase_add_test(tb, test_local_invalidation_reaches_another_node);
-    tcase_add_test(tb, test_own_invalidation_is_not_applied_twice);
-    tcase_add_test(tb, test_buses_sharing_a_node_id_apply_each_others_invalidations);
+    TCase *tb = tcase(s, "basic", use_notify);
+    add_common(tb);
+    /* NOTIFY mechanics: forged tokens seen by a LISTENing spy, the notify
+     * queue probe, one connection through a single-connection proxy. */
     tcase_add_test(tb, test_forged_sync_token_does_not_complete_a_barrier);
-    tcase_add_test(tb, test_malformed_notifies_are_counted_and_ignored);
     tcase_add_test(tb, test_queue_usage_is_reported_to_caches);
-    tcase_add_test(tb, test_sync_without_a_connection_times_out_and_caches_stay_bypassed);
-    tcase_add_test(tb, test_full_publish_queue_becomes_a_flush_broadcast);
-    tcase_add_test(tb, test_rejected_publish_becomes_a_flush_broadcast);
-    tcase_add_test(tb, test_event_loop_mode_applies_on_poll);
     tcase_add_test(tb, test_multi_host_conninfo_connects_when_the_first_address_refuses);
-    tcase_add_test(tb, test_update_invalidates_in_two_processes);
-    tcase_add_test(tb, test_stress_readers_and_writer_then_sync_leaves_nothing_stale);
-    tcase_add_test(tb, test_watched_table_update_invalidates_through_the_extension);
-    suite_add_tcase(s, tb);
-    TCase *tf = tcase_create("faults");
-    tcase_add_unchecked_fixture(tf, setup_db, NULL);
-    tcase_set_timeout(tf, 60);
-    tcase_add_test(tf, test_terminated_listener_flushes_bypasses_and_reconnects);
-    tcase_add_test(tf, test_sync_during_an_outage_waits_for_the_listener_and_completes);
-    tcase_add_test(tf, test_sync_during_a_long_outage_times_out);
-    tcase_add_test(tf, test_server_restart_flushes_bypasses_and_reconnects);
-    suite_add_tcase(s, tf);
+    add_faults(tcase(s, "faults", use_notify));
+    TCase *tw = tcase(s, "wal", use_wal);
+    add_common(tw);
+    tcase_add_test(tw, test_wal_slot_is_temporary_and_confirmed_flush_follows_an_idle_database);
+    tcase_add_test(tw, test_wal_bad_publication_names_are_refused);
+    add_faults(tcase(s, "wal-faults", use_wal));
     return hc_test_run_suite(s);
 }

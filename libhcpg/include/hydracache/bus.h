@@ -187,6 +187,15 @@ typedef enum hc_pg_bus_mode {
     HC_PG_BUS_EVENT_LOOP = 1 /* the application calls hc_pg_bus_poll (see below) */
 } hc_pg_bus_mode;
 
+/* How the PostgreSQL bus receives invalidations (docs/BUS.md, "Transports"). */
+typedef enum hc_pg_bus_transport {
+    HC_PG_BUS_NOTIFY = 0, /* LISTEN/NOTIFY on the channel (default; any wal_level) */
+    HC_PG_BUS_WAL = 1     /* logical replication: a temporary slot streamed with pgoutput;
+                             needs wal_level = logical, a free replication slot and wal
+                             sender, and a role with REPLICATION; the extension must run
+                             with hydracache.transport = wal or both */
+} hc_pg_bus_transport;
+
 typedef struct hc_pg_bus_config {
     /* libpq conninfo (key=value or URI) of the bus's own connection; required.
      * Not a transaction-mode pooler: LISTEN needs a session.  keepalives=1,
@@ -208,6 +217,13 @@ typedef struct hc_pg_bus_config {
                                      all hosts of a multi-host conninfo together) taking
                                      longer means the connection is dead */
     size_t publish_queue_max;     /* 0 -> 65536 queued invalidations */
+    hc_pg_bus_transport transport; /* HC_PG_BUS_NOTIFY unless set */
+    /* WAL transport: the publication named to pgoutput (NULL -> "hydracache",
+     * 1-63 bytes of [a-z0-9_]).  Invalidations travel as logical decoding
+     * messages, which need no table in it; the bus creates it, empty, when it
+     * does not exist (that needs CREATE on the database; create it beforehand
+     * otherwise).  The channel is the messages' prefix. */
+    const char *publication;
 } hc_pg_bus_config;
 
 typedef struct hc_pg_bus_stats {
@@ -224,7 +240,8 @@ typedef struct hc_pg_bus_stats {
     uint64_t syncs;              /* completed hc_pg_bus_sync barriers */
     size_t queue_len;            /* invalidations waiting to be sent */
     double notify_queue_usage;   /* last pg_notification_queue_usage(), -1 unknown */
-    int backend_pid;             /* listener's backend, 0 when not connected */
+    int backend_pid;             /* listener's backend (WAL: the walsender), 0 when not connected */
+    uint64_t wal_applied_lsn;    /* WAL: stream position applied (and reported flushed) */
 } hc_pg_bus_stats;
 
 /*
