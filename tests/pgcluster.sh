@@ -49,8 +49,8 @@ max_connections = 200
 shared_buffers = 128MB
 log_min_messages = warning
 wal_level = logical
-max_replication_slots = 10
-max_wal_senders = 10
+max_replication_slots = 32
+max_wal_senders = 32
 CONF
   as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
     || { cat "$dir/server.log" >&2; exit 1; }

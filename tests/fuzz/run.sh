@@ -15,7 +15,8 @@ cd "$src"
 $CC $FLAGS tests/fuzz/fuzz_wire.c libhcpg/wire.c libhcpg/error.c -o "$out/fuzz_wire"
 $CC $FLAGS -I"$(pg_config --includedir)" tests/fuzz/fuzz_pgcodec.c libhcpg/pgcodec.c $LIBS -o "$out/fuzz_pgcodec"
 $CC $FLAGS tests/fuzz/fuzz_key.c libhcpg/key.c $LIBS -o "$out/fuzz_key"
-for t in fuzz_wire:9000 fuzz_pgcodec:4096 fuzz_key:3000; do
+$CC $FLAGS tests/fuzz/fuzz_pgrepl.c libhcpg/pgrepl.c libhcpg/error.c -o "$out/fuzz_pgrepl"
+for t in fuzz_wire:9000 fuzz_pgcodec:4096 fuzz_key:3000 fuzz_pgrepl:4096; do
   name=${t%%:*}; maxlen=${t#*:}
   mkdir -p "$out/corpus-$name"
   if (cd "$out" && "./$name" -max_total_time="$secs" -max_len="$maxlen" -print_final_stats=1 \
