@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <libpq-events.h>
+
 #include "cache_int.h"
 #include "hydracache/pg.h"
 #include "pgcodec.h"
@@ -624,6 +626,13 @@ static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule r
     if (st == HC_OK) st = check_rows(rule, n, err);
     if (st == HC_OK) st = hc__pgcodec_decode(data, len, conn, &res, err);
     hc_value_release(v);
+    /* an ordinary PGresult: conn's event procedures (copied by
+     * PQmakeEmptyPGresult) see it created, as libpq's own results */
+    if (st == HC_OK && conn != NULL && !PQfireResultCreateEvents(conn, res)) {
+        PQclear(res);
+        res = NULL;
+        hc_error_set(err, HC_ERR_PG, "a libpq event procedure failed on PGEVT_RESULTCREATE");
+    }
     /* store-only removal so the next call reloads: not an invalidation
      * (nothing published to other processes, no counters, no event) */
     if (st == HC_ERR_CODEC) hc__cache_drop(c, pl.key);

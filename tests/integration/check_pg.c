@@ -13,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-events.h>
+
 #include "hc_pgassert.h"
 #include "hc_test.h"
+#include "hydracache/bus.h"
 #include "hydracache/pg.h"
 
 static HC_ENTITY_DEF(USER, .name = "user", .collection = "users", .table = "public.users",
@@ -904,6 +907,52 @@ START_TEST(test_trigger_invalidates_exactly_the_dependent_entries)
 }
 END_TEST
 
+/* ------------------------------------------------------------ #9 items 8-11 */
+
+/* A libpq event procedure such as libpqtypes registers: instance data on
+ * every result created for the connection, freed when the result is. */
+static int ev_created, ev_destroyed;
+
+static int event_proc(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    if (id == PGEVT_RESULTCREATE) {
+        PGEventResultCreate *e = info;
+        int *data = malloc(sizeof *data);
+        *data = 4711;
+        ev_created++;
+        return PQresultSetInstanceData(e->result, event_proc, data);
+    }
+    if (id == PGEVT_RESULTDESTROY) {
+        PGEventResultDestroy *e = info;
+        free(PQresultInstanceData(e->result, event_proc));
+        ev_destroyed++;
+    }
+    return 1;
+}
+
+START_TEST(test_hit_fires_result_create_and_destroy_events)
+{
+    ck_assert(PQregisterEventProc(conn, event_proc, "hc-test", NULL));
+    hc_query q = hc_query_for_entity(&USER, "1");
+    PGresult *miss = hc_pg_fetch_one(cache, conn, &q, NULL);
+    PGresult *hit = hc_pg_fetch_one(cache, conn, &q, NULL);
+    ck_assert_ptr_nonnull(miss);
+    ck_assert_ptr_nonnull(hit);
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.hits, 1);
+    ck_assert_int_eq(ev_created, 2);
+    int *m = PQresultInstanceData(miss, event_proc), *h = PQresultInstanceData(hit, event_proc);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(*h, 4711);
+    PQclear(miss);
+    PQclear(hit);
+    ck_assert_int_eq(ev_destroyed, 2);
+}
+END_TEST
+
 /* ------------------------------------------------------------ concurrency */
 
 #define NTHREADS 4
@@ -1080,5 +1129,6 @@ int main(void)
     tcase_add_test(view, test_view_null_arguments_are_invalid);
     tcase_add_test(ext, test_adapter_keys_and_tags_equal_the_extension_functions);
     tcase_add_test(ext, test_trigger_invalidates_exactly_the_dependent_entries);
+    tcase_add_test(hits, test_hit_fires_result_create_and_destroy_events);
     return hc_test_run_suite(s);
 }

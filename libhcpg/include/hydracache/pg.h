@@ -96,6 +96,29 @@ typedef struct hc_policy {
  * (.table = "\"Users\"").  An entity key names one row shape: every query that
  * uses the key "user:42" must select the same columns (use .select).
  */
+/*
+ * The type of a key column, so that every spelling of one value gets one key:
+ * the key must be the column's text output, which is what the extension's
+ * trigger sends ("42", never "0042").
+ *   HC_PG_KEY_TEXT  (default) the id is used as given: pass it exactly as
+ *                   PostgreSQL prints the column (text, varchar, or any type
+ *                   you already print canonically);
+ *   HC_PG_KEY_INT   smallint/integer/bigint: leading/trailing blanks, a '+'
+ *                   sign and leading zeros are removed ("0042", "+42" and
+ *                   " 42 " are "42"; "-0" is "0"); anything but an optional
+ *                   sign and 1..19 digits fitting in a bigint is
+ *                   HC_ERR_INVALID ("id ... is not an integer");
+ *   HC_PG_KEY_UUID  uuid: upper-case, braces and hyphens between groups of four
+ *                   digits as PostgreSQL accepts them become the lower-case
+ *                   8-4-4-4-12 form; anything else is HC_ERR_INVALID.
+ * The canonical text is both the key and the parameter sent to the server.
+ */
+typedef enum hc_pg_key_type {
+    HC_PG_KEY_TEXT = 0,
+    HC_PG_KEY_INT,
+    HC_PG_KEY_UUID,
+} hc_pg_key_type;
+
 typedef struct hc_entity_def {
     const char *name;                                 /* entity name, e.g. "user" (required) */
     const char *collection;                           /* collection tag; NULL -> table name without schema */
@@ -105,6 +128,7 @@ typedef struct hc_entity_def {
                                                          "SELECT * FROM <table> WHERE <k1> = $1 AND ..." */
     uint64_t ttl_ms;                                  /* HC_TTL_DEFAULT (0) -> cache default */
     const char *label;                                /* NULL -> name */
+    hc_pg_key_type key_types[HC_PG_MAX_KEY_COLUMNS];  /* per key column; default HC_PG_KEY_TEXT */
 } hc_entity_def;
 
 #define HC_ENTITY_DEF(var, ...) const hc_entity_def var = {__VA_ARGS__}
@@ -255,7 +279,11 @@ HC_EXTERN size_t hc_query_tags(const hc_query *q, const char **out, size_t cap);
  *   HC_ERR_CODEC    corrupt cached bytes; HC_ERR_NOMEM; HC_ERR_TOO_LARGE.
  * A hit's PGresult has the same columns (name, table OID, column number, type
  * OID, typmod, size, format), rows, values and NULLs as the server's, but no
- * command status (PQcmdStatus/PQcmdTuples are empty).
+ * command status (PQcmdStatus/PQcmdTuples are empty).  It is made for conn as
+ * libpq makes its own: conn's event procedures (PQregisterEventProc) are
+ * copied to it and receive PGEVT_RESULTCREATE (and PGEVT_RESULTDESTROY on
+ * PQclear); a procedure failing PGEVT_RESULTCREATE makes the call fail with
+ * HC_ERR_PG.
  * Thread-safe for the cache; conn must not be used by another thread meanwhile.
  */
 HC_EXTERN PGresult *hc_pg_fetch_all(hc_cache *c, PGconn *conn, const hc_query *q, hc_error *err);
