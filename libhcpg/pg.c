@@ -465,6 +465,7 @@ typedef struct load_ctx {
     PGresult *result;       /* loaded by this thread: handed back as it is */
     PGresult *error_result; /* libpq's error result from this thread's run */
     bool uncacheable;       /* result valid, but the load ended inside a transaction */
+    hc__pgcodec_origin origin; /* result format and session settings of this call */
 } load_ctx;
 
 static hc_status check_rows(rows_rule rule, int n, hc_error *err)
@@ -557,7 +558,7 @@ static hc_status load(void *vctx, const char *key, hc_value **out, hc_error *err
                             "hc_pg_fetch_with_conn: the loader left the connection inside a "
                             "transaction; result not cached");
     }
-    st = hc__pgcodec_encode(lc->result, out, err);
+    st = hc__pgcodec_encode(lc->result, &lc->origin, out, err);
     if (st != HC_OK) {
         PQclear(lc->result);
         lc->result = NULL;
@@ -571,6 +572,40 @@ static hc_status load(void *vctx, const char *key, hc_value **out, hc_error *err
  * lc->result the PGresult this thread ran itself (NULL on a hit or a joined
  * load).  On error both are released and q->error_result is handed out.
  */
+/*
+ * The session settings that change the text PostgreSQL sends for the same
+ * rows (and, for standard_conforming_strings, what the same SQL means),
+ * as libpq tracks them from ParameterStatus messages: no round trip.
+ * search_path is not reported by the server and cannot be part of it.
+ * 0 without a connection (hc_pg_fetch_with): only such calls match it.
+ */
+static uint64_t session_settings(PGconn *conn)
+{
+    static const char *const names[] = {"DateStyle", "TimeZone", "IntervalStyle",
+                                        "client_encoding", "standard_conforming_strings"};
+    static const unsigned char key[16] = "hydracache-s-v1";
+    if (conn == NULL) return 0;
+    hc__siphash h;
+    hc__siphash_init(&h, key);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = PQparameterStatus(conn, names[i]);
+        /* NUL-separated, NULL (not reported) distinct from "" */
+        hc__siphash_update(&h, v ? v : "\xff", v ? strlen(v) + 1 : 1);
+    }
+    unsigned char d[16];
+    hc__siphash_final128(&h, d);
+    uint64_t fp = 0;
+    for (int i = 0; i < 8; i++) fp = fp << 8 | d[i];
+    return fp != 0 ? fp : 1;
+}
+
+/* Run the query outside the cache (nothing read, stored or joined). */
+static hc_status bypass(hc_cache *c, load_ctx *lc, hc_error *err)
+{
+    hc__cache_count_bypass(c);
+    return run(lc, err);
+}
+
 static hc_status fetch_core(hc_cache *c, PGconn *conn, const hc_query *q, hc_pg_loader_fn fn,
                             void *fn_ctx, plan *pl, load_ctx *lc, hc_value **v, hc_error *err)
 {
@@ -583,12 +618,21 @@ static hc_status fetch_core(hc_cache *c, PGconn *conn, const hc_query *q, hc_pg_
     if (st != HC_OK) return st;
 
     hc_opts opts = {.ttl_ms = pl->ttl_ms, .tags = {pl->tags, pl->ntags}};
+    lc->origin = (hc__pgcodec_origin){.result_format = pl->result_format,
+                                      .settings = session_settings(conn)};
     if (in_transaction(conn)) { /* neither read nor store nor join (see in_transaction) */
-        hc__cache_count_bypass(c);
-        st = run(lc, err);
-    }
-    else
+        st = bypass(c, lc, err);
+    } else {
         st = hc_get_or_load(c, pl->key, &opts, load, lc, v, err);
+        /* a result loaded in another format or under other session settings
+         * is not this caller's: read from the server, leave the entry be */
+        if (st == HC_OK && lc->result == NULL && *v != NULL &&
+            !hc__pgcodec_fits(hc_value_data(*v), hc_value_len(*v), &lc->origin)) {
+            hc_value_release(*v);
+            *v = NULL;
+            st = bypass(c, lc, err);
+        }
+    }
     if (st != HC_OK && !(lc->uncacheable && lc->result != NULL)) {
         PQclear(lc->result);
         lc->result = NULL;
@@ -654,7 +698,7 @@ static hc_status fetch_view(hc_cache *c, PGconn *conn, const hc_query *q, rows_r
     if (lc.result != NULL) {
         /* this thread ran it: view what it stored; when nothing was stored
          * (a transaction), an encoding for this view alone */
-        if (v == NULL) st = hc__pgcodec_encode(lc.result, &v, err);
+        if (v == NULL) st = hc__pgcodec_encode(lc.result, &lc.origin, &v, err);
         PQclear(lc.result);
     }
     if (st == HC_OK) st = hc__pgcodec_view(v, view, err);

@@ -9,7 +9,8 @@
 #include "alloc.h"
 #include "pgcodec.h"
 
-#define HDR_LEN 16u
+#define HDR_LEN 24u
+#define FLAG_BINARY 1u /* the result was asked for in binary (result_format 1) */
 #define FIELD_FIXED 26u /* namelen, NUL, tableid, columnid, typid, typlen, typmod (4 each), format (1) */
 #define NULL_LEN32 UINT32_MAX
 
@@ -46,7 +47,8 @@ static size_t encoded_size(const PGresult *res, int ntuples, int nfields)
     return n > HC_MAX_VALUE_LEN ? 0 : n;
 }
 
-hc_status hc__pgcodec_encode(const PGresult *res, hc_value **out, hc_error *err)
+hc_status hc__pgcodec_encode(const PGresult *res, const hc__pgcodec_origin *origin, hc_value **out,
+                             hc_error *err)
 {
     if (out == NULL) return hc_error_set(err, HC_ERR_INVALID, "pgcodec: NULL out");
     *out = NULL;
@@ -80,11 +82,14 @@ hc_status hc__pgcodec_encode(const PGresult *res, hc_value **out, hc_error *err)
     unsigned char *p = buf;
     memcpy(p, magic, 4);
     p[4] = HC_PGCODEC_VERSION;
-    p[5] = 0;
+    p[5] = origin != NULL && origin->result_format == 1 ? FLAG_BINARY : 0;
     p[6] = 0;
     p[7] = 0;
     p = put32(p + 8, (uint32_t)ntuples);
     p = put32(p, (uint32_t)nfields);
+    uint64_t settings = origin ? origin->settings : 0;
+    p = put32(p, (uint32_t)settings);
+    p = put32(p, (uint32_t)(settings >> 32));
     for (int f = 0; f < nfields; f++) {
         const char *name = PQfname(res, f);
         size_t nl = strlen(name);
@@ -133,12 +138,22 @@ static bool rd32(reader *r, uint32_t *v)
 static bool rd_header(reader *r, uint32_t *ntuples, uint32_t *nfields)
 {
     if (r->left < HDR_LEN || memcmp(r->p, magic, 4) != 0 || r->p[4] != HC_PGCODEC_VERSION ||
-        r->p[5] != 0 || r->p[6] != 0 || r->p[7] != 0)
+        (r->p[5] & ~FLAG_BINARY) != 0 || r->p[6] != 0 || r->p[7] != 0)
         return false;
     r->p += 8;
     r->left -= 8;
-    return rd32(r, ntuples) && rd32(r, nfields) && *ntuples <= INT_MAX &&
-           *nfields <= HC_PGCODEC_MAX_FIELDS && !(*nfields == 0 && *ntuples > 0);
+    uint32_t lo, hi;
+    return rd32(r, ntuples) && rd32(r, nfields) && rd32(r, &lo) && rd32(r, &hi) &&
+           *ntuples <= INT_MAX && *nfields <= HC_PGCODEC_MAX_FIELDS && !(*nfields == 0 && *ntuples > 0);
+}
+
+bool hc__pgcodec_fits(const void *data, size_t len, const hc__pgcodec_origin *want)
+{
+    const unsigned char *p = data;
+    if (p == NULL || len < HDR_LEN || p[4] != HC_PGCODEC_VERSION) return true; /* decoding says why */
+    uint64_t settings = (uint64_t)get32(p + 16) | (uint64_t)get32(p + 20) << 32;
+    return (p[5] & FLAG_BINARY) == (want->result_format == 1 ? FLAG_BINARY : 0) &&
+           settings == want->settings;
 }
 
 hc_status hc__pgcodec_ntuples(const void *data, size_t len, int *ntuples, hc_error *err)

@@ -2,13 +2,17 @@
  * pgcodec.h - private: PGresult <-> compact versioned bytes (the cached form
  * of a query result).  Layout, all integers little-endian:
  *
- *   "HCPG" u8 version(2) u8 flags(0) u16 reserved(0) u32 ntuples u32 nfields
+ *   "HCPG" u8 version(3) u8 flags u16 reserved(0) u32 ntuples u32 nfields
+ *   u64 settings
  *   nfields x { u32 namelen, name bytes, NUL, u32 tableid, i32 columnid,
  *               u32 typid, i32 typlen, i32 typmod, u8 format(0|1) }
  *   ntuples x nfields x { u32 len (0xFFFFFFFF = NULL), len bytes, NUL (non-NULL only) }
  *
  * Version 2 added the NUL after each value, so a view (hc_pg_view) can hand
- * the cached bytes out as C strings, as PQgetvalue does.
+ * the cached bytes out as C strings, as PQgetvalue does.  Version 3 added
+ * what the result was loaded under (hc__pgcodec_origin): flags bit 0 = the
+ * result format asked for was binary (other bits 0), settings = the loading
+ * session's fingerprint; a hit serves only callers asking the same.
  *
  * Decoding checks every count and length against the buffer and the caps
  * below, and rejects trailing bytes: corrupt input gives HC_ERR_CODEC.
@@ -16,23 +20,38 @@
 #ifndef HC_PGCODEC_H
 #define HC_PGCODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
 #include "hydracache/cache.h"
 #include "hydracache/pg.h"
 
-#define HC_PGCODEC_VERSION 2
+#define HC_PGCODEC_VERSION 3
 #define HC_PGCODEC_MAX_FIELDS 1664    /* PostgreSQL's MaxTupleAttributeNumber */
 #define HC_PGCODEC_MAX_NAME 1024      /* column name bytes */
+
+/* What a result was loaded under: a cached result serves only callers that
+ * ask for the same (see hc__pgcodec_fits). */
+typedef struct hc__pgcodec_origin {
+    int result_format;  /* the result_format asked for: 0 text, 1 binary */
+    uint64_t settings;  /* fingerprint of the session settings that shape text output */
+} hc__pgcodec_origin;
 
 /*
  * Encode a PGRES_TUPLES_OK (or PGRES_SINGLE_TUPLE) result into a new value.
  * HC_ERR_INVALID (NULL, other status, rows without columns: libpq cannot
  * rebuild those), HC_ERR_TOO_LARGE, HC_ERR_NOMEM.  Thread-safe.
  */
-hc_status hc__pgcodec_encode(const PGresult *res, hc_value **out, hc_error *err);
+hc_status hc__pgcodec_encode(const PGresult *res, const hc__pgcodec_origin *origin, hc_value **out,
+                             hc_error *err);
+
+/* Whether the encoded result was loaded under want (origin NULL at encoding
+ * counts as text and settings 0).  true for bytes too short or of another
+ * version to tell: decoding them reports HC_ERR_CODEC. */
+bool hc__pgcodec_fits(const void *data, size_t len, const hc__pgcodec_origin *want);
 
 /*
  * Build a new PGRES_TUPLES_OK result (caller PQclear()s) straight from the

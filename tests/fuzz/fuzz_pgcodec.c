@@ -63,8 +63,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     check_view(data, size, res);
+    /* what the input says it was loaded under (header bytes 5 and 16..23) */
+    hc__pgcodec_origin origin = {.result_format = data[5] & 1};
+    for (int i = 7; i >= 0; i--) origin.settings = origin.settings << 8 | data[16 + i];
     hc_value *v = NULL;
-    if (hc__pgcodec_encode(res, &v, NULL) != HC_OK) abort();
+    if (hc__pgcodec_encode(res, &origin, &v, NULL) != HC_OK) abort();
     /* the encoding is canonical: a valid input is its own re-encoding */
     if (hc_value_len(v) != size || memcmp(hc_value_data(v), data, size) != 0) abort();
     hc_value_release(v);

@@ -17,7 +17,6 @@
 
 #include "hc_pgassert.h"
 #include "hc_test.h"
-#include "hydracache/bus.h"
 #include "hydracache/pg.h"
 
 static HC_ENTITY_DEF(USER, .name = "user", .collection = "users", .table = "public.users",
@@ -953,6 +952,113 @@ START_TEST(test_hit_fires_result_create_and_destroy_events)
 }
 END_TEST
 
+static void assert_loads_and_bypasses(uint64_t loads, uint64_t bypassed)
+{
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.loads, loads);
+    ck_assert_uint_eq(st.bypassed_loads, bypassed);
+}
+
+START_TEST(test_binary_fetch_after_text_fetch_of_an_entity_is_binary)
+{
+    for (int first = 0; first < 2; first++) {
+        hc_cache_free(cache);
+        cache = hc_cache_new(NULL, NULL);
+        hc_query a = hc_query_for_entity(&USER, "1"), b = hc_query_for_entity(&USER, "1");
+        a.result_format = first;
+        b.result_format = !first;
+        PGresult *ra = hc_pg_fetch_one(cache, conn, &a, NULL);
+        PGresult *rb = hc_pg_fetch_one(cache, conn, &b, NULL);
+        PGresult *ra2 = hc_pg_fetch_one(cache, conn, &a, NULL);
+        ck_assert_ptr_nonnull(ra);
+        ck_assert_ptr_nonnull(rb);
+        ck_assert_ptr_nonnull(ra2);
+        int id = PQfnumber(ra, "id");
+        ck_assert_int_eq(PQfformat(ra, id), first);
+        ck_assert_int_eq(PQfformat(rb, id), !first);
+        ck_assert_int_eq(PQfformat(ra2, id), first);
+        ck_assert_int_eq(PQgetlength(first ? rb : ra, 0, id), 1);      /* "1" */
+        ck_assert_int_eq(PQgetlength(first ? ra : rb, 0, id), 4);      /* int4 */
+        hc_pg_view v;
+        ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &b, &v, NULL), HC_OK);
+        ck_assert_int_eq(hc_pg_view_fformat(&v, id), !first);
+        hc_pg_view_release(&v);
+        assert_loads_and_bypasses(1, 2); /* one entry, the first format's; the other from the server */
+        ck_assert_int_eq(hc_contains(cache, "user:1", NULL), HC_OK);
+        PQclear(ra);
+        PQclear(rb);
+        PQclear(ra2);
+    }
+}
+END_TEST
+
+/* A second connection with other session settings sees its own text. */
+static void assert_setting_not_shared(const char *set, int col, const char *sql)
+{
+    hc_query q = {.sql = sql, HC_PARAMS("1")};
+    hc_query_entity(&q, "user", "1");
+    PGresult *mine = hc_pg_fetch_one(cache, conn, &q, NULL);
+    PGconn *other = hc_test_connect();
+    hc_test_exec(other, set);
+    PGresult *direct = PQexecParams(other, sql, 1, NULL, (const char *const[]){"1"}, NULL, NULL, 0);
+    ck_assert_int_eq(PQresultStatus(direct), PGRES_TUPLES_OK);
+    ck_assert_str_ne(PQgetvalue(direct, 0, col), PQgetvalue(mine, 0, col)); /* the setting matters */
+    hc_error err;
+    PGresult *theirs = hc_pg_fetch_one(cache, other, &q, &err);
+    ck_assert_msg(theirs != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(theirs, 0, col), PQgetvalue(direct, 0, col));
+    hc_pg_view v;
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, other, &q, &v, &err), HC_OK);
+    ck_assert_str_eq(hc_pg_view_getvalue(&v, 0, col), PQgetvalue(direct, 0, col));
+    hc_pg_view_release(&v);
+    PGresult *again = hc_pg_fetch_one(cache, conn, &q, NULL); /* the entry is still the loader's */
+    ck_assert_str_eq(PQgetvalue(again, 0, col), PQgetvalue(mine, 0, col));
+    assert_loads_and_bypasses(1, 2);
+    PQclear(mine);
+    PQclear(direct);
+    PQclear(theirs);
+    PQclear(again);
+    PQfinish(other);
+}
+
+START_TEST(test_hit_is_not_served_to_a_connection_with_other_datestyle)
+{
+    assert_setting_not_shared("SET DateStyle = 'German, DMY'", 1,
+                              "SELECT id, seen FROM users WHERE id = $1");
+}
+END_TEST
+
+START_TEST(test_hit_is_not_served_to_a_connection_with_other_timezone)
+{
+    hc_test_exec(conn, "SET TimeZone = 'UTC'");
+    assert_setting_not_shared("SET TimeZone = 'Asia/Tokyo'", 1,
+                              "SELECT id, seen FROM users WHERE id = $1");
+}
+END_TEST
+
+START_TEST(test_hit_is_not_served_to_a_connection_with_other_intervalstyle)
+{
+    assert_setting_not_shared("SET IntervalStyle = 'sql_standard'", 1,
+                              "SELECT id, interval '1 day 2 hours' AS i FROM users WHERE id = $1");
+}
+END_TEST
+
+START_TEST(test_hit_is_not_served_to_a_connection_with_other_client_encoding)
+{
+    assert_setting_not_shared("SET client_encoding = 'LATIN1'", 1,
+                              "SELECT id, U&'\\00FC' AS u FROM users WHERE id = $1");
+}
+END_TEST
+
+START_TEST(test_hit_is_not_served_to_a_connection_with_other_standard_conforming_strings)
+{
+    /* the same query text means something else under the other setting */
+    assert_setting_not_shared("SET standard_conforming_strings = off", 1,
+                              "SELECT id, 'a\\tb' AS s FROM users WHERE id = $1");
+}
+END_TEST
+
 /* ------------------------------------------------------------ concurrency */
 
 #define NTHREADS 4
@@ -1130,5 +1236,11 @@ int main(void)
     tcase_add_test(ext, test_adapter_keys_and_tags_equal_the_extension_functions);
     tcase_add_test(ext, test_trigger_invalidates_exactly_the_dependent_entries);
     tcase_add_test(hits, test_hit_fires_result_create_and_destroy_events);
+    tcase_add_test(hits, test_binary_fetch_after_text_fetch_of_an_entity_is_binary);
+    tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_datestyle);
+    tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_timezone);
+    tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_intervalstyle);
+    tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_client_encoding);
+    tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_standard_conforming_strings);
     return hc_test_run_suite(s);
 }

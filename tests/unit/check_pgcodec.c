@@ -48,7 +48,7 @@ static hc_value *encode_ok(const PGresult *r)
 {
     hc_value *v = NULL;
     hc_error err;
-    ck_assert_int_eq(hc__pgcodec_encode(r, &v, &err), HC_OK);
+    ck_assert_int_eq(hc__pgcodec_encode(r, NULL, &v, &err), HC_OK);
     ck_assert_ptr_nonnull(v);
     return v;
 }
@@ -112,11 +112,11 @@ START_TEST(test_rows_without_columns_are_refused)
     PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
     hc_value *v = NULL;
     hc_error err;
-    ck_assert_int_eq(hc__pgcodec_encode(r, &v, &err), HC_OK); /* 0 x 0 is fine */
+    ck_assert_int_eq(hc__pgcodec_encode(r, NULL, &v, &err), HC_OK); /* 0 x 0 is fine */
     hc_value_release(v);
     PQclear(r);
 
-    static const unsigned char rows_no_cols[16] = {'H', 'C', 'P', 'G', 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0};
+    static const unsigned char rows_no_cols[24] = {'H', 'C', 'P', 'G', HC_PGCODEC_VERSION, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0};
     PGresult *back = NULL;
     ck_assert_int_eq(hc__pgcodec_decode(rows_no_cols, sizeof rows_no_cols, NULL, &back, &err),
                      HC_ERR_CODEC);
@@ -200,10 +200,10 @@ START_TEST(test_encode_refuses_error_results_and_null)
     hc_value *v = (hc_value *)1;
     hc_error err;
     PGresult *e = PQmakeEmptyPGresult(NULL, PGRES_FATAL_ERROR);
-    ck_assert_int_eq(hc__pgcodec_encode(e, &v, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc__pgcodec_encode(e, NULL, &v, &err), HC_ERR_INVALID);
     ck_assert_ptr_null(v);
-    ck_assert_int_eq(hc__pgcodec_encode(NULL, &v, &err), HC_ERR_INVALID);
-    ck_assert_int_eq(hc__pgcodec_encode(e, NULL, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc__pgcodec_encode(NULL, NULL, &v, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc__pgcodec_encode(e, NULL, NULL, &err), HC_ERR_INVALID);
     PQclear(e);
 }
 END_TEST
@@ -241,6 +241,30 @@ START_TEST(test_trailing_bytes_are_rejected)
     PGresult *back = NULL;
     ck_assert_int_eq(hc__pgcodec_decode(p, len + 1, NULL, &back, NULL), HC_ERR_CODEC);
     free(p);
+    hc_value_release(v);
+    PQclear(r);
+}
+END_TEST
+
+START_TEST(test_origin_is_recorded_and_matched)
+{
+    PGresult *r = sample();
+    hc__pgcodec_origin bin = {.result_format = 1, .settings = 0x0123456789abcdefULL};
+    hc_value *v = NULL;
+    ck_assert_int_eq(hc__pgcodec_encode(r, &bin, &v, NULL), HC_OK);
+    const void *d = hc_value_data(v);
+    size_t len = hc_value_len(v);
+    ck_assert(hc__pgcodec_fits(d, len, &bin));
+    ck_assert(!hc__pgcodec_fits(d, len, &(hc__pgcodec_origin){.result_format = 0, .settings = bin.settings}));
+    ck_assert(!hc__pgcodec_fits(d, len, &(hc__pgcodec_origin){.result_format = 1, .settings = bin.settings ^ 1}));
+    ck_assert(!hc__pgcodec_fits(d, len, &(hc__pgcodec_origin){.result_format = 1, .settings = bin.settings ^ (1ULL << 63)}));
+    PGresult *back = NULL;
+    ck_assert_int_eq(hc__pgcodec_decode(d, len, NULL, &back, NULL), HC_OK); /* decoding ignores it */
+    PQclear(back);
+    hc_value_release(v);
+    v = encode_ok(r); /* no origin: text, settings 0 */
+    ck_assert(hc__pgcodec_fits(hc_value_data(v), hc_value_len(v), &(hc__pgcodec_origin){0}));
+    ck_assert(!hc__pgcodec_fits(hc_value_data(v), hc_value_len(v), &bin));
     hc_value_release(v);
     PQclear(r);
 }
@@ -385,8 +409,8 @@ END_TEST
 
 START_TEST(test_impossible_counts_are_rejected_before_allocating)
 {
-    /* 2^31-1 rows of 1664 columns claimed by a 20-byte buffer */
-    unsigned char p[20] = {'H', 'C', 'P', 'G', HC_PGCODEC_VERSION, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0x80, 0x06, 0, 0};
+    /* 2^31-1 rows of 1664 columns claimed by a 28-byte buffer */
+    unsigned char p[28] = {'H', 'C', 'P', 'G', HC_PGCODEC_VERSION, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0x80, 0x06, 0, 0};
     PGresult *back = NULL;
     hc_error err;
     ck_assert_int_eq(hc__pgcodec_decode(p, sizeof p, NULL, &back, &err), HC_ERR_CODEC);
@@ -494,6 +518,7 @@ int main(void)
     tcase_add_test(bad, test_every_truncation_is_rejected);
     tcase_add_test(bad, test_trailing_bytes_are_rejected);
     tcase_add_test(bad, test_bad_magic_version_and_flags_are_rejected);
+    tcase_add_test(bad, test_origin_is_recorded_and_matched);
     tcase_add_test(bad, test_impossible_counts_are_rejected_before_allocating);
     tcase_add_test(bad, test_allocation_failure_while_decoding_is_nomem);
     tcase_add_test(bad, test_random_byte_flips_give_codec_error_or_a_valid_result);

@@ -25,6 +25,25 @@
  * optional hc_error.  Only results with status PGRES_TUPLES_OK are cached;
  * server errors are never cached (see hc_query.error_result).
  *
+ * What a hit matches: one entry per key, stored with the result_format it
+ * was asked for and a fingerprint of the loading session's DateStyle,
+ * TimeZone, IntervalStyle, client_encoding and standard_conforming_strings
+ * (as libpq tracks them from the server's ParameterStatus messages: no round
+ * trip).  A call asking for another result format, or on a connection whose
+ * settings differ, is served from the server, never from that entry: it runs
+ * the query on conn (as inside a transaction, below), returns its result and
+ * leaves the entry as it is (not replaced, so connections with different
+ * settings cannot evict each other's entries in turn).  Such calls count as a
+ * hit and as bypassed_loads in hc_stats.  Calls without a conn
+ * (hc_pg_fetch_with) match only entries loaded without one.
+ * search_path is NOT part of it: PostgreSQL does not report it to the
+ * client.  Queries whose result depends on it (unqualified names resolved
+ * differently per session) must qualify their names, or use a key or label
+ * per search_path.  Other settings that change text output without being
+ * reported (lc_monetary for money, extra_float_digits, bytea_output) must
+ * likewise be the same on every connection sharing a cache, or be pinned
+ * with SET in the connection string (options='-c bytea_output=hex').
+ *
  * Transactions: a call whose conn is inside a transaction block
  * (PQtransactionStatus(conn) != PQTRANS_IDLE) bypasses the cache: it runs the
  * query on conn and returns the result, but neither reads the cache (a cached
