@@ -90,6 +90,7 @@ void hc__siphash_final128(hc__siphash *s, unsigned char out[16])
 
 /* ------------------------------------------------------------ helpers */
 
+_Static_assert(HC_PG_MAX_KEY_COLUMNS <= 8, "param_in_buf has a bit per key column");
 _Static_assert(HC_QUERY_BUF_MAX >= HC_ERROR_MSG_MAX && HC_QUERY_BUF_MAX <= USHRT_MAX,
                "hc_query's buffer holds an error message and is indexed by unsigned short");
 
@@ -227,6 +228,86 @@ static void init_query(hc_query *q)
     memset(q, 0, offsetof(hc_query, priv_.buf));
 }
 
+/* PostgreSQL's integer input (pg_strtoint64): blanks, a sign, digits,
+ * blanks; printed as int8out prints it.  false unless it fits a bigint. */
+static bool canon_int(const char *id, char out[21])
+{
+    while (*id == ' ' || (*id >= '\t' && *id <= '\r')) id++;
+    bool neg = *id == '-';
+    if (*id == '-' || *id == '+') id++;
+    const char *digits = id;
+    while (*id >= '0' && *id <= '9') id++;
+    size_t nd = (size_t)(id - digits);
+    while (*id == ' ' || (*id >= '\t' && *id <= '\r')) id++;
+    if (nd == 0 || *id != '\0') return false;
+    while (nd > 1 && *digits == '0') digits++, nd--;
+    static const char max[] = "9223372036854775807", min[] = "9223372036854775808";
+    if (nd > 19 || (nd == 19 && memcmp(digits, neg ? min : max, 19) > 0)) return false;
+    neg = neg && !(nd == 1 && *digits == '0');
+    out[0] = '-';
+    memcpy(out + neg, digits, nd);
+    out[neg + nd] = '\0';
+    return true;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* PostgreSQL's uuid input (string_to_uuid): optional braces, 32 hex digits,
+ * a hyphen allowed after any group of four; printed as uuid_out prints it. */
+static bool canon_uuid(const char *id, char out[37])
+{
+    static const char digits[] = "0123456789abcdef";
+    bool braces = *id == '{';
+    id += braces;
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        int hi = hexval(id[0]), lo = hi < 0 ? -1 : hexval(id[1]);
+        if (lo < 0) return false;
+        id += 2;
+        if (*id == '-' && i % 2 == 1 && i < 15) id++;
+        if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
+        *o++ = digits[hi];
+        *o++ = digits[lo];
+    }
+    *o = '\0';
+    if (braces && *id++ != '}') return false;
+    return *id == '\0';
+}
+
+/* ids in the canonical text of their key types (HC_PG_KEY_TEXT as given),
+ * written into q's buffer; *canon points at them. */
+static hc_status canonical_ids(hc_query *q, const hc_entity_def *def, const char *const *ids,
+                               size_t n, const char **canon)
+{
+    struct hc_query_priv_ *p = &q->priv_;
+    for (size_t i = 0; i < n; i++) {
+        hc_pg_key_type t = def->key_types[i];
+        canon[i] = ids[i];
+        if (t == HC_PG_KEY_TEXT || ids[i] == NULL) continue;
+        char buf[37];
+        if (t != HC_PG_KEY_INT && t != HC_PG_KEY_UUID) return fail(q, HC_ERR_INVALID, "hc_query_for_entity: unknown key type");
+        if (!(t == HC_PG_KEY_INT ? canon_int(ids[i], buf) : canon_uuid(ids[i], buf))) {
+            hc_error e;
+            hc_error_set(&e, HC_ERR_INVALID, "hc_query_for_entity: entity %s: id \"%.64s\" is not %s",
+                         def->name, ids[i], t == HC_PG_KEY_INT ? "an integer (bigint range)" : "a uuid");
+            return record(q, HC_ERR_INVALID, &e);
+        }
+        size_t len = strlen(buf);
+        if (p->used + len + 1 > sizeof p->buf) return fail(q, HC_ERR_TOO_LARGE, "hc_query_for_entity: ids too long");
+        memcpy(p->buf + p->used, buf, len + 1);
+        canon[i] = p->buf + p->used;
+        /* the query is returned by value: resolve finds it by offset */
+        p->param_off[i] = p->used;
+        p->param_in_buf |= (unsigned char)(1u << i);
+        p->used = (unsigned short)(p->used + len + 1);
+    }
+    return HC_OK;
+}
+
 HC_EXTERN hc_query hc_query_for_entity_n(const hc_entity_def *def, const char *const *ids,
                                          size_t n)
 {
@@ -244,10 +325,12 @@ HC_EXTERN hc_query hc_query_for_entity_n(const hc_entity_def *def, const char *c
         record(&q, HC_ERR_INVALID, &e);
         return q;
     }
-    if (hc_query_entity_n(&q, def->name, ids, n) != HC_OK) return q;
+    const char *canon[HC_PG_MAX_KEY_COLUMNS];
+    if (canonical_ids(&q, def, ids, n, canon) != HC_OK) return q;
+    if (hc_query_entity_n(&q, def->name, canon, n) != HC_OK) return q;
     if (def->select == NULL && generate_sql(&q, def, n) != HC_OK) return q;
     q.sql = def->select;  /* NULL -> the generated SQL in priv_.buf */
-    memcpy(q.priv_.params, ids, n * sizeof *ids);
+    memcpy(q.priv_.params, canon, n * sizeof *canon);
     q.priv_.nparams = (int)n;
     q.priv_.ttl_ms = def->ttl_ms;
     q.priv_.label = def->label ? def->label : def->name;
@@ -289,6 +372,7 @@ typedef struct plan {
     uint64_t ttl_ms;
     size_t ntags;
     const char *tags[HC_MAX_TAGS];
+    const char *key_values[HC_PG_MAX_KEY_COLUMNS]; /* an entity def's ids, canonical ones in q */
     char keybuf[HC_MAX_KEY_LEN + 1];
 } plan;
 
@@ -402,7 +486,9 @@ static hc_status resolve(const hc_query *q, bool need_sql, plan *pl, hc_error *e
     pl->sql = q->sql ? q->sql : (p->has_sql ? p->buf + p->sql_off : NULL);
     if (q->nparams == 0 && p->nparams > 0) {
         pl->nparams = p->nparams;
-        pl->values = p->params;
+        for (int i = 0; i < p->nparams; i++)
+            pl->key_values[i] = p->param_in_buf & 1u << i ? p->buf + p->param_off[i] : p->params[i];
+        pl->values = pl->key_values;
         pl->lengths = NULL;
         pl->formats = NULL;
         pl->types = NULL;

@@ -17,6 +17,7 @@
 
 #include "hc_pgassert.h"
 #include "hc_test.h"
+#include "hydracache/bus.h"
 #include "hydracache/pg.h"
 
 static HC_ENTITY_DEF(USER, .name = "user", .collection = "users", .table = "public.users",
@@ -1059,6 +1060,96 @@ START_TEST(test_hit_is_not_served_to_a_connection_with_other_standard_conforming
 }
 END_TEST
 
+static HC_ENTITY_DEF(USER_INT, .name = "user", .table = "public.users", .key_columns = {"id"},
+                     .key_types = {HC_PG_KEY_INT});
+
+START_TEST(test_integer_key_ids_are_canonicalised)
+{
+    static const char *const forms[] = {"0042", "+42", " 42 ", "042", "42"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        hc_query q = hc_query_for_entity(&USER_INT, forms[i]);
+        char key[HC_MAX_KEY_LEN + 1];
+        ck_assert_int_eq(hc_query_key(&q, key, sizeof key, NULL), HC_OK);
+        ck_assert_str_eq(key, "user:42");
+    }
+    static const char *const zeros[] = {"0", "-0", "000", "+0"};
+    for (size_t i = 0; i < sizeof zeros / sizeof zeros[0]; i++) {
+        hc_query q = hc_query_for_entity(&USER_INT, zeros[i]);
+        char key[HC_MAX_KEY_LEN + 1];
+        ck_assert_int_eq(hc_query_key(&q, key, sizeof key, NULL), HC_OK);
+        ck_assert_str_eq(key, "user:0");
+    }
+    hc_query neg = hc_query_for_entity(&USER_INT, "-007");
+    char key[HC_MAX_KEY_LEN + 1];
+    ck_assert_int_eq(hc_query_key(&neg, key, sizeof key, NULL), HC_OK);
+    ck_assert_str_eq(key, "user:-7");
+    static const char *const bad[] = {"", "4 2", "42x", "0x2a", "-", "1e3", "99999999999999999999", "9223372036854775808"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hc_query q = hc_query_for_entity(&USER_INT, bad[i]);
+        hc_error err;
+        ck_assert_int_eq(hc_query_key(&q, key, sizeof key, &err), HC_ERR_INVALID);
+        ck_assert_ptr_null(hc_pg_fetch_optional(cache, conn, &q, &err));
+        ck_assert_int_eq(err.code, HC_ERR_INVALID);
+        ck_assert_msg(strstr(err.message, "integer") != NULL, "%s", err.message);
+    }
+}
+END_TEST
+
+static HC_ENTITY_DEF(ITEM_UUID, .name = "item", .select = "SELECT $1::uuid AS id",
+                     .key_types = {HC_PG_KEY_UUID});
+
+START_TEST(test_uuid_key_ids_are_canonicalised)
+{
+    static const char *const forms[] = {
+        "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+        "a0eebc999c0b4ef8bb6d6bb9bd380a11", "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        hc_query q = hc_query_for_entity(&ITEM_UUID, forms[i]);
+        char key[HC_MAX_KEY_LEN + 1];
+        ck_assert_int_eq(hc_query_key(&q, key, sizeof key, NULL), HC_OK);
+        ck_assert_str_eq(key, "item:a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        /* the server reads the same value and prints it as the key says */
+        PGresult *r = hc_pg_fetch_one(cache, conn, &q, NULL);
+        ck_assert_str_eq(PQgetvalue(r, 0, 0), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        PQclear(r);
+    }
+    static const char *const bad[] = {"a0eebc99", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g",
+                                      "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "-a0eebc999c0b4ef8bb6d6bb9bd380a11"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hc_query q = hc_query_for_entity(&ITEM_UUID, bad[i]);
+        char key[HC_MAX_KEY_LEN + 1];
+        ck_assert_int_eq(hc_query_key(&q, key, sizeof key, NULL), HC_ERR_INVALID);
+    }
+}
+END_TEST
+
+/* "0042" read through the real trigger and bus: the UPDATE's tag user:42
+ * reaches the entry, so nothing stale is served after the sync. */
+START_TEST(test_non_canonical_integer_id_is_invalidated_by_the_trigger)
+{
+    hc_test_create_extension(conn);
+    hc_test_exec(conn, "SELECT hydracache.watch('users', 'user')");
+    hc_error err;
+    hc_pg_bus *bus = hc_pg_bus_new(&(hc_pg_bus_config){.conninfo = hc_test_conninfo(),
+                                                       .mode = HC_PG_BUS_THREAD}, &err);
+    ck_assert_msg(bus != NULL, "%s", err.message);
+    ck_assert_int_eq(hc_pg_bus_attach(bus, cache, &err), HC_OK);
+    ck_assert_int_eq(hc_pg_bus_wait_state(bus, HC_BUS_LISTENING, 10000), HC_OK);
+    hc_query q = hc_query_for_entity(&USER_INT, "0042");
+    PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), "zaphod");
+    PQclear(r);
+    hc_test_exec(conn, "UPDATE users SET name = 'beeblebrox' WHERE id = 42");
+    ck_assert_int_eq(hc_pg_bus_sync(bus, 10000, &err), HC_OK);
+    r = hc_pg_fetch_one(cache, conn, &q, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), "beeblebrox");
+    PQclear(r);
+    hc_pg_bus_free(bus);
+}
+END_TEST
+
 /* ------------------------------------------------------------ concurrency */
 
 #define NTHREADS 4
@@ -1242,5 +1333,8 @@ int main(void)
     tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_intervalstyle);
     tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_client_encoding);
     tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_standard_conforming_strings);
+    tcase_add_test(hits, test_integer_key_ids_are_canonicalised);
+    tcase_add_test(hits, test_uuid_key_ids_are_canonicalised);
+    tcase_add_test(ext, test_non_canonical_integer_id_is_invalidated_by_the_trigger);
     return hc_test_run_suite(s);
 }

@@ -208,6 +208,8 @@ typedef struct hc_query {
         int nparams;                                    /* key values as params (entity defs) */
         uint64_t ttl_ms;                                /* from an entity def */
         const char *params[HC_PG_MAX_KEY_COLUMNS];
+        unsigned short param_off[HC_PG_MAX_KEY_COLUMNS]; /* canonical id in buf, if in param_in_buf */
+        unsigned char param_in_buf;                     /* bit i: params[i] is buf + param_off[i] */
         const char *label;                              /* borrowed collection name: default label */
         unsigned short used;                            /* bytes of buf in use */
         unsigned short key_off;                         /* entity key, if key_is_tag */
@@ -228,7 +230,11 @@ typedef struct hc_query {
 /*
  * Make q an entity query: key and tag esc(entity):esc(id) (hc_key_build) and
  * the table-wide tag esc(entity):* (hc_key_table_tag).  Call once per query.
- * id NULL stands for SQL NULL ("\N").  The helpers record their first error in
+ * id NULL stands for SQL NULL ("\N").  The id must be the key column's value
+ * exactly as PostgreSQL prints it (what the extension's trigger sends): "42",
+ * not "0042" or "+42", whose key "user:0042" no write would ever invalidate.
+ * hc_query_for_entity canonicalises ids for columns declared in
+ * hc_entity_def.key_types; these helpers cannot know the column's type.  The helpers record their first error in
  * q and every hc_pg_fetch_* of q reports it, so checking here is optional;
  * once q holds an error, the helpers leave it unchanged and return that error.
  * HC_ERR_INVALID (NULL q/entity, called twice, n out of range),
@@ -256,7 +262,9 @@ HC_EXTERN hc_status hc_query_add_collection(hc_query *q, const char *collection)
 /*
  * The query of one entity row: SQL (.select or generated), the key values as
  * text parameters $1..$n (borrowed: they must outlive the returned query's
- * use), entity key and tags, TTL and label from def.  Errors are recorded in
+ * use; ids of HC_PG_KEY_INT/HC_PG_KEY_UUID columns are canonicalised into
+ * the query itself, and an id not of its type is HC_ERR_INVALID), entity key
+ * and tags, TTL and label from def.  Errors are recorded in
  * the returned query and reported by the fetch.
  *
  *     hc_query q = hc_query_for_entity(&USER, "42");
