@@ -273,136 +273,36 @@ hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresul
     return HC_OK;
 }
 
-/* ------------------------------------------------------------ views */
+/* ------------------------------------------------------------ layout, for row views */
 
-/* Only the header: the inline arrays are read only where the header says. */
-void hc__pgcodec_view_clear(hc_pg_view *view)
+hc_status hc__pgcodec_counts(const void *data, size_t len, uint32_t *ntuples, uint32_t *nfields,
+                             hc_error *err)
 {
-    struct hc_pg_view_priv_ *p = &view->priv_;
-    p->value = NULL;
-    p->data = NULL;
-    p->ntuples = 0;
-    p->nfields = 0;
-    p->heap = NULL;
+    reader r = {data, data ? len : 0};
+    if (!rd_header(&r, ntuples, nfields)) return corrupt(err, "header");
+    /* every cell takes at least its 4-byte length */
+    if ((uint64_t)*ntuples * *nfields > r.left / 4) return corrupt(err, "row count");
+    return HC_OK;
 }
 
-hc_status hc__pgcodec_view(hc_value *v, hc_pg_view *view, hc_error *err)
+hc_status hc__pgcodec_index(const void *data, size_t len, uint32_t *fields, uint32_t *cells,
+                            hc_error *err)
 {
-    struct hc_pg_view_priv_ *p = &view->priv_;
-    hc__pgcodec_view_clear(view);
-    if (v == NULL) return corrupt(err, "no value");
-    const unsigned char *data = hc_value_data(v);
-    reader r = {data, data ? hc_value_len(v) : 0};
     uint32_t ntuples, nfields;
-    if (!rd_header(&r, &ntuples, &nfields)) return corrupt(err, "header");
-    if ((uint64_t)ntuples * nfields > r.left / 4) return corrupt(err, "row count");
+    hc_status st = hc__pgcodec_counts(data, len, &ntuples, &nfields, err);
+    if (st != HC_OK) return st;
+    reader r = {data, len};
+    r.p += HDR_LEN;
+    r.left -= HDR_LEN;
+    st = rd_fields(&r, NULL, nfields, err, data, fields);
     size_t ncells = (size_t)ntuples * nfields;
-    uint32_t *fields = p->inline_fields, *cells = p->inline_cells;
-    if (nfields > HC_PG_VIEW_INLINE_FIELDS || ncells > HC_PG_VIEW_INLINE_CELLS) {
-        /* one array for both: fields first, then the cells */
-        if ((p->heap = hc__malloc((nfields + ncells) * sizeof *p->heap)) == NULL)
-            return hc_error_set(err, HC_ERR_NOMEM, "pgcodec: out of memory for a view of %zu cells", ncells);
-        fields = p->heap;
-        cells = p->heap + nfields;
-    }
-    hc_status st = rd_fields(&r, NULL, nfields, err, data, fields);
     for (size_t i = 0; i < ncells && st == HC_OK; i++) {
         const unsigned char *val;
         uint32_t l;
         st = rd_cell(&r, &val, &l, err);
         /* 0 marks NULL: no value starts at offset 0, the header is there */
-        cells[i] = val ? (uint32_t)(val - data) : 0;
+        cells[i] = val ? (uint32_t)(val - (const unsigned char *)data) : 0;
     }
     if (st == HC_OK && r.left != 0) st = corrupt(err, "trailing bytes");
-    if (st != HC_OK) {
-        free(p->heap);
-        p->heap = NULL;
-        return st;
-    }
-    p->value = v;
-    p->data = data;
-    p->ntuples = (int)ntuples;
-    p->nfields = (int)nfields;
-    p->fields = fields;
-    p->cells = cells;
-    return HC_OK;
-}
-
-/* The fixed part of column col's description (after its name and NUL). */
-static const unsigned char *field_fixed(const struct hc_pg_view_priv_ *p, int col)
-{
-    const unsigned char *name = p->data + p->fields[col];
-    return name + get32(name - 4) + 1;
-}
-
-static bool col_ok(const hc_pg_view *view, int col)
-{
-    return view != NULL && col >= 0 && col < view->priv_.nfields;
-}
-
-/* The offset of cell (row, col) (0 = NULL), or UINT32_MAX when out of range. */
-static uint32_t cell(const hc_pg_view *view, int row, int col)
-{
-    if (!col_ok(view, col) || row < 0 || row >= view->priv_.ntuples) return UINT32_MAX;
-    return view->priv_.cells[(size_t)row * (size_t)view->priv_.nfields + (size_t)col];
-}
-
-HC_EXTERN int hc_pg_view_ntuples(const hc_pg_view *view)
-{
-    return view ? view->priv_.ntuples : 0;
-}
-
-HC_EXTERN int hc_pg_view_nfields(const hc_pg_view *view)
-{
-    return view ? view->priv_.nfields : 0;
-}
-
-HC_EXTERN const char *hc_pg_view_fname(const hc_pg_view *view, int col)
-{
-    return col_ok(view, col) ? (const char *)view->priv_.data + view->priv_.fields[col] : NULL;
-}
-
-HC_EXTERN int hc_pg_view_fnumber(const hc_pg_view *view, const char *name)
-{
-    for (int f = 0; name != NULL && col_ok(view, f); f++)
-        if (strcmp(hc_pg_view_fname(view, f), name) == 0) return f;
-    return -1;
-}
-
-HC_EXTERN Oid hc_pg_view_ftype(const hc_pg_view *view, int col)
-{
-    return col_ok(view, col) ? (Oid)get32(field_fixed(&view->priv_, col) + 8) : 0;
-}
-
-HC_EXTERN int hc_pg_view_fformat(const hc_pg_view *view, int col)
-{
-    return col_ok(view, col) ? field_fixed(&view->priv_, col)[20] : 0;
-}
-
-HC_EXTERN const char *hc_pg_view_getvalue(const hc_pg_view *view, int row, int col)
-{
-    uint32_t off = cell(view, row, col);
-    if (off == UINT32_MAX) return NULL;
-    return off == 0 ? "" : (const char *)view->priv_.data + off;
-}
-
-HC_EXTERN int hc_pg_view_getlength(const hc_pg_view *view, int row, int col)
-{
-    uint32_t off = cell(view, row, col);
-    return off == UINT32_MAX || off == 0 ? 0 : (int)get32(view->priv_.data + off - 4);
-}
-
-HC_EXTERN int hc_pg_view_getisnull(const hc_pg_view *view, int row, int col)
-{
-    uint32_t off = cell(view, row, col);
-    return off == UINT32_MAX || off == 0;
-}
-
-HC_EXTERN void hc_pg_view_release(hc_pg_view *view)
-{
-    if (view == NULL) return;
-    struct hc_pg_view_priv_ *p = &view->priv_;
-    hc_value_release(p->value);
-    free(p->heap);
-    hc__pgcodec_view_clear(view);
+    return st;
 }

@@ -27,7 +27,6 @@
 #include <libpq-fe.h>
 
 #include "hydracache/cache.h"
-#include "hydracache/pg.h"
 
 #define HC_PGCODEC_VERSION 3
 #define HC_PGCODEC_MAX_FIELDS 1664    /* PostgreSQL's MaxTupleAttributeNumber */
@@ -66,14 +65,38 @@ hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresul
 hc_status hc__pgcodec_ntuples(const void *data, size_t len, int *ntuples, hc_error *err);
 
 /*
- * Point view at the result encoded in v, which the view takes over (its
- * reference) on success; on failure v is left to the caller.  Walks the
- * bytes once, as strictly as decoding, noting where each column name and cell
- * starts (in the view's own arrays, or one malloc for large results).
- * HC_ERR_CODEC, HC_ERR_NOMEM.
+ * The layout of encoded bytes, for the zero-copy row views (pgrowview.c).
+ * hc__pgcodec_counts checks the header (and that the counts fit the bytes);
+ * hc__pgcodec_index then walks all of it as strictly as decoding, noting in
+ * fields[nfields] the offset from data of each column's name and in
+ * cells[ntuples * nfields] that of each cell's bytes (0 = SQL NULL).
+ * HC_ERR_CODEC on any inconsistency.  Pure; thread-safe.
  */
-hc_status hc__pgcodec_view(hc_value *v, hc_pg_view *view, hc_error *err);
-/* Make view empty (no reference, no rows, no columns) without freeing anything. */
-void hc__pgcodec_view_clear(hc_pg_view *view);
+hc_status hc__pgcodec_counts(const void *data, size_t len, uint32_t *ntuples, uint32_t *nfields,
+                             hc_error *err);
+hc_status hc__pgcodec_index(const void *data, size_t len, uint32_t *fields, uint32_t *cells,
+                            hc_error *err);
+
+static inline uint32_t hc__pgcodec_get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Column facts and cell lengths at the offsets hc__pgcodec_index gave
+ * (valid bytes only). */
+static inline Oid hc__pgcodec_col_type(const unsigned char *name)
+{
+    return (Oid)hc__pgcodec_get32(name + hc__pgcodec_get32(name - 4) + 1 + 8);
+}
+
+static inline int hc__pgcodec_col_format(const unsigned char *name)
+{
+    return name[hc__pgcodec_get32(name - 4) + 1 + 20];
+}
+
+static inline int hc__pgcodec_cell_len(const unsigned char *cell)
+{
+    return (int)hc__pgcodec_get32(cell - 4);
+}
 
 #endif

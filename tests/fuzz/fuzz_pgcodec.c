@@ -5,11 +5,11 @@
  * Not part of `make`; build by hand with clang after a normal build in $B:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I$B -Ilibhcpg/include -Ilibhcpg \
- *     -I$(pg_config --includedir) tests/fuzz/fuzz_pgcodec.c libhcpg/pgcodec.c \
+ *     -I$(pg_config --includedir) tests/fuzz/fuzz_pgcodec.c libhcpg/pgcodec.c libhcpg/pgrowview.c \
  *     $B/libhcpg/.libs/libhcpg.a -lpq -pthread -lm -o /tmp/fuzz_pgcodec
  *   /tmp/fuzz_pgcodec -max_total_time=60 -max_len=4096
  *
- * (run from the source tree; pgcodec.c is compiled again so the fuzzer
+ * (run from the source tree; pgcodec.c and pgrowview.c are compiled again so the fuzzer
  * instruments it, the rest of the library comes from the archive.)
  */
 #include "config.h"
@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "pgcodec.h"
+#include "pgrowview.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -30,7 +31,7 @@ static void check_view(const uint8_t *data, size_t size, const PGresult *res)
     if (v == NULL) abort();
     hc_pg_view view;
     memset(&view, 0, sizeof view);
-    hc_status st = hc__pgcodec_view(v, &view, NULL);
+    hc_status st = hc__pgrowview_fill(v, &view, NULL);
     if ((st == HC_OK) != (res != NULL)) abort();
     if (st == HC_OK) {
         if (hc_pg_view_ntuples(&view) != PQntuples(res) || hc_pg_view_nfields(&view) != PQnfields(res))

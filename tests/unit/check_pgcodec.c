@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "hc_pgassert.h"
 #include "pgcodec.h"
+#include "pgrowview.h"
 #include "hc_test.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -297,7 +298,7 @@ static void view_matches(PGresult *r)
     hc_value *v = encode_ok(r);
     hc_pg_view view;
     hc_error err;
-    ck_assert_int_eq(hc__pgcodec_view(v, &view, &err), HC_OK);
+    ck_assert_int_eq(hc__pgrowview_fill(v, &view, &err), HC_OK);
     ck_assert_int_eq(hc_pg_view_ntuples(&view), PQntuples(r));
     ck_assert_int_eq(hc_pg_view_nfields(&view), PQnfields(r));
     for (int f = 0; f < PQnfields(r); f++) {
@@ -359,7 +360,7 @@ START_TEST(test_view_accessors_out_of_range_answer_like_libpq)
     hc_value *v = encode_ok(r);
     PQclear(r);
     hc_pg_view view;
-    ck_assert_int_eq(hc__pgcodec_view(v, &view, NULL), HC_OK);
+    ck_assert_int_eq(hc__pgrowview_fill(v, &view, NULL), HC_OK);
     ck_assert_ptr_null(hc_pg_view_getvalue(&view, 2, 0));
     ck_assert_ptr_null(hc_pg_view_getvalue(&view, 0, -1));
     ck_assert_int_eq(hc_pg_view_getlength(&view, -1, 0), 0);
@@ -385,7 +386,7 @@ START_TEST(test_view_rejects_every_truncation_and_flip_in_the_cells)
     for (size_t cut = 0; cut < len; cut++) {
         hc_value *t = hc_value_new(hc_value_data(v), cut);
         hc_pg_view view;
-        ck_assert_int_eq(hc__pgcodec_view(t, &view, NULL), HC_ERR_CODEC);
+        ck_assert_int_eq(hc__pgrowview_fill(t, &view, NULL), HC_ERR_CODEC);
         ck_assert_int_eq(hc_pg_view_ntuples(&view), 0);
         hc_value_release(t); /* a failed view leaves the value to the caller */
     }
@@ -394,11 +395,11 @@ START_TEST(test_view_rejects_every_truncation_and_flip_in_the_cells)
     p[len - 1] = 'x'; /* the last value's NUL */
     hc_value *bad = hc_value_new(p, len);
     hc_pg_view view;
-    ck_assert_int_eq(hc__pgcodec_view(bad, &view, NULL), HC_ERR_CODEC);
+    ck_assert_int_eq(hc__pgrowview_fill(bad, &view, NULL), HC_ERR_CODEC);
     p[len - 1] = '\0';
     p[len] = 0;
     hc_value *longer = hc_value_new(p, len + 1);
-    ck_assert_int_eq(hc__pgcodec_view(longer, &view, NULL), HC_ERR_CODEC); /* trailing byte */
+    ck_assert_int_eq(hc__pgrowview_fill(longer, &view, NULL), HC_ERR_CODEC); /* trailing byte */
     free(p);
     hc_value_release(bad);
     hc_value_release(longer);
