@@ -173,10 +173,42 @@ static hc_status bypass(hc_cache *c, load_ctx *lc, hc_error *err)
     return run(lc, err);
 }
 
+/*
+ * hc_get_or_load, and for a hit or a joined load the shape of the value
+ * (held in *shape; NULL when the bytes are corrupt: decoding reports it).  A
+ * value loaded in another result format or under other session settings is
+ * not this caller's: it reads from the server and leaves the entry be.  A
+ * value whose shape the dictionary dropped is loaded again (once).
+ */
+static hc_status get_or_load(hc_cache *c, const hc_opts *opts, load_ctx *lc, hc_value **v,
+                             hc__pgshape **shape, hc_error *err)
+{
+    const char *key = lc->pl->key;
+    for (int attempt = 0;; attempt++) {
+        hc_status st = hc_get_or_load(c, key, opts, load, lc, v, err);
+        if (st != HC_OK || lc->result != NULL || *v == NULL) return st;
+        st = hc__pgcodec_shape(hc_value_data(*v), hc_value_len(*v), shape, NULL);
+        if (st == HC_MISS && attempt == 0) {
+            hc_value_release(*v);
+            *v = NULL;
+            hc__cache_drop(c, key); /* store-only, as for corrupt bytes (see fetch) */
+            continue;
+        }
+        if (st != HC_OK || hc__pgcodec_fits(*shape, &lc->origin)) return HC_OK;
+        hc__pgshape_release(*shape);
+        *shape = NULL;
+        hc_value_release(*v);
+        *v = NULL;
+        return bypass(c, lc, err);
+    }
+}
+
 static hc_status fetch_core(hc_cache *c, PGconn *conn, const hc_query *q, hc_pg_loader_fn fn,
-                            void *fn_ctx, hc__pgplan *pl, load_ctx *lc, hc_value **v, hc_error *err)
+                            void *fn_ctx, hc__pgplan *pl, load_ctx *lc, hc_value **v,
+                            hc__pgshape **shape, hc_error *err)
 {
     *v = NULL;
+    *shape = NULL;
     *lc = (load_ctx){.pl = pl, .q = q, .conn = conn, .fn = fn, .fn_ctx = fn_ctx};
     if (q != NULL && q->error_result != NULL) *q->error_result = NULL;
     if (c == NULL || (fn == NULL && conn == NULL))
@@ -190,15 +222,7 @@ static hc_status fetch_core(hc_cache *c, PGconn *conn, const hc_query *q, hc_pg_
     if (in_transaction(conn)) { /* neither read nor store nor join (see in_transaction) */
         st = bypass(c, lc, err);
     } else {
-        st = hc_get_or_load(c, pl->key, &opts, load, lc, v, err);
-        /* a result loaded in another format or under other session settings
-         * is not this caller's: read from the server, leave the entry be */
-        if (st == HC_OK && lc->result == NULL && *v != NULL &&
-            !hc__pgcodec_fits(hc_value_data(*v), hc_value_len(*v), &lc->origin)) {
-            hc_value_release(*v);
-            *v = NULL;
-            st = bypass(c, lc, err);
-        }
+        st = get_or_load(c, &opts, lc, v, shape, err);
     }
     if (st != HC_OK && !(lc->uncacheable && lc->result != NULL)) {
         PQclear(lc->result);
@@ -208,6 +232,8 @@ static hc_status fetch_core(hc_cache *c, PGconn *conn, const hc_query *q, hc_pg_
         if (st > 0) st = hc_error_set(err, HC_ERR_STATE, "unexpected cache status %s", hc_status_str(st));
         hc_value_release(*v);
         *v = NULL;
+        hc__pgshape_release(*shape);
+        *shape = NULL;
         return st;
     }
     PQclear(lc->error_result);
@@ -221,7 +247,8 @@ static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule r
     hc__pgplan pl;
     load_ctx lc;
     hc_value *v;
-    if (fetch_core(c, conn, q, fn, fn_ctx, &pl, &lc, &v, err) != HC_OK) return NULL;
+    hc__pgshape *shape;
+    if (fetch_core(c, conn, q, fn, fn_ctx, &pl, &lc, &v, &shape, err) != HC_OK) return NULL;
     if (lc.result != NULL) { /* this thread ran the query: no need to rebuild */
         hc_value_release(v);
         if (check_rows(rule, PQntuples(lc.result), err) == HC_OK) return lc.result;
@@ -235,7 +262,10 @@ static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule r
     int n = 0;
     hc_status st = hc__pgcodec_ntuples(data, len, &n, err);
     if (st == HC_OK) st = check_rows(rule, n, err);
-    if (st == HC_OK) st = hc__pgcodec_decode(data, len, conn, &res, err);
+    if (st == HC_OK)
+        st = shape ? hc__pgcodec_decode_shaped(data, len, shape, conn, &res, err)
+                   : hc__pgcodec_decode(data, len, conn, &res, err);
+    hc__pgshape_release(shape);
     hc_value_release(v);
     /* an ordinary PGresult: conn's event procedures (copied by
      * PQmakeEmptyPGresult) see it created, as libpq's own results */
@@ -259,7 +289,8 @@ static hc_status fetch_view(hc_cache *c, PGconn *conn, const hc_query *q, rows_r
     hc__pgplan pl;
     load_ctx lc;
     hc_value *v;
-    hc_status st = fetch_core(c, conn, q, NULL, NULL, &pl, &lc, &v, err);
+    hc__pgshape *shape;
+    hc_status st = fetch_core(c, conn, q, NULL, NULL, &pl, &lc, &v, &shape, err);
     if (st != HC_OK) return st;
     bool cached = lc.result == NULL; /* a hit or a joined load: bytes from the store */
     if (lc.result != NULL) {
@@ -268,8 +299,10 @@ static hc_status fetch_view(hc_cache *c, PGconn *conn, const hc_query *q, rows_r
         if (v == NULL) st = hc__pgcodec_encode(lc.result, &lc.origin, &v, err);
         PQclear(lc.result);
     }
-    if (st == HC_OK) st = hc__pgrowview_fill(v, view, err);
+    if (st == HC_OK)
+        st = shape ? hc__pgrowview_fill_shaped(v, shape, view, err) : hc__pgrowview_fill(v, view, err);
     if (st != HC_OK) {
+        hc__pgshape_release(shape); /* the view took it over on success */
         hc_value_release(v);
         if (st == HC_ERR_CODEC && cached) hc__cache_drop(c, pl.key); /* as in fetch */
         return st;

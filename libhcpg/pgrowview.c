@@ -1,7 +1,7 @@
 /*
  * pgrowview.c - row views (hc_pg_view, hydracache/pg.h): the libpq
- * accessors read straight from a cached result's encoded bytes (pgcodec.h),
- * kept alive by the view's reference.  (Not the typed views of
+ * accessors read straight from a cached result's encoded bytes (pgcodec.h)
+ * and its shape (pgshape.h), kept alive by the view's references.  (Not the typed views of
  * typedview.c, hc_view, which wrap a whole cache with a codec.)
  */
 #include "config.h"
@@ -19,43 +19,62 @@ void hc__pgrowview_clear(hc_pg_view *view)
 {
     struct hc_pg_view_priv_ *p = &view->priv_;
     p->value = NULL;
+    p->shape = NULL;
     p->data = NULL;
     p->ntuples = 0;
     p->nfields = 0;
     p->heap = NULL;
 }
 
-hc_status hc__pgrowview_fill(hc_value *v, hc_pg_view *view, hc_error *err)
+hc_status hc__pgrowview_fill_shaped(hc_value *v, hc__pgshape *shape, hc_pg_view *view,
+                                    hc_error *err)
 {
     struct hc_pg_view_priv_ *p = &view->priv_;
     hc__pgrowview_clear(view);
     const unsigned char *data = hc_value_data(v);
     size_t len = hc_value_len(v);
-    uint32_t ntuples, nfields;
-    hc_status st = hc__pgcodec_counts(data, len, &ntuples, &nfields, err);
+    int ntuples;
+    hc_status st = hc__pgcodec_ntuples(data, len, &ntuples, err);
     if (st != HC_OK) return st;
-    size_t ncells = (size_t)ntuples * nfields;
-    uint32_t *fields = p->inline_fields, *cells = p->inline_cells;
-    if (nfields > HC_PG_VIEW_INLINE_FIELDS || ncells > HC_PG_VIEW_INLINE_CELLS) {
-        /* one array for both: fields first, then the cells */
-        if ((p->heap = hc__malloc((nfields + ncells) * sizeof *p->heap)) == NULL)
+    size_t ncells = (size_t)ntuples * (size_t)shape->nfields;
+    uint32_t *cells = p->inline_cells;
+    /* cells beyond the inline array need a heap array: check the count
+     * against the bytes (index does too) before allocating for it */
+    if (ncells > HC_PG_VIEW_INLINE_CELLS) {
+        if (ncells > len / 4) return hc_error_set(err, HC_ERR_CODEC, "pgcodec: corrupt cached result (row count)");
+        if ((p->heap = hc__malloc(ncells * sizeof *p->heap)) == NULL)
             return hc_error_set(err, HC_ERR_NOMEM, "pg view: out of memory for a view of %zu cells", ncells);
-        fields = p->heap;
-        cells = p->heap + nfields;
+        cells = p->heap;
     }
-    st = hc__pgcodec_index(data, len, fields, cells, err);
+    st = hc__pgcodec_index(data, len, shape, cells, err);
     if (st != HC_OK) {
         free(p->heap);
         p->heap = NULL;
         return st;
     }
     p->value = v;
+    p->shape = shape;
     p->data = data;
-    p->ntuples = (int)ntuples;
-    p->nfields = (int)nfields;
-    p->fields = fields;
+    p->ntuples = ntuples;
+    p->nfields = shape->nfields;
     p->cells = cells;
     return HC_OK;
+}
+
+hc_status hc__pgrowview_fill(hc_value *v, hc_pg_view *view, hc_error *err)
+{
+    hc__pgrowview_clear(view);
+    hc__pgshape *shape;
+    hc_status st = hc__pgcodec_shape(hc_value_data(v), hc_value_len(v), &shape, err);
+    if (st == HC_MISS) return HC_ERR_CODEC;
+    if (st == HC_OK) st = hc__pgrowview_fill_shaped(v, shape, view, err);
+    if (st != HC_OK) hc__pgshape_release(shape);
+    return st;
+}
+
+static const PGresAttDesc *attr(const hc_pg_view *view, int col)
+{
+    return &((const hc__pgshape *)view->priv_.shape)->attrs[col];
 }
 
 static bool col_ok(const hc_pg_view *view, int col)
@@ -82,7 +101,7 @@ HC_EXTERN int hc_pg_view_nfields(const hc_pg_view *view)
 
 HC_EXTERN const char *hc_pg_view_fname(const hc_pg_view *view, int col)
 {
-    return col_ok(view, col) ? (const char *)view->priv_.data + view->priv_.fields[col] : NULL;
+    return col_ok(view, col) ? attr(view, col)->name : NULL;
 }
 
 HC_EXTERN int hc_pg_view_fnumber(const hc_pg_view *view, const char *name)
@@ -94,12 +113,12 @@ HC_EXTERN int hc_pg_view_fnumber(const hc_pg_view *view, const char *name)
 
 HC_EXTERN Oid hc_pg_view_ftype(const hc_pg_view *view, int col)
 {
-    return col_ok(view, col) ? hc__pgcodec_col_type(view->priv_.data + view->priv_.fields[col]) : 0;
+    return col_ok(view, col) ? attr(view, col)->typid : 0;
 }
 
 HC_EXTERN int hc_pg_view_fformat(const hc_pg_view *view, int col)
 {
-    return col_ok(view, col) ? hc__pgcodec_col_format(view->priv_.data + view->priv_.fields[col]) : 0;
+    return col_ok(view, col) ? attr(view, col)->format : 0;
 }
 
 HC_EXTERN const char *hc_pg_view_getvalue(const hc_pg_view *view, int row, int col)
@@ -126,6 +145,7 @@ HC_EXTERN void hc_pg_view_release(hc_pg_view *view)
     if (view == NULL) return;
     struct hc_pg_view_priv_ *p = &view->priv_;
     hc_value_release(p->value);
+    hc__pgshape_release((hc__pgshape *)p->shape);
     free(p->heap);
     hc__pgrowview_clear(view);
 }

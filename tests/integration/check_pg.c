@@ -19,6 +19,7 @@
 #include "hc_test.h"
 #include "hydracache/bus.h"
 #include "hydracache/pg.h"
+#include "pgshape.h"
 
 static HC_ENTITY_DEF(USER, .name = "user", .collection = "users", .table = "public.users",
                      .key_columns = {"id"}, .ttl_ms = 60000);
@@ -1150,6 +1151,29 @@ START_TEST(test_non_canonical_integer_id_is_invalidated_by_the_trigger)
 }
 END_TEST
 
+/* An entry whose shape the dictionary dropped reads as a miss: loaded again,
+ * no error, for PGresults and views alike. */
+START_TEST(test_entry_of_a_dropped_shape_is_loaded_again)
+{
+    hc_query q = hc_query_for_entity(&USER, "1");
+    hc_error err;
+    PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    PQclear(r);
+    hc__pgshape_drop_unused();
+    r = hc_pg_fetch_one(cache, conn, &q, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), "alice");
+    PQclear(r);
+    hc__pgshape_drop_unused();
+    hc_pg_view v;
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &q, &v, &err), HC_OK);
+    ck_assert_str_eq(hc_pg_view_getvalue(&v, 0, hc_pg_view_fnumber(&v, "name")), "alice");
+    hc_pg_view_release(&v);
+    assert_loads_and_bypasses(3, 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------ concurrency */
 
 #define NTHREADS 4
@@ -1336,5 +1360,6 @@ int main(void)
     tcase_add_test(hits, test_integer_key_ids_are_canonicalised);
     tcase_add_test(hits, test_uuid_key_ids_are_canonicalised);
     tcase_add_test(ext, test_non_canonical_integer_id_is_invalidated_by_the_trigger);
+    tcase_add_test(errs, test_entry_of_a_dropped_shape_is_loaded_again);
     return hc_test_run_suite(s);
 }

@@ -374,16 +374,15 @@ HC_EXTERN PGresult *hc_pg_fetch_with_conn(hc_cache *c, PGconn *conn, const hc_qu
 
 /* ------------------------------------------------------------ row views */
 
-#define HC_PG_VIEW_INLINE_FIELDS 16  /* columns a view indexes without malloc */
-#define HC_PG_VIEW_INLINE_CELLS 32   /* cells (rows x columns) likewise */
+#define HC_PG_VIEW_INLINE_FIELDS 16  /* (unused since column metadata is shared) */
+#define HC_PG_VIEW_INLINE_CELLS 32   /* cells (rows x columns) a view indexes without malloc */
 
 /*
  * A zero-copy, read-only view of a query result: the accessors read straight
  * from the cached bytes, which the view keeps alive by holding a reference to
  * the cached value (an invalidation or eviction meanwhile does not affect it).
  * No PGresult is built, so a hit costs little more than hc_get.  A result of
- * at most HC_PG_VIEW_INLINE_FIELDS columns and HC_PG_VIEW_INLINE_CELLS cells
- * needs no allocation at all.
+ * at most HC_PG_VIEW_INLINE_CELLS cells needs no allocation at all.
  *
  *     hc_pg_view v;
  *     if (hc_pg_fetch_one_view(cache, conn, &q, &v, &err) == HC_OK) {
@@ -400,12 +399,11 @@ HC_EXTERN PGresult *hc_pg_fetch_with_conn(hc_cache *c, PGconn *conn, const hc_qu
 typedef struct hc_pg_view {
     struct hc_pg_view_priv_ {
         hc_value *value;                                /* the reference held; NULL: empty */
+        const void *shape;                              /* its column metadata, held */
         const unsigned char *data;                      /* value's bytes */
         int ntuples, nfields;
-        const uint32_t *fields;                         /* offset of each column's name */
         const uint32_t *cells;                          /* offset of each cell's bytes, 0 = NULL */
-        uint32_t *heap;                                 /* both arrays, for large results */
-        uint32_t inline_fields[HC_PG_VIEW_INLINE_FIELDS];
+        uint32_t *heap;                                 /* the cells' offsets, for large results */
         uint32_t inline_cells[HC_PG_VIEW_INLINE_CELLS];
     } priv_;
 } hc_pg_view;
