@@ -159,9 +159,11 @@ static hc_mhd_result handle(void *cls, struct MHD_Connection *conn, const char *
     size_t len = 0;
     hc_status st;
     if (strcmp(path, "/health") == 0) {
-        bool up = false;
-        st = hc_registry_health(a->reg, &up, &body, &len, NULL);
-        return reply_snapshot(conn, st, up ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+        hc_health h = HC_HEALTH_DOWN;
+        st = hc_registry_health_status(a->reg, &h, &body, &len, NULL);
+        /* DEGRADED still serves correctly: 200, so load balancers keep it in. */
+        return reply_snapshot(conn, st,
+                              h == HC_HEALTH_DOWN ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK,
                               JSON_TYPE, body, len);
     }
     if (strcmp(path, "/caches") == 0) {

@@ -326,9 +326,10 @@ typedef struct reg_list {
 } reg_list;
 
 struct hc_registry {
-    pthread_mutex_t mu; /* guards caches and buses */
+    pthread_mutex_t mu; /* guards caches, buses and queue_threshold */
     reg_list caches;
     reg_list buses;
+    double queue_threshold; /* notify_queue_usage above it: DEGRADED */
 };
 
 HC_EXTERN hc_registry *hc_registry_new(hc_error *err)
@@ -343,6 +344,7 @@ HC_EXTERN hc_registry *hc_registry_new(hc_error *err)
         hc_error_set(err, HC_ERR_SYSTEM, "cannot create the registry mutex");
         return NULL;
     }
+    reg->queue_threshold = HC_REGISTRY_DEFAULT_QUEUE_THRESHOLD;
     return reg;
 }
 
@@ -467,6 +469,20 @@ HC_EXTERN hc_status hc_registry_remove_pg_bus(hc_registry *reg, const hc_pg_bus 
     return st;
 }
 
+HC_EXTERN hc_status hc_registry_set_queue_threshold(hc_registry *reg, double threshold,
+                                                   hc_error *err)
+{
+    if (reg == NULL)
+        return hc_error_set(err, HC_ERR_INVALID, "hc_registry_set_queue_threshold: NULL registry");
+    if (!(threshold >= 0.0 && threshold <= 1.0))
+        return hc_error_set(err, HC_ERR_INVALID,
+                            "queue usage threshold must be within 0..1 (a fraction of the queue)");
+    pthread_mutex_lock(&reg->mu);
+    reg->queue_threshold = threshold;
+    pthread_mutex_unlock(&reg->mu);
+    return HC_OK;
+}
+
 /* ------------------------------------------------------------ snapshots */
 
 /* Everything a snapshot reports, read once under reg->mu (names borrowed from the registry). */
@@ -486,6 +502,7 @@ typedef struct snapshot {
     size_t nc;
     bus_snap *b;
     size_t nb;
+    double queue_threshold;
 } snapshot;
 
 static void snap_free(snapshot *s)
@@ -515,12 +532,28 @@ static hc_status snap_take(hc_registry *reg, snapshot *s, hc_error *err)
         hc_pg_bus_get_stats(reg->buses.v[i].obj, &s->b[i].s);
     }
     s->nb = reg->buses.n;
+    s->queue_threshold = reg->queue_threshold;
     return HC_OK;
 }
 
-static bool cache_up(const cache_snap *c)
+/* usage is -1 (or not finite) while unknown: never degraded then. */
+static bool queue_over(const snapshot *s, double usage)
 {
-    return !c->d.bypass;
+    return isfinite(usage) && usage > s->queue_threshold;
+}
+
+static hc_health cache_health(const snapshot *s, const cache_snap *c)
+{
+    if (c->d.bypass)
+        return HC_HEALTH_DOWN;
+    return queue_over(s, c->d.notify_queue_usage) ? HC_HEALTH_DEGRADED : HC_HEALTH_UP;
+}
+
+static hc_health bus_health(const snapshot *s, const bus_snap *b)
+{
+    if (b->s.state != HC_BUS_LISTENING)
+        return HC_HEALTH_DOWN;
+    return queue_over(s, b->s.notify_queue_usage) ? HC_HEALTH_DEGRADED : HC_HEALTH_UP;
 }
 
 static bool bus_up(const bus_snap *b)
@@ -528,20 +561,19 @@ static bool bus_up(const bus_snap *b)
     return b->s.state == HC_BUS_LISTENING;
 }
 
-static bool snap_up(const snapshot *s)
+/* The worst health of any object (HC_HEALTH_* are ordered UP < DEGRADED < DOWN). */
+static hc_health snap_health(const snapshot *s)
 {
-    for (size_t i = 0; i < s->nc; i++)
-        if (!cache_up(&s->c[i]))
-            return false;
-    for (size_t i = 0; i < s->nb; i++)
-        if (!bus_up(&s->b[i]))
-            return false;
-    return true;
-}
-
-static const char *up_str(bool up)
-{
-    return up ? "UP" : "DOWN";
+    hc_health h = HC_HEALTH_UP;
+    for (size_t i = 0; i < s->nc; i++) {
+        hc_health x = cache_health(s, &s->c[i]);
+        h = x > h ? x : h;
+    }
+    for (size_t i = 0; i < s->nb; i++) {
+        hc_health x = bus_health(s, &s->b[i]);
+        h = x > h ? x : h;
+    }
+    return h;
 }
 
 static void json_stats(tbuf *b, const hc_stats *st)
@@ -631,7 +663,7 @@ static void fmt_all(tbuf *b, const snapshot *s, const void *arg)
 {
     (void)arg;
     tb_puts(b, "{\"version\":\"" HC_VERSION_STRING "\",\"status\":");
-    json_str(b, up_str(snap_up(s)));
+    json_str(b, hc_health_str(snap_health(s)));
     tb_puts(b, ",\"caches\":[");
     for (size_t i = 0; i < s->nc; i++) {
         tb_puts(b, i ? ",{\"name\":" : "{\"name\":");
@@ -731,20 +763,23 @@ HC_EXTERN hc_status hc_registry_cache_json(hc_registry *reg, const char *name,
 
 static void fmt_health(tbuf *b, const snapshot *s, const void *arg)
 {
-    bool *up = (bool *)arg;
-    *up = snap_up(s);
+    hc_health *h = (hc_health *)arg;
+    *h = snap_health(s);
     tb_puts(b, "{\"status\":");
-    json_str(b, up_str(*up));
+    json_str(b, hc_health_str(*h));
     tb_puts(b, ",\"caches\":{");
     for (size_t i = 0; i < s->nc; i++) {
         if (i)
             tb_puts(b, ",");
         json_str(b, s->c[i].name);
         tb_puts(b, ":{\"status\":");
-        json_str(b, up_str(cache_up(&s->c[i])));
+        json_str(b, hc_health_str(cache_health(s, &s->c[i])));
         tb_puts(b, ",\"bus_state\":");
         json_str(b, hc_bus_state_str(s->c[i].d.bus_state));
-        tb_puts(b, s->c[i].d.bypass ? ",\"bypass\":true}" : ",\"bypass\":false}");
+        tb_puts(b, s->c[i].d.bypass ? ",\"bypass\":true" : ",\"bypass\":false");
+        tb_puts(b, ",\"notify_queue_usage\":");
+        json_num_or_null(b, s->c[i].d.notify_queue_usage);
+        tb_puts(b, "}");
     }
     tb_puts(b, "},\"buses\":{");
     for (size_t i = 0; i < s->nb; i++) {
@@ -752,21 +787,25 @@ static void fmt_health(tbuf *b, const snapshot *s, const void *arg)
             tb_puts(b, ",");
         json_str(b, s->b[i].name);
         tb_puts(b, ":{\"status\":");
-        json_str(b, up_str(bus_up(&s->b[i])));
+        json_str(b, hc_health_str(bus_health(s, &s->b[i])));
         tb_puts(b, ",\"state\":");
         json_str(b, hc_bus_state_str(s->b[i].s.state));
+        tb_puts(b, ",\"notify_queue_usage\":");
+        json_num_or_null(b, s->b[i].s.notify_queue_usage);
         tb_puts(b, "}");
     }
-    tb_puts(b, "}}");
+    tb_puts(b, "},\"queue_usage_threshold\":");
+    tb_double(b, s->queue_threshold);
+    tb_puts(b, "}");
 }
 
-HC_EXTERN hc_status hc_registry_health(hc_registry *reg, bool *up, char **out, size_t *len,
-                                       hc_error *err)
+HC_EXTERN hc_status hc_registry_health_status(hc_registry *reg, hc_health *health, char **out,
+                                              size_t *len, hc_error *err)
 {
-    if (up == NULL)
-        return hc_error_set(err, HC_ERR_INVALID, "hc_registry_health: NULL up");
+    if (health == NULL)
+        return hc_error_set(err, HC_ERR_INVALID, "hc_registry_health: NULL result");
     char *tmp = NULL;
-    hc_status st = with_snapshot(reg, fmt_health, up, &tmp, len, err);
+    hc_status st = with_snapshot(reg, fmt_health, health, &tmp, len, err);
     if (st != HC_OK) {
         if (out != NULL)
             *out = NULL;
@@ -777,6 +816,27 @@ HC_EXTERN hc_status hc_registry_health(hc_registry *reg, bool *up, char **out, s
     else
         free(tmp);
     return HC_OK;
+}
+
+HC_EXTERN hc_status hc_registry_health(hc_registry *reg, bool *up, char **out, size_t *len,
+                                       hc_error *err)
+{
+    if (up == NULL)
+        return hc_error_set(err, HC_ERR_INVALID, "hc_registry_health: NULL up");
+    hc_health h = HC_HEALTH_DOWN;
+    hc_status st = hc_registry_health_status(reg, &h, out, len, err);
+    *up = st == HC_OK && h != HC_HEALTH_DOWN;
+    return st;
+}
+
+HC_EXTERN const char *hc_health_str(hc_health h)
+{
+    switch (h) {
+    case HC_HEALTH_UP: return "UP";
+    case HC_HEALTH_DEGRADED: return "DEGRADED";
+    case HC_HEALTH_DOWN: return "DOWN";
+    }
+    return "unknown";
 }
 
 /* ------------------------------------------------------------ Prometheus */

@@ -166,6 +166,23 @@ START_TEST(test_health_is_503_down_while_a_cache_is_in_bypass)
 }
 END_TEST
 
+START_TEST(test_health_is_200_degraded_while_the_notify_queue_is_filling)
+{
+    hc_cache_set_notify_queue_usage(users, 0.8); /* as the bus reports it */
+    http_reply r = http(port, "GET", BASE "/health", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_valid(r.body));
+    ck_assert_contains(r.body, "{\"status\":\"DEGRADED\"");
+    ck_assert_contains(r.body, "\"users\":{\"status\":\"DEGRADED\"");
+    reply_free(&r);
+    hc_cache_set_bypass(odd, true, HC_ORIGIN_LOCAL);
+    r = http(port, "GET", BASE "/health", NULL);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_contains(r.body, "{\"status\":\"DOWN\"");
+    reply_free(&r);
+}
+END_TEST
+
 START_TEST(test_caches_lists_the_registered_caches)
 {
     http_reply r = http(port, "GET", BASE "/caches", NULL);
@@ -420,6 +437,7 @@ static Suite *actuator_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_health_is_200_up_when_no_cache_is_in_bypass);
     tcase_add_test(tc, test_health_is_503_down_while_a_cache_is_in_bypass);
+    tcase_add_test(tc, test_health_is_200_degraded_while_the_notify_queue_is_filling);
     tcase_add_test(tc, test_caches_lists_the_registered_caches);
     tcase_add_test(tc, test_cache_stats_report_the_counters_of_that_cache);
     tcase_add_test(tc, test_cache_diagnostics_report_entries_and_bus_state);

@@ -265,12 +265,75 @@ START_TEST(test_health_is_down_while_a_cache_is_in_bypass)
     ck_assert(json_valid(s));
     ck_assert_contains(s, "{\"status\":\"DOWN\",");
     ck_assert_contains(s, "\"a\":{\"status\":\"UP\"");
-    ck_assert_contains(s, "\"b\":{\"status\":\"DOWN\",\"bus_state\":\"none\",\"bypass\":true}");
+    ck_assert_contains(s, "\"b\":{\"status\":\"DOWN\",\"bus_state\":\"none\",\"bypass\":true,"
+                          "\"notify_queue_usage\":null}");
     free(s);
 
     hc_cache_set_bypass(b, false, HC_ORIGIN_LOCAL);
     ck_assert_int_eq(hc_registry_health(reg, &up, NULL, NULL, NULL), HC_OK);
     ck_assert(up);
+    hc_registry_free(reg);
+    hc_cache_free(a);
+    hc_cache_free(b);
+}
+END_TEST
+
+/* The usage reaches a cache through hc_cache_set_notify_queue_usage, the
+ * call the bus makes for every attached cache after each probe. */
+START_TEST(test_health_is_degraded_above_the_queue_usage_threshold)
+{
+    hc_registry *reg = new_registry();
+    hc_cache *a = named_cache("a"), *b = named_cache("b");
+    ck_assert_int_eq(hc_registry_add(reg, a, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add(reg, b, NULL), HC_OK);
+    hc_health h = HC_HEALTH_DOWN;
+    bool up = false;
+    char *s = NULL;
+
+    hc_cache_set_notify_queue_usage(b, 0.5); /* at the default threshold: not above */
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_UP);
+
+    hc_cache_set_notify_queue_usage(b, 0.75);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, &s, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_DEGRADED);
+    ck_assert(json_valid(s));
+    ck_assert_contains(s, "{\"status\":\"DEGRADED\",");
+    ck_assert_contains(s, "\"a\":{\"status\":\"UP\",\"bus_state\":\"none\",\"bypass\":false,"
+                          "\"notify_queue_usage\":null}");
+    ck_assert_contains(s, "\"b\":{\"status\":\"DEGRADED\",\"bus_state\":\"none\","
+                          "\"bypass\":false,\"notify_queue_usage\":0.75}");
+    ck_assert_contains(s, "\"queue_usage_threshold\":0.5}");
+    free(s);
+    /* degraded is still up for the boolean API, and the whole snapshot says so */
+    ck_assert_int_eq(hc_registry_health(reg, &up, NULL, NULL, NULL), HC_OK);
+    ck_assert(up);
+    s = json_of(reg);
+    ck_assert_contains(s, "\"status\":\"DEGRADED\"");
+    free(s);
+
+    /* a raised threshold makes it UP again; bad thresholds are refused and change nothing */
+    hc_error err;
+    ck_assert_int_eq(hc_registry_set_queue_threshold(reg, 0.9, &err), HC_OK);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_UP);
+    ck_assert_int_eq(hc_registry_set_queue_threshold(reg, 1.5, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_registry_set_queue_threshold(reg, -0.1, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_registry_set_queue_threshold(reg, 0.0 / 0.0, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_registry_set_queue_threshold(NULL, 0.5, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_UP);
+    ck_assert_int_eq(hc_registry_set_queue_threshold(reg, 0.25, &err), HC_OK);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_DEGRADED);
+
+    /* bypass is worse than degraded */
+    hc_cache_set_bypass(a, true, HC_ORIGIN_LOCAL);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_DOWN);
+    ck_assert_int_eq(hc_registry_health_status(reg, NULL, NULL, NULL, &err), HC_ERR_INVALID);
+    ck_assert_str_eq(hc_health_str(HC_HEALTH_DEGRADED), "DEGRADED");
+    ck_assert_str_eq(hc_health_str((hc_health)9), "unknown");
     hc_registry_free(reg);
     hc_cache_free(a);
     hc_cache_free(b);
@@ -607,6 +670,7 @@ static Suite *registry_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("health");
     tcase_add_test(tc, test_health_is_down_while_a_cache_is_in_bypass);
+    tcase_add_test(tc, test_health_is_degraded_above_the_queue_usage_threshold);
     tcase_add_test(tc, test_pg_bus_is_reported_and_down_until_listening);
     suite_add_tcase(s, tc);
     tc = tcase_create("prometheus");

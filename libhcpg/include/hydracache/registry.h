@@ -81,11 +81,52 @@ HC_EXTERN hc_status hc_registry_cache_json(hc_registry *reg, const char *name,
                                            hc_error *err);
 
 /*
- * Health: *up is false when a registered cache is in bypass or a registered
- * PostgreSQL bus is not listening (connecting or disconnected), true
- * otherwise (an empty registry is up).  out (may be NULL) receives
- * {"status": "UP"|"DOWN", "caches": {...}, "buses": {...}} with the reason
- * per object.
+ * Health of the registered objects, worst first:
+ *   HC_HEALTH_DOWN      a cache is in bypass, or a PostgreSQL bus is not
+ *                       listening (connecting or disconnected): nothing is
+ *                       cached (every read goes to the database);
+ *   HC_HEALTH_DEGRADED  everything is up, but the PostgreSQL NOTIFY queue
+ *                       (pg_notification_queue_usage(), as last probed by a
+ *                       bus) is above the registry's queue usage threshold:
+ *                       when the queue fills, every watched write fails at
+ *                       commit (docs/OBSERVABILITY.md, EXTENSION.md);
+ *   HC_HEALTH_UP        otherwise (an empty registry is up).
+ * The values are ordered: a larger one is worse.
+ */
+typedef enum hc_health {
+    HC_HEALTH_UP = 0,
+    HC_HEALTH_DEGRADED = 1,
+    HC_HEALTH_DOWN = 2
+} hc_health;
+
+/* "UP", "DEGRADED", "DOWN" (static strings); "unknown" for other values. */
+HC_EXTERN const char *hc_health_str(hc_health h);
+
+/* Default queue usage threshold of a new registry: DEGRADED above half full. */
+#define HC_REGISTRY_DEFAULT_QUEUE_THRESHOLD 0.5
+
+/*
+ * Set the NOTIFY queue usage above which health reports DEGRADED: a fraction
+ * of the queue in 0..1 (default HC_REGISTRY_DEFAULT_QUEUE_THRESHOLD; 1
+ * disables, since usage never exceeds 1).  HC_ERR_INVALID for a NULL
+ * registry or a threshold outside 0..1 (NaN included); the old one is kept.
+ */
+HC_EXTERN hc_status hc_registry_set_queue_threshold(hc_registry *reg, double threshold,
+                                                    hc_error *err);
+
+/*
+ * Health: *health receives the overall hc_health.  out (may be NULL)
+ * receives {"status": "UP"|"DEGRADED"|"DOWN", "caches": {name: {"status",
+ * "bus_state", "bypass", "notify_queue_usage"}...}, "buses": {name:
+ * {"status", "state", "notify_queue_usage"}...}, "queue_usage_threshold"}
+ * with the status per object (notify_queue_usage null while unknown).
+ */
+HC_EXTERN hc_status hc_registry_health_status(hc_registry *reg, hc_health *health, char **out,
+                                              size_t *len, hc_error *err);
+
+/*
+ * hc_registry_health_status with a boolean: *up is false only when the
+ * health is HC_HEALTH_DOWN (DEGRADED still serves correctly, so it is up).
  */
 HC_EXTERN hc_status hc_registry_health(hc_registry *reg, bool *up, char **out, size_t *len,
                                        hc_error *err);
@@ -107,7 +148,7 @@ HC_EXTERN hc_status hc_registry_prometheus(hc_registry *reg, char **out, size_t 
  * otherwise the functions exist and hc_actuator_start returns NULL with
  * HC_ERR_STATE.
  *
- *   GET /actuator/hydracache/health                     200 UP / 503 DOWN
+ *   GET /actuator/hydracache/health                     200 UP or DEGRADED / 503 DOWN
  *   GET /actuator/hydracache/caches                     summary list
  *   GET /actuator/hydracache/caches/{name}/stats        404 for an unknown cache
  *   GET /actuator/hydracache/caches/{name}/diagnostics
