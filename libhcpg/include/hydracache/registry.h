@@ -154,8 +154,12 @@ HC_EXTERN hc_status hc_registry_prometheus(hc_registry *reg, char **out, size_t 
  *   GET /actuator/hydracache/caches/{name}/diagnostics
  *   GET /actuator/hydracache/metrics                    Prometheus text
  * HEAD is accepted wherever GET is; any other method gets 405 (Allow: GET,
- * HEAD); any other path 404; with a token, a request without
- * "Authorization: Bearer <token>" gets 401 before anything else is looked at.
+ * HEAD); any other path 404; with a token, a request without exactly
+ * "Authorization: Bearer <token>" (scheme case-insensitive, one space, the
+ * whole token and nothing more) gets 401 before anything else is looked at.
+ * Slow clients cannot lock out probes: connections are limited in all and
+ * per client address, and a request that takes longer than
+ * request_timeout_s is cut off (its connection closed without a reply).
  */
 typedef struct hc_actuator hc_actuator;
 
@@ -165,6 +169,12 @@ typedef struct hc_actuator_config {
     const char *bearer_token;  /* copied; NULL or "" -> no authentication */
     unsigned max_connections;  /* 0 -> 32 */
     unsigned timeout_s;        /* idle connection timeout; 0 -> 10 */
+    /* appended in 0.1.x (zero-initialise the struct to get the defaults): */
+    unsigned per_ip_connections; /* connections per client address; 0 -> 8 */
+    unsigned request_timeout_s;  /* deadline for a whole request, from the connection's
+                                    accept (or the previous request's end on it) to the
+                                    end of the reply; then the connection is closed
+                                    (within a quarter of it); 0 -> 10 */
 } hc_actuator_config;
 
 /* true when the library was built with the actuator. */
