@@ -391,6 +391,104 @@ START_TEST(test_pg_bus_is_reported_and_down_until_listening)
 }
 END_TEST
 
+/* ------------------------------------------------------------- golden */
+
+/* Appends "--- title\n" + text + "\n" to *all, with the library version
+ * replaced by @VERSION@ (so a version bump does not touch the golden file). */
+static void golden_add(char **all, const char *title, char *text)
+{
+    ck_assert_ptr_nonnull(text);
+    size_t vlen = strlen(HC_VERSION_STRING), n = strlen(*all);
+    size_t cap = n + strlen(title) + 2 * strlen(text) + 64;
+    char *out = realloc(*all, cap);
+    ck_assert_ptr_nonnull(out);
+    n += (size_t)sprintf(out + n, "--- %s\n", title);
+    for (const char *p = text; *p;) {
+        if (strncmp(p, HC_VERSION_STRING, vlen) == 0) {
+            n += (size_t)sprintf(out + n, "@VERSION@");
+            p += vlen;
+        } else
+            out[n++] = *p++;
+    }
+    out[n++] = '\n';
+    out[n] = '\0';
+    *all = out;
+    free(text);
+}
+
+/* Every snapshot of one fixed state, byte for byte, against
+ * tests/unit/registry_golden.txt (HC_GOLDEN_WRITE=1 rewrites the file).
+ * The state covers every counter kind, a ratio, escaping, a bypassed cache,
+ * a known and an unknown queue usage and a PostgreSQL bus. */
+START_TEST(test_snapshots_match_the_golden_file)
+{
+    hc_registry *reg = new_registry();
+    hc_pg_bus *bus = idle_pg_bus();
+    hc_cache *users = hc_cache_new(
+        &(hc_config){.name = "users", .max_bytes = 1 << 20, .max_entries = 100}, NULL);
+    hc_cache *odd = hc_cache_new(
+        &(hc_config){.name = "q\"b\\\n\x01\xff/\xc3\xa9", .max_bytes = 1 << 20}, NULL);
+    ck_assert(users != NULL && odd != NULL);
+    hc_value *v = NULL;
+    ck_assert_int_eq(hc_put(users, "user:1", "abc", 3, NULL, NULL), HC_OK);
+    ck_assert_int_eq(hc_get(users, "user:1", &v, NULL), HC_OK);
+    hc_value_release(v);
+    ck_assert_int_eq(hc_get(users, "user:2", &v, NULL), HC_MISS);
+    ck_assert_int_eq(hc_get(users, "user:3", &v, NULL), HC_MISS);
+    ck_assert_int_eq(hc_invalidate_tag(users, "t", NULL), HC_OK);
+    ck_assert_int_eq(hc_invalidate_key(users, "user:1", NULL), HC_OK);
+    ck_assert_int_eq(hc_flush(users, NULL), HC_OK);
+    hc_cache_set_notify_queue_usage(users, 0.25);
+    ck_assert_int_eq(hc_pg_bus_attach(bus, odd, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add(reg, users, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add(reg, odd, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add_pg_bus(reg, "main \"bus\"", bus, NULL), HC_OK);
+
+    char *all = calloc(1, 1), *s = NULL;
+    bool up;
+    golden_add(&all, "json", json_of(reg));
+    ck_assert_int_eq(hc_registry_caches_json(reg, &s, NULL, NULL), HC_OK);
+    golden_add(&all, "caches", s);
+    ck_assert_int_eq(hc_registry_cache_json(reg, "users", HC_REGISTRY_STATS, &s, NULL, NULL), HC_OK);
+    golden_add(&all, "stats users", s);
+    ck_assert_int_eq(hc_registry_cache_json(reg, "users", HC_REGISTRY_DIAGNOSTICS, &s, NULL, NULL),
+                     HC_OK);
+    golden_add(&all, "diagnostics users", s);
+    ck_assert_int_eq(hc_registry_health(reg, &up, &s, NULL, NULL), HC_OK);
+    golden_add(&all, "health", s);
+    golden_add(&all, "prometheus", prom_of(reg));
+
+    const char *dir = getenv("srcdir");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/unit/registry_golden.txt", dir ? dir : ".");
+    if (getenv("HC_GOLDEN_WRITE") != NULL) {
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(all, f);
+        fclose(f);
+    }
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char *want = calloc(1, 1 << 20);
+    size_t n = fread(want, 1, (1 << 20) - 1, f);
+    fclose(f);
+    want[n] = '\0';
+    if (strcmp(all, want) != 0) {
+        size_t i = 0;
+        while (all[i] && all[i] == want[i])
+            i++;
+        ck_abort_msg("snapshot differs from %s at byte %zu:\n got: %.80s\nwant: %.80s", path, i,
+                     all + i, want + i);
+    }
+    free(want);
+    free(all);
+    hc_registry_free(reg);
+    hc_pg_bus_free(bus);
+    hc_cache_free(users);
+    hc_cache_free(odd);
+}
+END_TEST
+
 /* ------------------------------------------------------------- Prometheus */
 
 START_TEST(test_prometheus_writes_help_and_type_once_per_family)
@@ -672,6 +770,7 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, test_health_is_down_while_a_cache_is_in_bypass);
     tcase_add_test(tc, test_health_is_degraded_above_the_queue_usage_threshold);
     tcase_add_test(tc, test_pg_bus_is_reported_and_down_until_listening);
+    tcase_add_test(tc, test_snapshots_match_the_golden_file);
     suite_add_tcase(s, tc);
     tc = tcase_create("prometheus");
     tcase_add_test(tc, test_prometheus_writes_help_and_type_once_per_family);
