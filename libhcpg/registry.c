@@ -26,6 +26,7 @@
 
 #include "alloc.h"
 #include "hydracache/registry.h"
+#include "stats.h"
 
 /* ------------------------------------------------------------ text buffer */
 
@@ -256,38 +257,10 @@ typedef struct counter_def {
     size_t off;
 } counter_def;
 
-#define CCTR(field, fam, label, help) {#field, fam, label, help, offsetof(hc_stats, field)}
-static const counter_def cache_counters[] = {
-    CCTR(hits, "hits_total", NULL, "Lookups that found a live entry."),
-    CCTR(misses, "misses_total", NULL, "Lookups that found no live entry."),
-    CCTR(loads, "loads_total", NULL, "Loader runs."),
-    CCTR(load_errors, "load_errors_total", NULL, "Loader runs that failed."),
-    CCTR(single_flight_joins, "single_flight_joins_total", NULL,
-         "Callers that waited for a load already in flight."),
-    CCTR(stale_load_discards, "stale_load_discards_total", NULL,
-         "Loaded values not stored because an invalidation raced the load."),
-    CCTR(puts, "puts_total", NULL, "Entries stored by put."),
-    CCTR(invalidations_key, "invalidations_total", "kind=\"key\"", "Invalidations, by kind."),
-    CCTR(invalidations_tag, "invalidations_total", "kind=\"tag\"", NULL),
-    CCTR(invalidations_flush, "invalidations_total", "kind=\"flush\"", NULL),
-    CCTR(evictions_capacity, "evictions_total", "reason=\"capacity\"",
-         "Entries evicted, by reason."),
-    CCTR(evictions_expired, "evictions_total", "reason=\"expired\"", NULL),
-    CCTR(events_published, "events_published_total", NULL, "Events published to subscribers."),
-    CCTR(subscriber_lag, "subscriber_lost_events_total", NULL,
-         "Events lost by subscribers that fell behind."),
-    CCTR(bus_published, "bus_published_total", NULL, "Invalidations handed to the bus."),
-    CCTR(bus_received, "bus_received_total", NULL, "Bus messages received."),
-    CCTR(bus_applied, "bus_applied_total", NULL, "Remote invalidations applied."),
-    CCTR(bus_malformed, "bus_malformed_total", NULL,
-         "Malformed or foreign bus messages ignored."),
-    CCTR(bus_publish_failures, "bus_publish_failures_total", NULL,
-         "Invalidations the bus could not send."),
-    CCTR(bus_disconnects, "bus_disconnects_total", NULL, "Bus connection losses."),
-    CCTR(bus_reconnects, "bus_reconnects_total", NULL, "Bus reconnections."),
-    CCTR(bypassed_loads, "bypassed_loads_total", NULL,
-         "Loads served from the source without storing (bypass)."),
-};
+#define CCTR(src, field, CTR, family, label, help) \
+    {#field, family, label, help, offsetof(hc_stats, field)},
+static const counter_def cache_counters[] = {HC_CACHE_COUNTERS(CCTR)};
+#undef CCTR
 
 #define BCTR(field, help) {#field, "pg_bus_" #field "_total", NULL, help, \
                            offsetof(hc_pg_bus_stats, field)}
