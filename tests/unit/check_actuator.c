@@ -482,7 +482,8 @@ static int slow_request(unsigned short p, const char *src)
     int fd = connect_from(p, src, 60);
     static const char part[] = "GET " BASE "/health HTTP/1.1\r\nHost: localhost\r\n";
     ssize_t w = send(fd, part, sizeof part - 1, MSG_NOSIGNAL);
-    ck_assert(w == (ssize_t)(sizeof part - 1) || (w < 0 && (errno == EPIPE || errno == ECONNRESET)));
+    ck_assert(w == (ssize_t)(sizeof part - 1) ||
+              (w < 0 && (errno == EPIPE || errno == ECONNRESET)));
     return fd;
 }
 

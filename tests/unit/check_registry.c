@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bus_internal.h"
 #include "hc_test.h"
 #include "hydracache/registry.h"
 #include "json_check.h"
@@ -391,6 +392,93 @@ START_TEST(test_pg_bus_is_reported_and_down_until_listening)
 }
 END_TEST
 
+/* A transport that does nothing: its bus stays connecting until the test says up. */
+static hc_bus *started_bus;
+static hc_status null_start(void *impl, hc_bus *bus, hc_error *err)
+{
+    (void)impl;
+    (void)err;
+    started_bus = bus;
+    return HC_OK;
+}
+static void null_publish(void *impl, hc_cache *from, hc_inval_kind kind, const char *arg)
+{
+    (void)impl;
+    (void)from;
+    (void)kind;
+    (void)arg;
+}
+static const hc_transport_ops null_ops = {.name = "null", .start = null_start,
+                                          .publish = null_publish};
+
+START_TEST(test_any_bus_is_reported_from_the_generic_bus)
+{
+    hc_registry *reg = new_registry();
+    hc_bus *local = hc_local_bus_new("loc", NULL);
+    hc_bus *custom = hc_bus_new("cus", &null_ops, NULL, NULL);
+    ck_assert(local != NULL && custom != NULL);
+    ck_assert_double_eq(hc_bus_queue_usage(custom), -1.0);
+    ck_assert_double_eq(hc_bus_queue_usage(NULL), -1.0);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "local", local, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "custom", custom, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "again", custom, NULL), HC_ERR_BUSY);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "local", custom, NULL), HC_ERR_BUSY);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "x", NULL, NULL), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "", local, NULL), HC_ERR_INVALID);
+
+    char *s = json_of(reg);
+    ck_assert_contains(s, "\"buses\":[{\"name\":\"local\",\"node_id\":\"loc\",\"state\":\"local\","
+                          "\"notify_queue_usage\":null},{\"name\":\"custom\",\"node_id\":\"cus\","
+                          "\"state\":\"connecting\",\"notify_queue_usage\":null}]");
+    free(s);
+    hc_health h;
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, &s, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_DOWN);
+    ck_assert_contains(s, "\"local\":{\"status\":\"UP\",\"state\":\"local\"");
+    ck_assert_contains(s, "\"custom\":{\"status\":\"DOWN\",\"state\":\"connecting\"");
+    free(s);
+
+    /* the transport comes up, then reports its queue filling: the registry asks the bus */
+    hc_bus_transport_up(started_bus);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_UP);
+    hc_bus_set_queue_usage(started_bus, 0.9);
+    ck_assert_double_eq(hc_bus_queue_usage(custom), 0.9);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, &s, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_DEGRADED);
+    ck_assert_contains(s, "\"custom\":{\"status\":\"DEGRADED\",\"state\":\"listening\","
+                          "\"notify_queue_usage\":0.9}");
+    free(s);
+    /* no pg families without a PostgreSQL bus */
+    s = prom_of(reg);
+    ck_assert_ptr_null(strstr(s, "hydracache_pg_bus"));
+    free(s);
+
+    ck_assert_int_eq(hc_registry_remove_bus(reg, custom, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_remove_bus(reg, custom, NULL), HC_MISS);
+    ck_assert_int_eq(hc_registry_remove_bus(reg, NULL, NULL), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_UP);
+    ck_assert_int_eq(hc_registry_remove_bus(reg, local, NULL), HC_OK);
+    hc_registry_free(reg);
+    hc_bus_free(custom);
+    hc_bus_free(local);
+}
+END_TEST
+
+/* A PostgreSQL bus is one bus: it cannot be registered again as a generic one. */
+START_TEST(test_a_pg_bus_cannot_be_registered_twice_through_its_generic_bus)
+{
+    hc_registry *reg = new_registry();
+    hc_pg_bus *bus = idle_pg_bus();
+    ck_assert_int_eq(hc_registry_add_pg_bus(reg, "main", bus, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "other", hc_pg_bus_bus(bus), NULL), HC_ERR_BUSY);
+    ck_assert_int_eq(hc_registry_remove_pg_bus(reg, bus, NULL), HC_OK);
+    hc_registry_free(reg);
+    hc_pg_bus_free(bus);
+}
+END_TEST
+
 /* ------------------------------------------------------------- golden */
 
 /* Appends "--- title\n" + text + "\n" to *all, with the library version
@@ -449,7 +537,8 @@ START_TEST(test_snapshots_match_the_golden_file)
     golden_add(&all, "json", json_of(reg));
     ck_assert_int_eq(hc_registry_caches_json(reg, &s, NULL, NULL), HC_OK);
     golden_add(&all, "caches", s);
-    ck_assert_int_eq(hc_registry_cache_json(reg, "users", HC_REGISTRY_STATS, &s, NULL, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_cache_json(reg, "users", HC_REGISTRY_STATS, &s, NULL, NULL),
+                     HC_OK);
     golden_add(&all, "stats users", s);
     ck_assert_int_eq(hc_registry_cache_json(reg, "users", HC_REGISTRY_DIAGNOSTICS, &s, NULL, NULL),
                      HC_OK);
@@ -771,6 +860,8 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, test_health_is_degraded_above_the_queue_usage_threshold);
     tcase_add_test(tc, test_pg_bus_is_reported_and_down_until_listening);
     tcase_add_test(tc, test_snapshots_match_the_golden_file);
+    tcase_add_test(tc, test_any_bus_is_reported_from_the_generic_bus);
+    tcase_add_test(tc, test_a_pg_bus_cannot_be_registered_twice_through_its_generic_bus);
     suite_add_tcase(s, tc);
     tc = tcase_create("prometheus");
     tcase_add_test(tc, test_prometheus_writes_help_and_type_once_per_family);

@@ -5,7 +5,7 @@
  *
  * Lifetime: the registry borrows caches and buses, it never frees them.
  * Remove a cache (hc_registry_remove) before hc_cache_free, and a bus
- * (hc_registry_remove_pg_bus) before hc_pg_bus_free.  Removal waits for any
+ * (hc_registry_remove_pg_bus / hc_registry_remove_bus) before freeing it.  Removal waits for any
  * snapshot in progress, so once it returns the object may be freed.
  *
  * Threading: every function may be called from any thread concurrently with
@@ -56,6 +56,21 @@ HC_EXTERN hc_status hc_registry_add_pg_bus(hc_registry *reg, const char *name, h
 /* Unregister bus: HC_OK, or HC_MISS when it is not registered. */
 HC_EXTERN hc_status hc_registry_remove_pg_bus(hc_registry *reg, const hc_pg_bus *bus,
                                               hc_error *err);
+
+/*
+ * Register any bus (borrowed; e.g. over a custom transport, or the
+ * in-process bus) under name (copied; 1..HC_MAX_KEY_LEN bytes).  It is
+ * reported with what every bus knows: node id, state (hc_bus_state_get) and
+ * queue usage (hc_bus_queue_usage), in the JSON snapshot and in health (down
+ * unless listening or local); the Prometheus families are for PostgreSQL
+ * buses only.  HC_ERR_BUSY for a duplicate name or a bus already registered
+ * (also through hc_registry_add_pg_bus); HC_ERR_INVALID, HC_ERR_TOO_LARGE,
+ * HC_ERR_NOMEM as hc_registry_add_pg_bus.
+ */
+HC_EXTERN hc_status hc_registry_add_bus(hc_registry *reg, const char *name, hc_bus *bus,
+                                        hc_error *err);
+/* Unregister a bus added with hc_registry_add_bus: HC_OK, or HC_MISS. */
+HC_EXTERN hc_status hc_registry_remove_bus(hc_registry *reg, const hc_bus *bus, hc_error *err);
 
 /*
  * Whole snapshot as JSON: {"version", "status", "caches": [{"name", "stats",
