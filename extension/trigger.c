@@ -186,6 +186,30 @@ origin_table(Trigger *tg, Relation rel)
 	return relid;
 }
 
+/*
+ * The number of key columns (third argument), or -1 unless it is a plain decimal number from 1
+ * to the number of arguments after it.  Compared without arithmetic that could overflow, since
+ * anyone who owns a table can hand-make a trigger with any arguments.
+ */
+static int
+parse_nkeys(Trigger *tg)
+{
+	const char *s;
+	char	   *end;
+	long		n;
+
+	if (tg->tgnargs < 4)
+		return -1;
+	s = tg->tgargs[2];
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 1 || n > tg->tgnargs - 3)
+		return -1;
+	return (int) n;
+}
+
 static HcTrigConfig *
 load_config(FunctionCallInfo fcinfo, TriggerData *td)
 {
@@ -201,7 +225,7 @@ load_config(FunctionCallInfo fcinfo, TriggerData *td)
 	if (cfg != NULL && cfg->tgoid == tg->tgoid)
 		return cfg;
 
-	if (tg->tgnargs < 4 || (nkeys = atoi(tg->tgargs[2])) < 1 || 3 + nkeys > tg->tgnargs)
+	if ((nkeys = parse_nkeys(tg)) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("hydracache.trigger() has bad arguments on table \"%s\"",

@@ -120,6 +120,23 @@ CREATE TRIGGER manual_before BEFORE INSERT ON manual FOR EACH ROW
 INSERT INTO manual VALUES (1);
 DROP TRIGGER manual_before ON manual;
 SELECT hydracache.trigger();
+-- Hand-made triggers with absurd key counts get a clean error (no overflow, no huge alloc).
+CREATE TRIGGER manual_absurd AFTER INSERT ON manual FOR EACH ROW
+    EXECUTE FUNCTION hydracache.trigger('m', 'manual', '2147483647', 'id');
+INSERT INTO manual VALUES (1);
+DROP TRIGGER manual_absurd ON manual;
+CREATE TRIGGER manual_absurd AFTER INSERT ON manual FOR EACH ROW
+    EXECUTE FUNCTION hydracache.trigger('m', 'manual', '99999999999999999999', 'id');
+INSERT INTO manual VALUES (1);
+DROP TRIGGER manual_absurd ON manual;
+CREATE TRIGGER manual_absurd AFTER INSERT ON manual FOR EACH ROW
+    EXECUTE FUNCTION hydracache.trigger('m', 'manual', '-1', 'id');
+INSERT INTO manual VALUES (1);
+DROP TRIGGER manual_absurd ON manual;
+CREATE TRIGGER manual_absurd AFTER INSERT ON manual FOR EACH ROW
+    EXECUTE FUNCTION hydracache.trigger('m', 'manual', ' 1x', 'id');
+INSERT INTO manual VALUES (1);
+DROP TRIGGER manual_absurd ON manual;
 
 -- Renaming a watched column makes writes fail loudly until watch() runs again.
 SELECT hydracache.watch('manual', 'm');
