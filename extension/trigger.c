@@ -113,8 +113,10 @@ output_is_stable(Oid type)
 
 /*
  * Pins the settings that change the text of key values (as postgres_fdw does for the values
- * it ships), so a key does not depend on the writer's session: dates and timestamps are ISO,
- * timestamptz in UTC, floats shortest-exact, bytea hex.  Returns the GUC nest level to pop.
+ * it ships, and ri_triggers/ruleutils do with search_path), so a key does not depend on the
+ * writer's session: dates and timestamps are ISO, timestamptz in UTC, floats shortest-exact,
+ * bytea hex, reg* names qualified unless in pg_catalog (search_path), money in the C
+ * locale's format (lc_monetary).  Returns the GUC nest level to pop.
  */
 static int
 pin_output_settings(void)
@@ -130,6 +132,10 @@ pin_output_settings(void)
 	set_config_option("extra_float_digits", "1", PGC_USERSET, PGC_S_SESSION,
 					  GUC_ACTION_SAVE, true, 0, false);
 	set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("lc_monetary", "C", PGC_USERSET, PGC_S_SESSION,
 					  GUC_ACTION_SAVE, true, 0, false);
 	return level;
 }
