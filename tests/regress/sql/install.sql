@@ -8,8 +8,15 @@ SELECT hydracache.watch('early', 'early', columns => ARRAY['v']);
 ALTER EXTENSION hydracache UPDATE TO '0.1.1';
 SELECT extversion FROM pg_extension WHERE extname = 'hydracache';
 SELECT to_regprocedure('hydracache.pending()') IS NOT NULL AS pending_in_0_1_1;
--- 0.1.2 converts it (same arguments) to the triggers watch() now creates.
+-- An owner may have dropped one of a watched table's triggers: the update still succeeds
+-- (DROP TRIGGER IF EXISTS in the conversion loop) and puts the trigger back.
+CREATE TABLE early2 (id int PRIMARY KEY);
+SELECT hydracache.watch('early2', 'early2');
+DROP TRIGGER hydracache_update ON early2;
+-- 0.1.2 converts them (same arguments) to the triggers watch() now creates.
 ALTER EXTENSION hydracache UPDATE;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'early2'::regclass ORDER BY tgname;
+DROP TABLE early2;
 SELECT extversion FROM pg_extension WHERE extname = 'hydracache';
 SELECT tgname, tgenabled, tgtype, hydracache.trigger_args(tgargs) AS args
   FROM pg_trigger WHERE tgrelid = 'early'::regclass ORDER BY tgname;

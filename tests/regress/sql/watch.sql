@@ -138,6 +138,15 @@ CREATE TRIGGER manual_absurd AFTER INSERT ON manual FOR EACH ROW
 INSERT INTO manual VALUES (1);
 DROP TRIGGER manual_absurd ON manual;
 
+-- create_triggers() quotes each trigger argument itself: any text arrives intact.
+CREATE TABLE quoted (id int PRIMARY KEY);
+SELECT hydracache.create_triggers('quoted', ARRAY[$$o'); DROP TABLE quoted; --$$, 'q\''', '1', 'id']);
+SELECT entity, collection, key_columns FROM hydracache.watched WHERE tbl = 'quoted'::regclass;
+SELECT hydracache.unwatch('quoted');
+SELECT hydracache.create_triggers('quoted', ARRAY['e', NULL, '1', 'id']);
+SELECT hydracache.create_triggers('quoted', NULL);
+DROP TABLE quoted;
+
 -- Renaming a watched column makes writes fail loudly until watch() runs again.
 SELECT hydracache.watch('manual', 'm');
 ALTER TABLE manual RENAME COLUMN id TO ident;
