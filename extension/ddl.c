@@ -14,6 +14,11 @@
  * is gone, so DROP TABLE is handled at ddl_command_start, when the parent is still known.
  * Name lookups take no lock (the command locks the table itself) and never fail: an unknown
  * or unrelated relation is skipped, so unrelated DDL never errors here.
+ *
+ * RENAME COLUMN of a key or watched column is also followed: the trigger arguments name the
+ * columns, so watch() runs again for each watched table the rename reached (the table and
+ * its inheritance children), with the new name in place of the old.  Without that, every
+ * write to the table would fail until someone ran watch() by hand.
  */
 #include "hydracache.h"
 
@@ -23,13 +28,17 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -118,6 +127,49 @@ alter_changes_rows(AlterTableStmt *stmt)
 	return false;
 }
 
+/*
+ * After RENAME COLUMN: runs watch() again, with the new name, for every watched table the
+ * rename reached whose configuration names the old column.  Runs as the user who renamed
+ * (the owner: watch() checks it again) with search_path pinned for the query.
+ */
+static void
+follow_column_rename(RenameStmt *stmt)
+{
+	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	Oid			argtypes[3] = {REGCLASSOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	List	   *rels;
+	ListCell   *lc;
+	int			guc_level;
+
+	if (!OidIsValid(relid) || stmt->subname == NULL || stmt->newname == NULL)
+		return;
+	/* The rename has locked the table and every child it recursed into. */
+	rels = find_all_inheritors(relid, NoLock, NULL);
+	values[1] = CStringGetTextDatum(stmt->subname);
+	values[2] = CStringGetTextDatum(stmt->newname);
+
+	guc_level = NewGUCNestLevel();
+	set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	foreach(lc, rels)
+	{
+		values[0] = ObjectIdGetDatum(lfirst_oid(lc));
+		if (SPI_execute_with_args(
+				"SELECT hydracache.watch(w.tbl, w.entity, array_replace(w.key_columns, $2, $3),"
+				"                        w.collection, array_replace(w.columns, $2, $3))"
+				"  FROM hydracache.watched w"
+				" WHERE w.tbl = $1 AND ($2 = ANY (w.key_columns) OR $2 = ANY (w.columns))",
+				3, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "hydracache: re-watching %u after a column rename failed",
+				 lfirst_oid(lc));
+	}
+	SPI_finish();
+	AtEOXact_GUC(true, guc_level);
+}
+
 Datum
 hydracache_ddl_trigger(PG_FUNCTION_ARGS)
 {
@@ -126,6 +178,7 @@ hydracache_ddl_trigger(PG_FUNCTION_ARGS)
 	Oid			nsp;
 	Oid			trigger_fn;
 	ListCell   *lc;
+	bool		is_column_rename;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -133,13 +186,20 @@ hydracache_ddl_trigger(PG_FUNCTION_ARGS)
 				 errmsg("hydracache.ddl_trigger() was not called by the event trigger manager")));
 	ev = (EventTriggerData *) fcinfo->context;
 	tree = ev->parsetree;
-	if (!hc_enabled || tree == NULL)
+	if (tree == NULL)
+		PG_RETURN_NULL();
+	is_column_rename = IsA(tree, RenameStmt) &&
+		((RenameStmt *) tree)->renameType == OBJECT_COLUMN &&
+		((RenameStmt *) tree)->relationType == OBJECT_TABLE;
+	/* Even with hydracache.enabled off: the triggers must keep working once it is on again. */
+	if (is_column_rename && strcmp(ev->event, "ddl_command_end") == 0)
+		follow_column_rename((RenameStmt *) tree);
+	if (!hc_enabled)
 		PG_RETURN_NULL();
 
 	/* Cheap tests first: most DDL is not one of these. */
 	if (!(IsA(tree, AlterTableStmt) && alter_changes_rows((AlterTableStmt *) tree)) &&
-		!(IsA(tree, RenameStmt) && ((RenameStmt *) tree)->renameType == OBJECT_COLUMN &&
-		  ((RenameStmt *) tree)->relationType == OBJECT_TABLE) &&
+		!is_column_rename &&
 		!(IsA(tree, DropStmt) && ((DropStmt *) tree)->removeType == OBJECT_TABLE))
 		PG_RETURN_NULL();
 
