@@ -1,4 +1,7 @@
 -- watch(), unwatch(), the watched view, and who may use them.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS hydracache;
+RESET client_min_messages;
 CREATE TABLE users (id int PRIMARY KEY, name text, email text);
 CREATE TABLE order_items (order_id int, line int, qty int, note text, PRIMARY KEY (order_id, line));
 CREATE TABLE nokey (a int, b text);
@@ -229,3 +232,4 @@ DROP ROLE regress_hc_owner, regress_hc_other, regress_hc_member;
 DROP TABLE manual, nokey, other.users;
 DROP SCHEMA other;
 DROP VIEW users_view;
+DROP TABLE users, order_items;
