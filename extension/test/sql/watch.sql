@@ -180,6 +180,25 @@ SELECT count(*) AS unwatched_column_sends_nothing FROM hydracache.pending();
 UPDATE renamed SET bb = 2;
 SELECT * FROM hydracache.pending();
 ROLLBACK;
+-- Renames that the configuration does not concern never call watch(), so they work even
+-- where watch() may not be called.
+REVOKE EXECUTE ON FUNCTION hydracache.watch(regclass, text, text[], text, text[]) FROM PUBLIC;
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_hc_renamer;
+RESET client_min_messages;
+CREATE ROLE regress_hc_renamer;
+CREATE TABLE renamer_plain (a int);
+ALTER TABLE renamer_plain OWNER TO regress_hc_renamer;
+ALTER TABLE renamed OWNER TO regress_hc_renamer;
+SET ROLE regress_hc_renamer;
+ALTER TABLE renamer_plain RENAME COLUMN a TO aa;
+ALTER TABLE renamed RENAME COLUMN cc TO c;
+ALTER TABLE renamed RENAME COLUMN a TO a2;   -- a key column: needs watch()
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION hydracache.watch(regclass, text, text[], text, text[]) TO PUBLIC;
+ALTER TABLE renamed OWNER TO CURRENT_USER;
+DROP TABLE renamer_plain;
+DROP ROLE regress_hc_renamer;
 -- A partitioned table: the rename reaches its partitions and the clones follow.
 CREATE TABLE renamed_p (k int PRIMARY KEY, v text) PARTITION BY RANGE (k);
 CREATE TABLE renamed_p1 PARTITION OF renamed_p FOR VALUES FROM (0) TO (100);
