@@ -4,7 +4,8 @@
 #     cc quickstart.c $(pkg-config --cflags --libs hcpg)
 # against that installed prefix (hcpg.pc found through PKG_CONFIG_PATH), and runs it against
 # the test database (with-pg.sh provides it).  Catches a .pc that does not link (libpq must be
-# in Requires: the public headers expose PGconn/PGresult) and headers missing from the install.
+# in Requires: the public headers expose PGconn/PGresult), headers missing from the install,
+# and an install that writes outside its prefix or an uninstall that leaves files behind.
 set -u
 build=${HC_BUILDDIR:?HC_BUILDDIR unset (run through make check)}
 src=${HC_SRCDIR:?HC_SRCDIR unset (run through make check)}
@@ -31,6 +32,19 @@ pc="$tmp/prefix/lib/pkgconfig/hcpg.pc"
 [ -f "$pc" ] || { echo "FAIL: $pc not installed"; exit 1; }
 echo "--- installed hcpg.pc"; cat "$pc"
 grep -q "^prefix=$tmp/prefix\$" "$pc" || { echo "FAIL: hcpg.pc does not name the install prefix"; exit 1; }
+
+# make install writes the prefix only (the extension goes into the server's directories only
+# through make install-extension), and make uninstall takes all of it away: a staged install
+# (DESTDIR) shows every file it writes.
+stage="$tmp/stage"
+make_staged() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$build" "$1" DESTDIR="$stage" prefix=/hc-prefix >>"$tmp/install.log" 2>&1; }
+make_staged install || { cat "$tmp/install.log"; echo "FAIL: make install DESTDIR=$stage"; exit 1; }
+outside=$(find "$stage" -type f ! -path "$stage/hc-prefix/*")
+[ -z "$outside" ] || { echo "$outside"; echo "FAIL: make install wrote outside its prefix"; exit 1; }
+[ -f "$stage/hc-prefix/lib/pkgconfig/hcpg.pc" ] || { echo "FAIL: DESTDIR install has no hcpg.pc"; exit 1; }
+make_staged uninstall || { cat "$tmp/install.log"; echo "FAIL: make uninstall DESTDIR=$stage"; exit 1; }
+left=$(find "$stage" -type f)
+[ -z "$left" ] || { echo "$left"; echo "FAIL: make uninstall left files behind"; exit 1; }
 
 mkdir "$tmp/app"
 cp "$src/examples/quickstart.c" "$tmp/app/"
