@@ -6,8 +6,8 @@
 # wal_level = logical (tests/pgcluster.sh sets it).  Publisher and subscriber are two
 # databases of that one server, so the slot is created separately (CREATE SUBSCRIPTION cannot
 # create a slot on its own server).  Exits non-zero unless the listener gets exactly the
-# expected payloads within 10 s each.  Skips (exit 0, "SKIP" and the reason) on a server
-# without wal_level = logical unless CI=true.
+# expected payloads within 10 s each.  On a server without wal_level = logical it reports
+# SKIP and succeeds, except under CI=true, where it fails.
 set -euo pipefail
 
 tag="hc_repl_$$"
@@ -54,14 +54,13 @@ wait_for() {
 }
 
 echo "+++ replication test (publication -> subscription -> NOTIFY) +++"
-# A default cluster (wal_level = replica) cannot run it: skip, saying why, except in CI
-# (CI=true), whose cluster (tests/pgcluster.sh) must run it.
 wal_level=$(q postgres 'SHOW wal_level')
 if [ "$wal_level" != logical ]; then
-  [ "${CI:-}" = true ] && fail "CI=true but the server has wal_level = $wal_level, not logical"
-  echo "replication test ... SKIP (the server has wal_level = $wal_level; it needs logical," \
-       "as tests/pgcluster.sh sets it)"
-  exit 0
+  why="the server has wal_level = $wal_level; this test needs wal_level = logical (tests/pgcluster.sh sets it)"
+  # CI's cluster has it: there a missing setting is a failure, not a skip
+  [ "${CI:-}" = true ] && fail "$why"
+  echo "replication test ... SKIP: $why"
+  trap - EXIT; rm -rf "$work"; exit 0
 fi
 
 q postgres "CREATE DATABASE $pubdb"
