@@ -134,12 +134,6 @@ static hc_status load(void *vctx, const char *key, hc_value **out, hc_error *err
 }
 
 /*
- * Run q through the cache up to the point where the result is handed out:
- * *v is the cached or loaded value (NULL when nothing was stored) and
- * lc->result the PGresult this thread ran itself (NULL on a hit or a joined
- * load).  On error both are released and q->error_result is handed out.
- */
-/*
  * The session settings that change the text PostgreSQL sends for the same
  * rows (and, for standard_conforming_strings, what the same SQL means),
  * as libpq tracks them from ParameterStatus messages: no round trip.
@@ -194,6 +188,13 @@ static hc_status get_or_load(hc_cache *c, const hc_opts *opts, load_ctx *lc, hc_
     return bypass(c, lc, err);
 }
 
+/*
+ * Run q through the cache up to the point where the result is handed out:
+ * *v is the cached or loaded value (NULL when nothing was stored) and
+ * lc->result the PGresult this thread ran itself (NULL on a hit or a joined
+ * load), *shape the held shape of a hit's value.  On error all are
+ * released and q->error_result is handed out.
+ */
 static hc_status fetch_core(hc_cache *c, PGconn *conn, const hc_query *q, hc_pg_loader_fn fn,
                             void *fn_ctx, hc__pgplan *pl, load_ctx *lc, hc_value **v,
                             hc__pgshape **shape, hc_error *err)
