@@ -30,10 +30,7 @@ extern "C" {
 #define HC_EXTERN
 #endif
 
-#define HC_VERSION_MAJOR 0
-#define HC_VERSION_MINOR 1
-#define HC_VERSION_PATCH 0
-#define HC_VERSION_STRING "0.1.0"
+#include <hydracache/version.h>
 
 /* ------------------------------------------------------------------ status */
 
@@ -61,6 +58,10 @@ typedef enum hc_status {
 
 /* Static, never NULL; "unknown status" for values not listed above. */
 HC_EXTERN const char *hc_status_str(hc_status st);
+
+/* The version of the loaded library, "MAJOR.MINOR.PATCH" (HC_VERSION_STRING
+ * of the build that produced it).  Static, never NULL; any thread. */
+HC_EXTERN const char *hc_version(void);
 
 #define HC_ERROR_MSG_MAX 256
 
