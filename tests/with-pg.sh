@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run a command with a PostgreSQL server available (the Automake LOG_COMPILER for every test).
-#  - Tests outside tests/integration/ and tests/regress/ run as they are.
+#  - Tests outside tests/integration/ run as they are (the extension suites pass --always).
 #  - With HC_TEST_DSN set, that server is used; otherwise a throwaway cluster is started in a
 #    temp dir and torn down on exit, failure or interrupt.
 #  - Integration tests get a fresh database of their own (HC_TEST_DB), dropped afterwards, so

@@ -2,7 +2,7 @@
 # Logical replication end to end: a write replicated into a watched table of a subscriber
 # database must notify that database's listeners (the apply worker fires row-level triggers
 # only, in replica mode: docs/EXTENSION.md, "Replication role").  Run by `make installcheck`
-# after the pg_regress and isolation suites, against PGHOST/PGPORT/PGUSER; the server needs
+# in extension/ after the pg_regress and isolation suites, against PGHOST/PGPORT/PGUSER; the server needs
 # wal_level = logical (tests/pgcluster.sh sets it).  Publisher and subscriber are two
 # databases of that one server, so the slot is created separately (CREATE SUBSCRIPTION cannot
 # create a slot on its own server).  Exits non-zero unless the listener gets exactly the
@@ -35,8 +35,8 @@ cleanup() {
     sleep 0.1
   done
   q postgres "SELECT pg_drop_replication_slot('$slot') FROM pg_replication_slots WHERE slot_name = '$slot'" >/dev/null
-  q postgres "DROP DATABASE IF EXISTS $subdb WITH (FORCE)" >/dev/null
-  q postgres "DROP DATABASE IF EXISTS $pubdb WITH (FORCE)" >/dev/null
+  q postgres "DROP DATABASE IF EXISTS $subdb WITH (FORCE)" >/dev/null 2>&1
+  q postgres "DROP DATABASE IF EXISTS $pubdb WITH (FORCE)" >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
