@@ -71,7 +71,11 @@ typedef struct hc_error {
     char message[HC_ERROR_MSG_MAX];
 } hc_error;
 
-/* Set err (if not NULL) to code + printf-style message; returns code. */
+/* Set err (if not NULL) to code + printf-style message (truncated to
+ * HC_ERROR_MSG_MAX - 1 bytes); returns code.  Public: loaders and codecs
+ * (hc_loader_fn and friends) report their failures through the hc_error *err
+ * they are given, e.g. `return hc_error_set(err, HC_ERR_LOADER, "no row %s", key);`.
+ * Any thread. */
 HC_EXTERN hc_status hc_error_set(hc_error *err, hc_status code, const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 3, 4)))
