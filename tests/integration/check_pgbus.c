@@ -971,38 +971,43 @@ START_TEST(test_sync_during_a_long_outage_times_out)
 }
 END_TEST
 
-static void pg_ctl(const char *action)
+/* The restart test stops and starts a server: a cluster of its own, never
+ * the shared one other suites are using in parallel (started and stopped by
+ * the runner's process, so it goes away even when the test fails). */
+static hc_test_cluster g_restart_cluster;
+
+static void restart_cluster_setup(void)
 {
-    const char *pgdata = getenv("HC_TEST_PGDATA");
-    /* The server's own binaries: a restart with another installation's
-     * would load that installation's extension library. */
-    const char *bindir = getenv("PG_BINDIR") ? getenv("PG_BINDIR") : "/usr/lib/postgresql/15/bin";
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "%s '%s/pg_ctl' -D '%s' -l '%s/../server.log' -m fast -w "
-             "-t 60 %s >/dev/null 2>&1",
-             geteuid() == 0 ? "runuser -u postgres --" : "", bindir, pgdata, pgdata, action);
-    ck_assert_msg(system(cmd) == 0, "pg_ctl %s failed", action);
+    if (hc_test_private_cluster_start(&g_restart_cluster)) {
+        hc_test_use_cluster(&g_restart_cluster);
+        setup_db();
+    }
+}
+
+static void restart_cluster_teardown(void)
+{
+    hc_test_use_cluster(NULL);
+    hc_test_private_cluster_stop(&g_restart_cluster);
 }
 
 static void stop_server(hc_pg_bus *b)
 {
     (void)b;
-    pg_ctl("stop");
+    ck_assert_msg(hc_test_private_cluster_stop_server(&g_restart_cluster), "%s", g_restart_cluster.error);
 }
 
 static void start_server(void)
 {
-    pg_ctl("start");
+    ck_assert_msg(hc_test_private_cluster_start_server(&g_restart_cluster), "%s", g_restart_cluster.error);
 }
 
 START_TEST(test_server_restart_flushes_bypasses_and_reconnects)
 {
-    if (getenv("HC_TEST_PGDATA") == NULL) {
-        fprintf(stderr, "check_pgbus: HC_TEST_PGDATA unset (external server): "
-                        "server restart test skipped\n");
+    if (g_restart_cluster.unavailable) {
+        fprintf(stderr, "check_pgbus: server restart test skipped: %s", g_restart_cluster.error);
         return;
     }
+    ck_assert_msg(g_restart_cluster.running, "%s", g_restart_cluster.error);
     outage_test(stop_server, start_server, false);
 }
 END_TEST
@@ -1301,7 +1306,17 @@ static void add_faults(TCase *t)
     tcase_add_test(t, test_terminated_listener_flushes_bypasses_and_reconnects);
     tcase_add_test(t, test_sync_during_an_outage_waits_for_the_listener_and_completes);
     tcase_add_test(t, test_sync_during_a_long_outage_times_out);
+}
+
+/* The restart test on a private cluster (see restart_cluster_setup). */
+static void add_restart(Suite *s, const char *name, void (*use)(void))
+{
+    TCase *t = tcase_create(name);
+    tcase_add_unchecked_fixture(t, restart_cluster_setup, restart_cluster_teardown);
+    tcase_add_checked_fixture(t, use, NULL);
+    tcase_set_timeout(t, 60);
     tcase_add_test(t, test_server_restart_flushes_bypasses_and_reconnects);
+    suite_add_tcase(s, t);
 }
 
 static TCase *tcase(Suite *s, const char *name, void (*use)(void))
@@ -1331,5 +1346,7 @@ int main(void)
     tcase_add_test(tw, test_wal_slot_is_temporary_and_confirmed_flush_follows_an_idle_database);
     tcase_add_test(tw, test_wal_bad_publication_names_are_refused);
     add_faults(tcase(s, "wal-faults", use_wal));
+    add_restart(s, "restart", use_notify);
+    add_restart(s, "wal-restart", use_wal);
     return hc_test_run_suite(s);
 }
