@@ -111,13 +111,18 @@ int main(int argc, char **argv)
 
     hc_error err;
     hc_cache *cache = hc_cache_new(&(hc_config){.name = "demo", .max_bytes = 16u << 20}, &err);
-    hc_pg_bus *bus = cache ? hc_pg_bus_new(&(hc_pg_bus_config){.conninfo = dsn}, &err) : NULL;
+    /* HC_BUS_TRANSPORT=wal: invalidations through logical replication (scripts/demo.sh --wal). */
+    const char *tr = getenv("HC_BUS_TRANSPORT");
+    bool wal = tr != NULL && strcmp(tr, "wal") == 0;
+    hc_pg_bus_config bcfg = {.conninfo = dsn, .transport = wal ? HC_PG_BUS_WAL : HC_PG_BUS_NOTIFY};
+    hc_pg_bus *bus = cache ? hc_pg_bus_new(&bcfg, &err) : NULL;
     if (bus == NULL || hc_pg_bus_attach(bus, cache, &err) != HC_OK ||
         hc_pg_bus_wait_state(bus, HC_BUS_LISTENING, 10000) != HC_OK) {
         fprintf(stderr, "demo: setup: %s\n", err.message);
         return 1;
     }
-    printf("bus        LISTEN hydracache as node %s\n", hc_pg_bus_node_id(bus));
+    printf("bus        %s as node %s\n", wal ? "logical replication slot (WAL transport)" : "LISTEN hydracache",
+           hc_pg_bus_node_id(bus));
     hc_subscriber *sub = hc_subscribe(cache, HC_EV_INVALIDATE_TAG, 64, &err);
 
     int rc = 0;

@@ -334,10 +334,12 @@ static void send_status(hc_pg_bus *pb, uint64_t now, bool reply)
     char msg[HC_REPL_STATUS_LEN];
     uint64_t lsn = w->applied_lsn;
     hc__repl_status(msg, lsn, lsn, lsn, hc__repl_now_us(), reply);
-    if (PQputCopyData(w->repl.conn, msg, sizeof msg) != 1) {
+    int r = PQputCopyData(w->repl.conn, msg, sizeof msg);
+    if (r < 0) {
         lose_conn(pb, w->repl.conn, "replication connection", now);
         return;
     }
+    if (r == 0) return; /* output buffer full (non-blocking): again on the next step */
     w->reported_lsn = lsn;
     pthread_mutex_lock(&pb->mu);
     pb->st.wal_applied_lsn = lsn;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo: build, start a throwaway PostgreSQL 15 cluster, install the extension, and run
 # examples/demo against it: miss -> hit -> UPDATE from psql -> invalidation -> reload, with stats.
+#   scripts/demo.sh [--wal]   (--wal: invalidations through the WAL transport, docs/BUS.md)
 set -euo pipefail
+if [ "${1:-}" = --wal ]; then export HC_BUS_TRANSPORT=wal PGOPTIONS="-c hydracache.transport=wal"; fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 top=$(pwd)
 bash scripts/setup.sh

@@ -19,9 +19,10 @@
  *
  * Two buses come with the library:
  *  - the in-process bus (hc_local_bus_new): several caches in one process;
- *  - the PostgreSQL bus (hc_pg_bus_new): LISTEN/NOTIFY through the database,
- *    which also delivers the invalidations emitted by the hydracache extension's
- *    triggers.  See docs/BUS.md for its guarantees and failure behaviour.
+ *  - the PostgreSQL bus (hc_pg_bus_new): LISTEN/NOTIFY through the database
+ *    (or, with HC_PG_BUS_WAL, logical replication of the WAL), which also
+ *    delivers the invalidations emitted by the hydracache extension's triggers.
+ *    See docs/BUS.md for its guarantees and failure behaviour.
  * Further transports plug into the generic bus through hc_transport_ops.
  *
  * Threading: every function may be called from any thread, except the *_free
@@ -301,6 +302,10 @@ HC_EXTERN int hc_pg_bus_next_timeout_ms(hc_pg_bus *bus);
  * before this call (by any process, trigger or pg_notify) has then been
  * applied to every attached cache: read-your-writes across processes.  Cost:
  * one round trip plus one commit (which takes the cluster-wide notify lock).
+ * With the WAL transport the token travels as a logical decoding message and
+ * the barrier is the LSN its statement returned: complete once the
+ * replication stream has been applied up to it (nothing another session
+ * writes can complete it early).
  * Synced or timed out: while the bus is not listening (still connecting, or
  * reconnecting after a loss, including one that happens while the token is
  * on its way) it waits for the listener to be back and then (re)issues the
