@@ -2,8 +2,9 @@
  * pending.c: the per-transaction invalidation set.
  *
  * NOTIFY serialises every notifying commit on one cluster-wide lock, so triggers never call
- * it (nor LogLogicalMessage, with hydracache.transport = wal): they add wire-escaped args here, deduplicated, and the XACT_EVENT_PRE_COMMIT callback
- * sends the whole set as few messages as the 7999-byte payload limit allows.  (In PG15
+ * it (nor LogLogicalMessage, with hydracache.transport = wal): they add wire-escaped args
+ * here, deduplicated, and the XACT_EVENT_PRE_COMMIT callback sends the whole set as few
+ * messages as the 7999-byte payload limit allows.  (In PG15
  * CommitTransaction() runs the PRE_COMMIT callbacks before PreCommit_Notify(), so what
  * Async_Notify() queues here is still delivered by this commit.)
  *
