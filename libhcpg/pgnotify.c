@@ -57,8 +57,10 @@ static void lose(hc_pg_bus *pb, const char *why, uint64_t now)
 {
     pgn *n = S(pb);
     bool was_listening = n->ph == PH_READY;
+    char detail[HC_ERROR_MSG_MAX];
+    snprintf(detail, sizeof detail, "%s", why ? why : ""); /* why may live in the connection */
     close_conn(pb);
-    hc__pgbus_down(pb, was_listening, why);
+    hc__pgbus_down(pb, was_listening, detail);
     n->ph = PH_WAIT;
     n->next_connect_ms = now + hc__pgbus_backoff_ms(pb, &n->attempt);
 }

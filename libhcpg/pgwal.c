@@ -105,8 +105,10 @@ static void lose(hc_pg_bus *pb, const char *why, uint64_t now)
 {
     pgw *w = S(pb);
     bool was_streaming = w->ph == W_READY;
+    char detail[HC_ERROR_MSG_MAX];
+    snprintf(detail, sizeof detail, "%s", why ? why : ""); /* why may live in a connection */
     close_conns(pb);
-    hc__pgbus_down(pb, was_streaming, why);
+    hc__pgbus_down(pb, was_streaming, detail);
     w->ph = W_WAIT;
     w->next_connect_ms = now + hc__pgbus_backoff_ms(pb, &w->attempt);
 }
