@@ -25,7 +25,7 @@ consumer_pid=
 trap '[ -z "$consumer_pid" ] || kill "$consumer_pid" 2>/dev/null; bash "$here/../tests/pgcluster.sh" stop "$dir"' EXIT
 envlines=$(bash "$here/../tests/pgcluster.sh" start "$dir")
 while IFS= read -r line; do export "${line?}"; done <<<"$envlines"
-export HC_TEST_DSN="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
+export HC_TEST_DSN="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" HC_TEST_DB=$PGDATABASE  # this cluster, not the caller's
 psql() { PGOPTIONS="-c client_min_messages=warning" "$bindir/psql" -XAtq -v ON_ERROR_STOP=1 "$@"; }
 psql <<'SQL'
 CREATE EXTENSION hydracache;

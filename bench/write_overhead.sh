@@ -59,7 +59,7 @@ psql -c "ALTER SYSTEM SET synchronous_commit = $sync" -c "SELECT pg_reload_conf(
 builddir=${HC_BUILDDIR:-$here/../build/plain}
 consumer_bin=$builddir/bench/bench_consumer
 [ -x "$consumer_bin" ] || { echo "build bench/bench_consumer first (make bench-programs)" >&2; exit 1; }
-export HC_TEST_DSN="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
+export HC_TEST_DSN="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" HC_TEST_DB=$PGDATABASE  # this cluster, not the caller's
 consumer_pid=; consumer_slot=
 consumer_start() {  # notify|wal|recvlogical
   if [ "$1" = recvlogical ]; then
