@@ -9,12 +9,17 @@
 #   wal        - hydracache.watch() with hydracache.transport = wal (one transactional logical
 #                decoding message per transaction instead of NOTIFY), while one hc_pg_bus with
 #                the WAL transport streams it (bench_consumer: design a of issue 11),
+#   trigger    - hydracache.watch() with hydracache.enabled = off: the triggers run, nothing is
+#                sent (the floor of design a),
+#   walrl      - as wal, but the consumer is pg_recvlogical (messages on, empty publication):
+#                the walsender's work without the client's,
 #   walpub     - no trigger; the table is in a publication streamed by a logical replication
 #                consumer (pg_recvlogical, pgoutput): what a client deriving keys from pgoutput
 #                row changes would cost the writers (design b, not implemented),
 # watched and plpgsql run with one hc_pg_bus LISTENing (NOTIFY transport), as in production.
 # and writes bench/results/write_overhead.json (tps, average latency, ratio vs unwatched).
 # CONFIGS="unwatched wal" restricts the configurations, WORKLOADS="update" the workloads,
+# MODE=prepared runs pgbench -M prepared,
 # SYNC=on runs with synchronous_commit = on (the throwaway cluster defaults to off), ROUNDS and
 # DURATION override the defaults, OUT the result file.
 # A second workload (bench/write_overhead_update10.sql) runs ten such UPDATEs per transaction,
@@ -29,6 +34,7 @@ rounds=3
 [ "${1:-}" = --quick ] && { duration=1; rounds=1; }
 duration=${DURATION:-$duration}; rounds=${ROUNDS:-$rounds}
 sync=${SYNC:-off}
+mode=${MODE:-simple}  # pgbench query protocol: simple or prepared
 bindir=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 [ -x "$bindir/pgbench" ] || bindir=$(pg_config --bindir)
 out=${OUT:-$here/results/write_overhead.json}
@@ -99,6 +105,13 @@ configure() {
                     -c "SELECT hydracache.watch('bench_items', 'item')" >/dev/null
                export PGOPTIONS="-c hydracache.transport=wal"
                consumer_start wal ;;
+    trigger)   psql -c "DROP TRIGGER IF EXISTS bench_notify ON bench_items" \
+                    -c "SELECT hydracache.watch('bench_items', 'item')" >/dev/null
+               export PGOPTIONS="-c hydracache.enabled=off" ;;
+    walrl)     psql -c "DROP TRIGGER IF EXISTS bench_notify ON bench_items" \
+                    -c "SELECT hydracache.watch('bench_items', 'item')" >/dev/null
+               export PGOPTIONS="-c hydracache.transport=wal"
+               consumer_start recvlogical ;;
     walpub)    psql -c "DROP TRIGGER IF EXISTS bench_notify ON bench_items" \
                     -c "SELECT hydracache.unwatch('bench_items')" \
                     -c "ALTER PUBLICATION bench_pub ADD TABLE bench_items" >/dev/null
@@ -109,7 +122,7 @@ configure() {
 # run CLIENTS SCRIPT -> "tps latency_ms"
 run() {
   local log
-  log=$("$bindir/pgbench" -n -c "$1" -j "$1" -T "$duration" -f "$here/$2" 2>&1) \
+  log=$("$bindir/pgbench" -n -M "$mode" -c "$1" -j "$1" -T "$duration" -f "$here/$2" 2>&1) \
     || { echo "$log" >&2; return 1; }
   local tps lat
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$log" | head -1)
@@ -132,7 +145,7 @@ for workload in ${WORKLOADS:-update update10}; do
       for cfg in $order; do
         configure "$cfg"
         psql -c CHECKPOINT >/dev/null
-        "$bindir/pgbench" -n -c "$clients" -T 1 -f "$here/$script" >/dev/null 2>&1  # warm-up
+        "$bindir/pgbench" -n -M "$mode" -c "$clients" -T 1 -f "$here/$script" >/dev/null 2>&1  # warm-up
         load0=$(cut -d' ' -f1 /proc/loadavg)
         read -r tps lat <<<"$(run "$clients" "$script")"
         echo "workload=$workload clients=$clients round=$round config=$cfg tps=$tps latency_ms=$lat load1=$load0->$(cut -d' ' -f1 /proc/loadavg)" >&2
@@ -162,6 +175,7 @@ done
   echo "  \"rounds\": $rounds,"
   echo "  \"statistic\": \"median over rounds; ratio = median of per-round tps / unwatched tps of the same round\","
   echo "  \"synchronous_commit\": \"$sync\","
+  echo "  \"pgbench_protocol\": \"$mode\","
   echo "  \"server\": \"$("$bindir/postgres" --version)\","
   echo "  \"runs\": ["
   for i in "${!runs[@]}"; do
