@@ -3,7 +3,9 @@
 # examples/demo against it: miss -> hit -> UPDATE from psql -> invalidation -> reload, with stats.
 #   scripts/demo.sh [--wal]   (--wal: invalidations through the WAL transport, docs/BUS.md)
 set -euo pipefail
-if [ "${1:-}" = --wal ]; then export HC_BUS_TRANSPORT=wal PGOPTIONS="-c hydracache.transport=wal"; fi
+if [ "${1:-}" = --wal ]; then   # synchronous_commit on: a walsender sees a commit once it is flushed (docs/BUS.md)
+  export HC_BUS_TRANSPORT=wal PGOPTIONS="-c hydracache.transport=wal -c synchronous_commit=on"
+fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 top=$(pwd)
 bash scripts/setup.sh
