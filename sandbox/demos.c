@@ -141,7 +141,7 @@ static hc_status load_into(hc_cache *c, const char *key, const hc_opts *opts, lo
     double t0 = sb_now_ms();
     hc_status st = hc_get_or_load(c, key, opts, sb_loader, lc, &v, &err);
     double dt = sb_now_ms() - t0;
-    json_object_update(j, json_pack("{s:s, s:s, s:s, s:f, s:b}", "key", key, "cache",
+    sb_update(j, json_pack("{s:s, s:s, s:s, s:f, s:b}", "key", key, "cache",
                                     hc_cache_name(c), "source",
                                     st != HC_OK ? "error" : tl_loaded ? "loader" : "cache",
                                     "latency_ms", dt, "ok", st == HC_OK));
@@ -352,7 +352,7 @@ static int invalidation_step(json_t *steps, const char *name, hc_subscriber *sub
     hc_origin o = HC_ORIGIN_LOCAL;
     int rc = sub != NULL ? wait_tag(sub, tag, 10000, &o) : -1;
     hc_subscriber_free(sub);
-    json_object_update(step(steps, name),
+    sb_update(step(steps, name),
                        json_pack("{s:s, s:s, s:s, s:f, s:b}", "tag", tag, "source",
                                  rc == 0 ? "bus" : "timeout", "origin",
                                  rc == 0 ? hc_origin_str(o) : "timeout", "latency_ms",
@@ -434,7 +434,7 @@ static hc_status pg_query(sb *s, hc_cache *c, const char *table, const char *id,
     PGresult *r = hc_pg_fetch_with_conn(c, s->conn, &q, pg_loader, s->conn, &err);
     double dt = sb_now_ms() - t0;
     pthread_mutex_unlock(&s->pg_lock);
-    json_object_update(j, json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:b}", "table", table, "id",
+    sb_update(j, json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:b}", "table", table, "id",
                                     id, "key", key, "cache", hc_cache_name(c), "source",
                                     r == NULL ? "error" : tl_loaded ? "database" : "cache",
                                     "latency_ms", dt, "ok", r != NULL));
@@ -608,23 +608,23 @@ void sb_h_ttl(sb *s, sb_req *req, sb_reply *rep)
     snprintf(key, sizeof key, "ttl:%llu", (unsigned long long)atomic_fetch_add(&s->key_seq, 1));
     bool ok = true;
     hc_status st = hc_put(s->a, key, "short-lived", 11, HC_OPTS(.ttl_ms = (uint64_t)ttl), NULL);
-    json_object_update(step(steps, "put"), json_pack("{s:s, s:I, s:s}", "key", key, "ttl_ms", ttl,
+    sb_update(step(steps, "put"), json_pack("{s:s, s:I, s:s}", "key", key, "ttl_ms", ttl,
                                                      "status", hc_status_str(st)));
     st = peek(s->a, key);
-    json_object_update(step(steps, "get before expiry"),
+    sb_update(step(steps, "get before expiry"),
                        json_pack("{s:s, s:b}", "status", hc_status_str(st), "found", st == HC_OK));
     ok &= st == HC_OK;
     uint64_t exp0 = STAT(s->a, evictions_expired);
     atomic_fetch_add(&s->clock_offset_ms, (uint64_t)ttl + 1);
-    json_object_update(step(steps, "advance clock"),
+    sb_update(step(steps, "advance clock"),
                        json_pack("{s:I, s:s}", "advanced_ms", ttl + 1, "note",
                                  "the sandbox caches run on a clock with a virtual offset"));
     st = peek(s->a, key);
-    json_object_update(step(steps, "get after expiry"),
+    sb_update(step(steps, "get after expiry"),
                        json_pack("{s:s, s:b}", "status", hc_status_str(st), "found", st == HC_OK));
     ok &= st == HC_MISS;
     bool has = hc_contains(s->a, key, NULL) == HC_OK;
-    json_object_update(step(steps, "contains"),
+    sb_update(step(steps, "contains"),
                        json_pack("{s:b, s:I}", "contains", has, "evictions_expired_delta",
                                  (json_int_t)(STAT(s->a, evictions_expired) - exp0)));
     ok &= !has;
@@ -698,7 +698,7 @@ void sb_h_single_flight(sb *s, sb_req *req, sb_reply *rep)
     }
     int calls = atomic_load(&lc.calls);
     json_t *steps = json_array();
-    json_object_update(step(steps, "concurrent get_or_load"),
+    sb_update(step(steps, "concurrent get_or_load"),
                        json_pack("{s:s, s:I, s:I, s:i, s:I, s:I, s:b, s:s, s:f}", "key", key,
                                  "callers", n, "delay_ms", delay, "loader_calls", calls,
                                  "single_flight_joins",
@@ -755,11 +755,11 @@ void sb_h_race(sb *s, sb_req *req, sb_reply *rep)
         while (!started)
             pthread_cond_wait(&cv, &mu);
         pthread_mutex_unlock(&mu);
-        json_object_update(step(steps, "slow load started"),
+        sb_update(step(steps, "slow load started"),
                            json_pack("{s:s, s:s}", "key", key, "tag", "race"));
         /* the write: the data changed while the loader held the old version */
         hc_invalidate_tag(s->a, "race", NULL);
-        json_object_update(step(steps, "write during the load"),
+        sb_update(step(steps, "write during the load"),
                            json_pack("{s:s}", "action", "invalidate_tag race"));
         pthread_mutex_lock(&mu);
         release = true;
@@ -767,12 +767,12 @@ void sb_h_race(sb *s, sb_req *req, sb_reply *rep)
         pthread_mutex_unlock(&mu);
         pthread_join(th, NULL);
     }
-    json_object_update(step(steps, "load finished"),
+    sb_update(step(steps, "load finished"),
                        json_pack("{s:s, s:s}", "status", hc_status_str(a.st), "caller_got",
                                  a.value));
     bool stored = hc_contains(s->a, key, NULL) == HC_OK;
     uint64_t discards = STAT(s->a, stale_load_discards) - d0;
-    json_object_update(step(steps, "stored?"),
+    sb_update(step(steps, "stored?"),
                        json_pack("{s:b, s:I}", "stored", stored, "stale_load_discards",
                                  (json_int_t)discards));
     loader_ctx fresh = {.s = s, .value = "value-read-after-the-write"};
@@ -800,7 +800,7 @@ void sb_h_negative(sb *s, sb_req *req, sb_reply *rep)
     snprintf(k3, sizeof k3, "expiring:%llu", n);
     bool ok = true;
     hc_status st = peek(s->a, k1);
-    json_object_update(step(steps, "missing key"),
+    sb_update(step(steps, "missing key"),
                        json_pack("{s:s, s:s, s:b}", "key", k1, "status", hc_status_str(st),
                                  "found", st == HC_OK));
     ok &= st == HC_MISS;
@@ -818,7 +818,7 @@ void sb_h_negative(sb *s, sb_req *req, sb_reply *rep)
     hc_put(s->a, k3, "soon gone", 9, HC_OPTS(.ttl_ms = 1000), NULL);
     atomic_fetch_add(&s->clock_offset_ms, 1001);
     st = peek(s->a, k3);
-    json_object_update(step(steps, "expired entry"),
+    sb_update(step(steps, "expired entry"),
                        json_pack("{s:s, s:I, s:I, s:s, s:b}", "key", k3, "ttl_ms", 1000,
                                  "advanced_ms", 1001, "status", hc_status_str(st), "found",
                                  st == HC_OK));
@@ -841,7 +841,7 @@ void sb_h_two_node(sb *s, sb_req *req, sb_reply *rep)
     ok &= load_user(s, s->a, (int)id, step(steps, "node A load")) == HC_OK;
     ok &= load_user(s, s->b, (int)id, step(steps, "node B load")) == HC_OK;
     bool ca = hc_contains(s->a, tag, NULL) == HC_OK, cb = hc_contains(s->b, tag, NULL) == HC_OK;
-    json_object_update(step(steps, "both cached"), json_pack("{s:b, s:b}", "a", ca, "b", cb));
+    sb_update(step(steps, "both cached"), json_pack("{s:b, s:b}", "a", ca, "b", cb));
     ok &= ca && cb;
     const char *name = next_name(s, (int)id, req, namebuf, sizeof namebuf);
     hc_subscriber *sa = hc_subscribe(s->a, HC_EV_INVALIDATE_TAG | HC_EV_FLUSH, 64, NULL);
@@ -856,7 +856,7 @@ void sb_h_two_node(sb *s, sb_req *req, sb_reply *rep)
     sb_settle(s);
     ca = hc_contains(s->a, tag, NULL) == HC_OK;
     cb = hc_contains(s->b, tag, NULL) == HC_OK;
-    json_object_update(step(steps, "both dropped"), json_pack("{s:b, s:b}", "a", ca, "b", cb));
+    sb_update(step(steps, "both dropped"), json_pack("{s:b, s:b}", "a", ca, "b", cb));
     ok &= !ca && !cb;
     json_t *ra = step(steps, "node A reload"), *rb = step(steps, "node B reload");
     ok &= load_user(s, s->a, (int)id, ra) == HC_OK && load_user(s, s->b, (int)id, rb) == HC_OK;
@@ -937,7 +937,7 @@ void sb_h_queries(sb *s, sb_req *req, sb_reply *rep)
     bool wok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
     pthread_mutex_unlock(&s->pg_lock);
-    json_object_update(w, json_pack("{s:s, s:s, s:f, s:b}", "source", "sql", "how",
+    sb_update(w, json_pack("{s:s, s:s, s:f, s:b}", "source", "sql", "how",
                                     "INSERT INTO sb_orders (user_id, product_id, qty) VALUES "
                                     "(<user>, 3, 2)",
                                     "latency_ms", sb_now_ms() - tw, "ok", wok));

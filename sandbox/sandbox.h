@@ -142,6 +142,9 @@ void sb_json(sb_reply *rep, int status, json_t *j);              /* steals j */
 void sb_error(sb_reply *rep, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* json_object_update(dst, src) that also drops src (a new reference: json_pack). */
+void sb_update(json_t *dst, json_t *src);
+
 /* Request helpers: 0 and the value, or -1 after setting a 400 reply. */
 int sb_get_str(sb_req *req, sb_reply *rep, const char *name, bool required, const char **out);
 int sb_get_int(sb_req *req, sb_reply *rep, const char *name, long long lo, long long hi,

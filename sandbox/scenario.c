@@ -126,7 +126,7 @@ json_t *sb_run_scenario(sb *s, json_t *scen, int *failed)
     json_t *report = json_pack("{s:s, s:o}", "name", name ? name : "(unnamed)", "steps", rep_steps);
     if (!profile_ok(s, scen)) {
         *failed = 0;
-        json_object_update(report, json_pack("{s:b, s:b, s:i, s:i}", "ok", 1, "skipped", 1,
+        sb_update(report, json_pack("{s:b, s:b, s:i, s:i}", "ok", 1, "skipped", 1,
                                              "passed", 0, "failed", 0));
         return report;
     }
@@ -200,7 +200,7 @@ json_t *sb_run_scenario(sb *s, json_t *scen, int *failed)
         ok ? npass++ : nfail++;
     }
     *failed = nfail;
-    json_object_update(report, json_pack("{s:b, s:i, s:i, s:i}", "ok", nfail == 0, "passed", npass,
+    sb_update(report, json_pack("{s:b, s:i, s:i, s:i}", "ok", nfail == 0, "passed", npass,
                                          "failed", nfail, "skipped", nskip));
     return report;
 }

@@ -72,6 +72,12 @@ void sb_error(sb_reply *rep, int status, const char *fmt, ...)
     sb_json(rep, status, json_pack("{s:s, s:i}", "error", msg, "status", status));
 }
 
+void sb_update(json_t *dst, json_t *src)
+{
+    json_object_update(dst, src);
+    json_decref(src);
+}
+
 void sb_reply_free(sb_reply *rep)
 {
     json_decref(rep->json);

@@ -48,3 +48,6 @@ dport=$(wait_port "$tmp/driver.out" '.*was started successfully on port \([0-9]*
 mkdir -p "$(dirname "$shot")"
 python3 "$src/sandbox/tests/integration/browser_test.py" "http://127.0.0.1:$port" \
   "http://127.0.0.1:$dport" "$shot" || { echo "---- sandbox log"; cat "$tmp/sandbox.log"; exit 1; }
+# a clean stop (SIGTERM is handled): exit 0, and under sanitizers no leak or race report
+kill "$sbpid"; wait "$sbpid"; rc=$?; sbpid=""
+[ $rc = 0 ] || { echo "FAIL: hcpg-sandbox exited $rc after SIGTERM"; cat "$tmp/sandbox.log"; exit 1; }
