@@ -167,16 +167,45 @@ static void log_add(sb *s, const char *cache, const hc_event *ev, hc_status st)
     snprintf(e->subject, sizeof e->subject, "%s", ev->subject);
 }
 
+typedef struct pending_ev {
+    hc_event ev;
+    hc_status st;
+    const char *cache;
+    size_t order; /* arrival order: ties keep it */
+} pending_ev;
+
+static int by_time(const void *a, const void *b)
+{
+    const pending_ev *x = a, *y = b;
+    if (x->ev.time_ms != y->ev.time_ms)
+        return x->ev.time_ms < y->ev.time_ms ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Move the subscribers' events into the log, both nodes merged in time order. */
 void sb_collect_events(sb *s)
 {
     struct { hc_subscriber *sub; const char *name; } subs[2] = {
         {s->sub_a, hc_cache_name(s->a)}, {s->sub_b, hc_cache_name(s->b)}};
     pthread_mutex_lock(&s->log_lock);
-    for (int i = 0; i < 2; i++) {
-        hc_event ev;
-        hc_status st;
-        while ((st = hc_subscriber_recv(subs[i].sub, &ev, 0)) == HC_OK || st == HC_LAGGED)
-            log_add(s, subs[i].name, &ev, st);
+    for (;;) {
+        pending_ev batch[512];
+        size_t n = 0;
+        for (int i = 0; i < 2; i++) {
+            hc_status st;
+            while (n < 256 * (size_t)(i + 1) &&
+                   ((st = hc_subscriber_recv(subs[i].sub, &batch[n].ev, 0)) == HC_OK ||
+                    st == HC_LAGGED)) {
+                batch[n].st = st;
+                batch[n].order = n;
+                batch[n++].cache = subs[i].name;
+            }
+        }
+        if (n == 0)
+            break;
+        qsort(batch, n, sizeof *batch, by_time);
+        for (size_t i = 0; i < n; i++)
+            log_add(s, batch[i].cache, &batch[i].ev, batch[i].st);
     }
     pthread_mutex_unlock(&s->log_lock);
 }

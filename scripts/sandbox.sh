@@ -12,6 +12,6 @@ profile=${1:-memory}
 bash scripts/setup.sh
 if [ "$profile" = postgres ]; then
   # the sandbox runs CREATE EXTENSION hydracache: install it into the server's directories
-  make -s -C build/plain extension-install >/dev/null
+  make -s -C build/plain install-extension >/dev/null
 fi
 exec ./build/plain/sandbox/hcpg-sandbox --profile "$profile" "$@"

@@ -35,7 +35,7 @@ async function ready() {
 }
 
 // ---------------------------------------------------------------- demos
-const DETAIL_SKIP = new Set(["step", "source", "latency_ms", "value", "ok"]);
+const DETAIL_SKIP = new Set(["step", "source", "latency_ms", "value", "ok", "rows"]);
 function showFlow(title, r) {
   $("result-title").textContent = title + " (HTTP " + r.status + (r.json.flow ? ", flow " + r.json.flow : "") + ")";
   const st = $("result-status");
@@ -52,7 +52,8 @@ function showFlow(title, r) {
     tr.appendChild(el("td", "source src-" + (s.source || ""), s.source || ""));
     tr.appendChild(el("td", "latency", s.latency_ms !== undefined ? s.latency_ms.toFixed(3) : ""));
     let v = s.value !== undefined ? String(s.value) : "";
-    if (s.value === undefined && s.rows) v = JSON.stringify(s.rows);
+    if (s.value === undefined && s.rows)
+      v = s.rows.map((row) => Object.keys(row).map((k) => k + "=" + row[k]).join(" ")).join("; ");
     tr.appendChild(el("td", "value", v));
     const d = {};
     Object.keys(s).forEach((k) => { if (!DETAIL_SKIP.has(k)) d[k] = s[k]; });
@@ -79,6 +80,14 @@ document.querySelectorAll("button[data-demo]").forEach((b) => {
       refresh();
     }
   });
+});
+
+$("btn-query").addEventListener("click", async () => {
+  const table = $("q-table").value;
+  const r = await api("POST", "/demo/query", { table, id: +$("q-id").value, node: $("q-node").value });
+  if (r.status === 200) r.json = { ok: r.json.ok, steps: [Object.assign({ step: "query " + table }, r.json)] };
+  showFlow("Query " + table, r);
+  refresh();
 });
 
 // ---------------------------------------------------------------- raw ops
@@ -122,7 +131,8 @@ function drawChart() {
   for (let i = 0; i <= 4; i++) {
     const y = 10 + (c.height - 20) * i / 4;
     g.beginPath(); g.moveTo(30, y); g.lineTo(c.width, y); g.stroke();
-    g.fillText(String(Math.round(max * (4 - i) / 4)), 0, y + 3);
+    const v = max * (4 - i) / 4;
+    g.fillText(max < 10 ? v.toFixed(1) : String(Math.round(v)), 0, y + 3);
   }
   const series = [["hits", "#2e7dd7"], ["misses", "#e8910c"], ["loads", "#8a4fd8"]];
   series.forEach(([k, color]) => {
@@ -173,6 +183,7 @@ async function events() {
 }
 
 // ---------------------------------------------------------------- benchmark
+let benchCount = 0;
 async function benchList() {
   const r = await api("GET", "/demo/bench");
   if (r.status !== 200) return;
@@ -190,7 +201,10 @@ async function benchList() {
     [selA, selB].forEach((s) => { const o = el("option", null, "#" + x.id + " " + x.label); o.value = x.id; s.appendChild(o); });
   });
   const n = r.json.runs.length;
-  if (n >= 2) { selA.value = va || r.json.runs[n - 2].id; selB.value = vb || r.json.runs[n - 1].id; }
+  if (n !== benchCount && n >= 2) { // new runs: compare the last two
+    selA.value = r.json.runs[n - 2].id; selB.value = r.json.runs[n - 1].id;
+  } else if (n >= 1) { selA.value = va || r.json.runs[0].id; selB.value = vb || r.json.runs[n - 1].id; }
+  benchCount = n;
 }
 $("b-run").addEventListener("click", async () => {
   $("b-run").disabled = true;
