@@ -547,6 +547,40 @@ START_TEST(openapi_matches_routes)
 }
 END_TEST
 
+/* Every route with odd bodies: a reply below 500 (JSON for the API), never a crash. */
+START_TEST(odd_bodies_on_every_route)
+{
+    static const char *bodies[] = {
+        NULL, "{}", "{\"key\":null}", "{\"key\":{}}", "{\"key\":[]}", "{\"key\":\"k\",\"value\":1}",
+        "{\"key\":\"a\\u0000b\",\"value\":\"v\"}", "{\"id\":-1}", "{\"id\":1e308}",
+        "{\"ms\":9223372036854775807}", "{\"tags\":[1]}", "{\"tag\":\"\"}", "{\"requests\":\"10\"}",
+        "{\"loaders\":true}", "{\"scenario\":[]}", "{\"scenario\":{\"steps\":[{}, 3]}}",
+        "{\"file\":\"../../etc/passwd\"}", "{\"a\":1.5,\"b\":\"x\"}", "{\"table\":\"users\",\"id\":\"x\"}",
+        "{\"delay_ms\":-5}", "{\"node\":7}", "{\"name\":{\"x\":1}}", "{\"fail\":\"yes\"}", "nul\x01l", "\"str\"",
+    };
+    for (unsigned i = 0; i < sb_nroutes; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s", sb_routes[i].path);
+        char *brace = strstr(path, "{name}");
+        if (brace != NULL) /* a cache name that does not exist */
+            memcpy(brace, "nope..", 6);
+        for (size_t k = 0; k < sizeof bodies / sizeof *bodies; k++) {
+            http_reply r = http(sb_routes[i].method, path, bodies[k]);
+            ck_assert_msg(r.status >= 200 && r.status < 500, "%s %s %s: HTTP %d %s",
+                          sb_routes[i].method, path, bodies[k] ? bodies[k] : "(none)", r.status,
+                          r.body);
+            if (strstr(r.head, "application/json") != NULL)
+                ck_assert_msg(r.json != NULL, "%s %s: not JSON: %s", sb_routes[i].method, path,
+                              r.body);
+            reply_free(&r);
+        }
+    }
+    http_reply r = http("GET", "/ready", NULL);
+    ck_assert_int_eq(r.status, 200);
+    reply_free(&r);
+}
+END_TEST
+
 static void *client(void *arg)
 {
     long id = (long)arg;
@@ -584,7 +618,7 @@ int main(void)
     Suite *s = suite_create("sandbox");
     TCase *tc = tcase_create("api");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, ready_and_reset);
     tcase_add_test(tc, raw_operations);
     tcase_add_test(tc, bad_requests_get_json_4xx);
@@ -599,6 +633,7 @@ int main(void)
     tcase_add_test(tc, console_files);
     tcase_add_test(tc, openapi_matches_routes);
     tcase_add_test(tc, parallel_clients);
+    tcase_add_test(tc, odd_bodies_on_every_route);
     suite_add_tcase(s, tc);
     return hc_test_run_suite(s);
 }
