@@ -3,7 +3,10 @@
 const $ = (id) => document.getElementById(id);
 const tokenBox = $("token");
 tokenBox.value = localStorage.getItem("hcpg-sandbox-token") || "";
-tokenBox.addEventListener("change", () => localStorage.setItem("hcpg-sandbox-token", tokenBox.value));
+tokenBox.addEventListener("change", () => {
+  localStorage.setItem("hcpg-sandbox-token", tokenBox.value);
+  ready().then(() => { refresh(); benchList(); loadScenarios(); });
+});
 
 async function api(method, path, body) {
   const headers = {};
