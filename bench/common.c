@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "hash.h"
 
 /* ------------------------------------------------------------ clock */
 
@@ -525,6 +526,75 @@ const char *bench_users_sql(const char *name, char *buf, size_t cap)
 {
     snprintf(buf, cap, "SELECT * FROM %s WHERE id = $1", name);
     return buf;
+}
+
+/* ------------------------------------------------------------ floor */
+
+typedef struct floor_slot {
+    uint64_t hash;
+    char *key; /* NULL = empty */
+    size_t klen, vlen;
+    char *val;
+} floor_slot;
+
+struct bench_floor {
+    floor_slot *slots;
+    size_t mask;
+};
+
+bench_floor *bench_floor_new(size_t n)
+{
+    bench_floor *f = malloc(sizeof *f);
+    size_t cap = 16;
+    while (cap < 2 * n) cap <<= 1;
+    if (f == NULL || (f->slots = calloc(cap, sizeof *f->slots)) == NULL) bench_die("out of memory");
+    f->mask = cap - 1;
+    return f;
+}
+
+void bench_floor_free(bench_floor *f)
+{
+    if (f == NULL) return;
+    for (size_t i = 0; i <= f->mask; i++) {
+        free(f->slots[i].key);
+        free(f->slots[i].val);
+    }
+    free(f->slots);
+    free(f);
+}
+
+void bench_floor_put(bench_floor *f, const char *key, const void *val, size_t len)
+{
+    size_t klen = strlen(key);
+    uint64_t h = hc__hash(key, klen);
+    size_t i = h & f->mask;
+    while (f->slots[i].key != NULL && !(f->slots[i].klen == klen && memcmp(f->slots[i].key, key, klen) == 0))
+        i = (i + 1) & f->mask;
+    floor_slot *s = &f->slots[i];
+    free(s->key);
+    free(s->val);
+    s->key = strdup(key);
+    s->val = malloc(len ? len : 1);
+    if (s->key == NULL || s->val == NULL) bench_die("out of memory");
+    memcpy(s->val, val, len);
+    s->hash = h;
+    s->klen = klen;
+    s->vlen = len;
+}
+
+size_t bench_floor_get(const bench_floor *f, const char *key, void *out, size_t cap)
+{
+    size_t klen = strlen(key);
+    uint64_t h = hc__hash(key, klen);
+    for (size_t i = h & f->mask;; i = (i + 1) & f->mask) {
+        const floor_slot *s = &f->slots[i];
+        if (s->key == NULL) return SIZE_MAX;
+        if (s->hash == h && s->klen == klen && memcmp(s->key, key, klen) == 0) {
+            size_t n = s->vlen < cap ? s->vlen : cap;
+            memcpy(out, s->val, n);
+            return s->vlen;
+        }
+    }
 }
 
 size_t bench_rss_bytes(void)

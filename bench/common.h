@@ -68,6 +68,24 @@ bench_summary bench_summarise(bench_samples *s);
 /* q-quantile (0..1) of sorted samples (nearest rank). */
 double bench_quantile(const bench_samples *sorted, double q);
 
+/* ------------------------------------------------------------ floor */
+
+/*
+ * The hit-latency floor: an open-addressed (linear probing, at most half
+ * full) table of key -> value bytes with the cache's own hash, whose lookup
+ * hashes the key, compares it and memcpy's the value out.  No locks, no
+ * counters, no reference counts, no expiry: what any in-process hash cache
+ * must at least do.  Filled from one thread, then read from any.
+ */
+typedef struct bench_floor bench_floor;
+
+bench_floor *bench_floor_new(size_t n); /* room for n keys; exits on OOM */
+void bench_floor_free(bench_floor *f);
+/* Copies key and len bytes of val. */
+void bench_floor_put(bench_floor *f, const char *key, const void *val, size_t len);
+/* Copies key's value into out (cap bytes); its length, or SIZE_MAX if absent. */
+size_t bench_floor_get(const bench_floor *f, const char *key, void *out, size_t cap);
+
 /* ------------------------------------------------------------ JSON */
 
 /*

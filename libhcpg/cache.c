@@ -440,6 +440,11 @@ void hc__cache_drop(hc_cache *c, const char *key)
     hc_store_remove(c->store, key, len, hc__hash(key, len));
 }
 
+void hc__cache_bytes_split(hc_cache *c, hc_store_bytes *out)
+{
+    hc_store_bytes_split(c->store, out);
+}
+
 void hc__cache_count_bypass(hc_cache *c)
 {
     count(c, HC_CTR_BYPASSED_LOADS);

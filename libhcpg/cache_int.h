@@ -6,6 +6,7 @@
 #define HC_CACHE_INT_H
 
 #include "hydracache/cache.h"
+#include "store.h"
 
 /* Drop key from the store only: no invalidation counted, no event, nothing
  * published (used to discard an entry found corrupt).  key must be valid. */
@@ -18,5 +19,8 @@ void hc__cache_put_failed(hc_cache *c, const char *key);
 /* A load ran outside the cache because its result must not be stored (the
  * libpq adapter's calls inside a transaction): counted as bypassed_loads. */
 void hc__cache_count_bypass(hc_cache *c);
+
+/* Where the cache's bytes go (store.h), for the memory benchmark. */
+void hc__cache_bytes_split(hc_cache *c, hc_store_bytes *out);
 
 #endif

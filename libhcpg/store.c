@@ -32,37 +32,40 @@ enum { Q_SMALL = 0, Q_MAIN = 1 };
 #define MIN_SLOTS 16
 #define SWEEP_SLOTS_PER_PUT 4
 #define READER_STRIPES 16u /* power of two */
+#define KEY_IS_TAG 1u      /* entry.flags: the key is also one of its tags */
 
 /*
- * An entry is one allocation: the hot header (all a hit reads), the key and
- * its NUL right behind it so that the key compare stays on the entry's first
- * cache line, then the cold part (queues, accounting, tag links) that only
- * writers touch.
+ * An entry is one allocation: the hot header (all a hit reads: expiry,
+ * value, key length, frequency), the key and its NUL right behind it so that
+ * the key compare stays on the entry's first cache line, then the cold part
+ * (queue links, tag links) that only writers touch.  Byte costs are listed
+ * in store.h.  The hash is not kept: the slot has it, and the rare paths that
+ * start from an entry (eviction, tag removal) hash the key again.
  */
 typedef struct entry {
     uint64_t expires; /* clock ms, 0 = never */
-    uint32_t klen;
-    uint16_t ntags;
+    hc_value *value;
+    uint16_t klen;      /* <= HC_MAX_KEY_LEN */
+    uint8_t ntags;      /* <= HC_MAX_TAGS, KEY_IS_TAG's not counted */
     atomic_uchar freq;
-    unsigned char queue;
-    char key[]; /* klen bytes and a NUL, then the entry_cold */
+    uint8_t queue;      /* Q_*; the hc_evict_reason once removed */
+    uint8_t flags;
+    char key[];         /* klen bytes and a NUL, then the entry_cold */
 } entry;
 
 typedef struct entry_cold {
-    hc_value *value; /* also in the entry's slot */
-    struct entry *qprev, *qnext;
-    struct entry *dead_next; /* the dead list once removed */
-    uint64_t hash;
-    size_t footprint;
-    unsigned char dead_reason; /* hc_evict_reason once removed */
-    hc_taglink links[];        /* ntags */
+    struct entry *qprev, *qnext; /* qnext: the dead list once removed */
+    hc_taglink links[];          /* ntags */
 } entry_cold;
 
 #define COLD_ALIGN _Alignof(entry_cold)
 
+_Static_assert(HC_MAX_KEY_LEN <= UINT16_MAX && HC_MAX_TAGS <= UINT8_MAX,
+               "entry.klen and entry.ntags fit");
+
 static inline size_t cold_offset(size_t klen)
 {
-    return (sizeof(entry) + klen + 1 + COLD_ALIGN - 1) & ~(COLD_ALIGN - 1);
+    return (offsetof(entry, key) + klen + 1 + COLD_ALIGN - 1) & ~(COLD_ALIGN - 1);
 }
 
 static inline size_t entry_size(size_t klen, size_t ntags)
@@ -75,14 +78,23 @@ static inline entry_cold *cold(const entry *e)
     return (entry_cold *)((char *)e + cold_offset(e->klen));
 }
 
+/* What an entry is charged: its allocation and its value's.  Tag nodes and
+ * names are charged separately (they are shared), tables likewise. */
+static size_t entry_cost(size_t klen, size_t ntags, const hc_value *v)
+{
+    return hc__alloc_cost(entry_size(klen, ntags)) + hc__value_footprint(v);
+}
+
+static size_t cost_of(const entry *e)
+{
+    return entry_cost(e->klen, e->ntags, e->value);
+}
+
 /* Open addressing with linear probing: a lookup scans the full hashes in
- * one or two slot lines and dereferences only the entry whose hash matches.
- * The slot repeats the entry's value pointer so that a hit can fetch the
- * value's line (its reference count) while it compares the key. */
+ * one slot line and dereferences only the entry whose hash matches. */
 typedef struct slot {
     uint64_t hash;
     entry *e; /* NULL = empty */
-    hc_value *v;
 } slot;
 
 typedef struct fifo {
@@ -94,12 +106,11 @@ typedef struct shard {
     pthread_rwlock_t lock; /* writers; readers only while a writer is in */
     atomic_int writer;     /* a writer holds or is taking the lock */
     slot *slots;
-    size_t nslots; /* power of two, at most 3/4 full */
+    size_t nslots; /* power of two, at most 3/4 full (7/8 when memory is short) */
     size_t count;
     size_t bytes;
     fifo q[2];
-    uint64_t *ghost; /* direct-mapped hashes of entries evicted from small */
-    size_t nghost;   /* power of two */
+    uint32_t *ghost; /* direct-mapped fingerprints of entries evicted from small; nslots */
     size_t sweep_cursor;
     hc_tagindex tags;
 } __attribute__((aligned(64))) shard;
@@ -116,6 +127,7 @@ struct hc_store {
     atomic_uint *readers;
     void *readers_mem;
     size_t reader_stride;
+    hc_tagdict tagdict;
     /* global reservations; written on puts and removals only, never on hits */
     char pad[64]; /* keep the shared counters off the read-mostly fields' line */
     atomic_size_t bytes_used;
@@ -207,27 +219,54 @@ static shard *shard_of(const hc_store *s, uint64_t hash)
     return &s->shards[hc_store_shard_index(s, hash)];
 }
 
+/* Tags an entry links: tags[] without the key (an entity's key is its own
+ * tag and is found through the table).  Returns the count kept in out. */
+static size_t tags_to_link(const char *key, size_t klen, const char *const *tags, size_t ntags,
+                           const char **out, bool *key_is_tag)
+{
+    size_t n = 0;
+    *key_is_tag = false;
+    for (size_t i = 0; i < ntags; i++) {
+        if (!*key_is_tag && strncmp(tags[i], key, klen) == 0 && tags[i][klen] == '\0')
+            *key_is_tag = true;
+        else
+            out[n++] = tags[i];
+    }
+    return n;
+}
+
 size_t hc_store_footprint(size_t klen, const hc_value *v, const char *const *tags, size_t ntags)
 {
-    /* the padding before the cold part (< 8 bytes) is left out, like the
-     * allocator's rounding, so that the count grows by one per key byte */
-    size_t n = sizeof(entry) + klen + 1 + sizeof(entry_cold) + ntags * sizeof(hc_taglink) +
-               hc__value_footprint(v);
-    for (size_t i = 0; i < ntags; i++)
-        n += strlen(tags[i]) + 1;
-    return n;
+    return entry_cost(klen, ntags, v) + hc_tagindex_cost(tags, ntags);
+}
+
+/* Bytes of a shard's slot and ghost tables beyond the initial ones. */
+static size_t table_cost(size_t nslots)
+{
+    return nslots > MIN_SLOTS ? hc__alloc_cost(nslots * sizeof(slot)) +
+                                    hc__alloc_cost(nslots * sizeof(uint32_t))
+                              : 0;
+}
+
+static hc_taglink *link_of(void *owner, const hc_tagnode *node)
+{
+    entry *e = owner;
+    hc_taglink *l = cold(e)->links;
+    while (l->node != node)
+        l++;
+    return l;
 }
 
 /* ------------------------------------------------------------------ setup */
 
-static hc_status shard_init(shard *sh)
+static hc_status shard_init(hc_store *s, shard *sh)
 {
     memset(sh, 0, sizeof *sh);
     sh->nslots = MIN_SLOTS;
-    sh->nghost = MIN_SLOTS;
     sh->slots = hc__calloc(sh->nslots, sizeof *sh->slots);
-    sh->ghost = hc__calloc(sh->nghost, sizeof *sh->ghost);
-    if (sh->slots == NULL || sh->ghost == NULL || hc_tagindex_init(&sh->tags) != HC_OK)
+    sh->ghost = hc__calloc(sh->nslots, sizeof *sh->ghost);
+    if (sh->slots == NULL || sh->ghost == NULL ||
+        hc_tagindex_init(&sh->tags, &s->tagdict, link_of) != HC_OK)
         goto fail;
     atomic_init(&sh->writer, 0);
     if (pthread_rwlock_init(&sh->lock, NULL) != 0) {
@@ -247,7 +286,7 @@ static void shard_destroy(shard *sh)
         entry *e = sh->slots[i].e;
         if (e != NULL) {
             hc_tagindex_unlink(&sh->tags, cold(e)->links, e->ntags);
-            hc_value_release(cold(e)->value);
+            hc_value_release(e->value);
             free(e);
         }
     }
@@ -268,32 +307,36 @@ hc_store *hc_store_new(const hc_store_config *cfg)
     while ((1u << bits) < s->nshards)
         bits++;
     s->shard_shift = 64 - (bits ? bits : 1);
+    atomic_init(&s->bytes_used, 0);
+    atomic_init(&s->entries_used, 0);
+    atomic_init(&s->evict_cursor, 0);
+    if (hc_tagdict_init(&s->tagdict, &s->bytes_used, cfg->max_bytes) != HC_OK) {
+        free(s);
+        return NULL;
+    }
     /* shards sit on their own cache lines: over-allocate and align by hand */
     s->shards_mem = hc__malloc(sizeof(shard) * s->nshards + 63);
-    if (s->shards_mem == NULL) {
+    s->reader_stride = (s->nshards * sizeof(atomic_uint) + 63) / 64 * (64 / sizeof(atomic_uint));
+    s->readers_mem = s->shards_mem != NULL
+                         ? hc__malloc(READER_STRIPES * s->reader_stride * sizeof(atomic_uint) + 63)
+                         : NULL;
+    if (s->readers_mem == NULL) {
+        free(s->shards_mem);
+        hc_tagdict_destroy(&s->tagdict);
         free(s);
         return NULL;
     }
     s->shards = (shard *)(((uintptr_t)s->shards_mem + 63) & ~(uintptr_t)63);
-    s->reader_stride = (s->nshards * sizeof(atomic_uint) + 63) / 64 * (64 / sizeof(atomic_uint));
-    s->readers_mem = hc__malloc(READER_STRIPES * s->reader_stride * sizeof(atomic_uint) + 63);
-    if (s->readers_mem == NULL) {
-        free(s->shards_mem);
-        free(s);
-        return NULL;
-    }
     s->readers = (atomic_uint *)(((uintptr_t)s->readers_mem + 63) & ~(uintptr_t)63);
     for (size_t i = 0; i < READER_STRIPES * s->reader_stride; i++)
         atomic_init(&s->readers[i], 0);
-    atomic_init(&s->bytes_used, 0);
-    atomic_init(&s->entries_used, 0);
-    atomic_init(&s->evict_cursor, 0);
     for (unsigned i = 0; i < s->nshards; i++) {
-        if (shard_init(&s->shards[i]) != HC_OK) {
+        if (shard_init(s, &s->shards[i]) != HC_OK) {
             while (i-- > 0)
                 shard_destroy(&s->shards[i]);
             free(s->readers_mem);
             free(s->shards_mem);
+            hc_tagdict_destroy(&s->tagdict);
             free(s);
             return NULL;
         }
@@ -307,6 +350,7 @@ void hc_store_free(hc_store *s)
         return;
     for (unsigned i = 0; i < s->nshards; i++)
         shard_destroy(&s->shards[i]);
+    hc_tagdict_destroy(&s->tagdict);
     free(s->readers_mem);
     free(s->shards_mem);
     free(s);
@@ -324,7 +368,7 @@ static void fifo_push(fifo *q, entry *e)
     else
         q->tail = e;
     q->head = e;
-    q->bytes += c->footprint;
+    q->bytes += cost_of(e);
 }
 
 static void fifo_unlink(fifo *q, entry *e)
@@ -338,18 +382,27 @@ static void fifo_unlink(fifo *q, entry *e)
         cold(c->qnext)->qprev = c->qprev;
     else
         q->tail = c->qprev;
-    q->bytes -= c->footprint;
+    q->bytes -= cost_of(e);
+}
+
+/* Ghost slots hold the low 32 bits of the hash with bit 0 set (0 marks an
+ * empty slot): the bits above the slot index tell hashes of one slot apart,
+ * and they re-index a ghost when the table grows.  A false match only sends
+ * a new entry to main early. */
+static uint32_t ghost_print(uint64_t hash)
+{
+    return (uint32_t)hash | 1;
 }
 
 static void ghost_add(shard *sh, uint64_t hash)
 {
-    sh->ghost[hash & (sh->nghost - 1)] = hash | 1; /* 0 marks an empty slot */
+    sh->ghost[hash & (sh->nslots - 1)] = ghost_print(hash);
 }
 
 static int ghost_take(shard *sh, uint64_t hash)
 {
-    uint64_t *g = &sh->ghost[hash & (sh->nghost - 1)];
-    if (*g != (hash | 1))
+    uint32_t *g = &sh->ghost[hash & (sh->nslots - 1)];
+    if (*g != ghost_print(hash))
         return 0;
     *g = 0;
     return 1;
@@ -369,17 +422,23 @@ static size_t do_find(const shard *sh, const char *key, size_t klen, uint64_t ha
             return NOT_FOUND;
         if (sl->hash != hash)
             continue;
-        __builtin_prefetch(sl->v, 1);
+        /* fetch the value's line (its reference count) while comparing */
+        __builtin_prefetch(sl->e->value, 1);
         if (sl->e->klen == klen && memcmp(sl->e->key, key, klen) == 0)
             return i;
     }
+}
+
+static uint64_t hash_of(const entry *e)
+{
+    return hc__hash(e->key, e->klen);
 }
 
 /* The slot holding e (which is in the table). */
 static size_t do_find_entry(const shard *sh, const entry *e)
 {
     size_t mask = sh->nslots - 1;
-    size_t i = cold(e)->hash & mask;
+    size_t i = hash_of(e) & mask;
     while (sh->slots[i].e != e)
         i = (i + 1) & mask;
     return i;
@@ -410,39 +469,73 @@ static void do_slot_clear(shard *sh, size_t i)
             i = j;
         }
     }
-    sh->slots[i] = (slot){0, NULL, NULL};
+    sh->slots[i] = (slot){0, NULL};
 }
 
-/* Double slots and ghost table once a new entry would pass 3/4 load.
- * 0 only when the table is full and could not grow. */
-static int do_make_room(shard *sh)
+enum room { ROOM_NONE, ROOM_OK, ROOM_NEEDS_BYTES };
+
+/*
+ * Make room for one more entry: double the slot and ghost tables once it
+ * would pass 3/4 load.  The growth is counted in bytes_used and must fit
+ * under max_bytes; when it does not, the table fills up to 7/8 first and
+ * then asks the caller to evict (ROOM_NEEDS_BYTES).  ROOM_NONE when no free
+ * slot would remain and nothing can be done (no memory, or allow_full and no
+ * bytes).  allow_full: nothing is left to evict, take the last free slots.
+ */
+static enum room do_make_room(hc_store *s, shard *sh, int allow_full)
 {
     if ((sh->count + 1) * 4 <= sh->nslots * 3)
-        return 1;
-    size_t nb = sh->nslots * 2;
+        return ROOM_OK;
+    size_t nb = sh->nslots * 2, extra = table_cost(nb) - table_cost(sh->nslots);
+    if (!hc__bytes_try_add(&s->bytes_used, extra, s->cfg.max_bytes)) {
+        if ((sh->count + 1) * 8 <= sh->nslots * 7)
+            return ROOM_OK;
+        if (!allow_full)
+            return ROOM_NEEDS_BYTES;
+        return sh->count + 1 < sh->nslots ? ROOM_OK : ROOM_NONE;
+    }
     slot *b = hc__calloc(nb, sizeof *b);
-    uint64_t *g = b != NULL ? hc__calloc(nb, sizeof *g) : NULL;
+    uint32_t *g = b != NULL ? hc__calloc(nb, sizeof *g) : NULL;
     if (g == NULL) {
         free(b);
+        atomic_fetch_sub(&s->bytes_used, extra);
         /* a fuller table is only slower, but one free slot must remain */
-        return sh->count + 1 < sh->nslots;
+        return sh->count + 1 < sh->nslots ? ROOM_OK : ROOM_NONE;
     }
     for (size_t i = 0; i < sh->nslots; i++)
         if (sh->slots[i].e != NULL)
             slots_place(b, nb, sh->slots[i]);
-    /* slot i holds (hash | 1) of a hash whose low bits are i: the new slot
-     * takes its low bits from i (bit 0 of the stored value is the marker) and
-     * the next bits from the stored value */
-    for (size_t i = 0; i < sh->nghost; i++)
+    /* slot i holds a print whose low bits are i: the new slot takes its low
+     * bits from i (bit 0 of the print is the marker) and the next from the print */
+    for (size_t i = 0; i < sh->nslots; i++)
         if (sh->ghost[i] != 0)
-            g[(sh->ghost[i] & (nb - 1) & ~(sh->nghost - 1)) | i] = sh->ghost[i];
+            g[(sh->ghost[i] & (nb - 1) & ~(sh->nslots - 1)) | i] = sh->ghost[i];
     free(sh->slots);
     free(sh->ghost);
     sh->slots = b;
-    sh->nslots = nb;
     sh->ghost = g;
-    sh->nghost = nb;
-    return 1;
+    sh->nslots = nb;
+    return ROOM_OK;
+}
+
+/* An emptied shard gives its grown tables back (uncounting them).  Every
+ * slot is empty, so shrinking reallocs move nothing that matters; if one
+ * fails the larger table stays, still counted. */
+static void do_shrink_if_empty(hc_store *s, shard *sh)
+{
+    if (sh->count != 0 || sh->nslots <= MIN_SLOTS)
+        return;
+    slot *b = realloc(sh->slots, MIN_SLOTS * sizeof *b);
+    if (b == NULL)
+        return;
+    sh->slots = b;
+    uint32_t *g = realloc(sh->ghost, MIN_SLOTS * sizeof *g);
+    if (g != NULL)
+        sh->ghost = g;
+    memset(sh->ghost, 0, MIN_SLOTS * sizeof *sh->ghost);
+    atomic_fetch_sub(&s->bytes_used, table_cost(sh->nslots));
+    sh->nslots = MIN_SLOTS;
+    sh->sweep_cursor = 0;
 }
 
 /* Unlink the entry in slot i from table, queue and tag index; queue it for freeing. */
@@ -451,16 +544,18 @@ static void do_remove_at(hc_store *s, shard *sh, size_t i, dead_list *dead,
 {
     entry *e = sh->slots[i].e;
     entry_cold *c = cold(e);
+    size_t cost = cost_of(e);
     do_slot_clear(sh, i);
     fifo_unlink(&sh->q[e->queue], e);
     hc_tagindex_unlink(&sh->tags, c->links, e->ntags);
     sh->count--;
-    sh->bytes -= c->footprint;
-    atomic_fetch_sub(&s->bytes_used, c->footprint);
+    sh->bytes -= cost;
+    atomic_fetch_sub(&s->bytes_used, cost);
     atomic_fetch_sub(&s->entries_used, 1);
-    c->dead_reason = (unsigned char)reason;
-    c->dead_next = dead->head;
+    e->queue = (uint8_t)reason;
+    c->qnext = dead->head;
     dead->head = e;
+    do_shrink_if_empty(s, sh);
 }
 
 static void do_remove(hc_store *s, shard *sh, entry *e, dead_list *dead, hc_evict_reason reason)
@@ -478,11 +573,10 @@ static void bury(hc_store *s, dead_list *dead)
 {
     entry *e = dead->head;
     while (e != NULL) {
-        entry_cold *c = cold(e);
-        entry *next = c->dead_next;
-        if (c->dead_reason != HC_EVICT_NONE && s->cfg.on_evict != NULL)
-            s->cfg.on_evict(s->cfg.evict_ctx, e->key, c->hash, (hc_evict_reason)c->dead_reason);
-        hc_value_release(cold(e)->value);
+        entry *next = cold(e)->qnext;
+        if (e->queue != HC_EVICT_NONE && s->cfg.on_evict != NULL)
+            s->cfg.on_evict(s->cfg.evict_ctx, e->key, hash_of(e), (hc_evict_reason)e->queue);
+        hc_value_release(e->value);
         free(e);
         e = next;
     }
@@ -512,7 +606,7 @@ static int do_evict_one(hc_store *s, shard *sh, dead_list *dead, uint64_t now)
             }
             int expired = is_expired(e, now);
             if (!expired)
-                ghost_add(sh, cold(e)->hash);
+                ghost_add(sh, hash_of(e));
             do_remove(s, sh, e, dead, expired ? HC_EVICT_EXPIRED : HC_EVICT_CAPACITY);
             return 1;
         }
@@ -549,36 +643,19 @@ static int evict_somewhere(hc_store *s)
     return 0;
 }
 
-/* Add n to *ctr unless that passes limit (0 = no limit). */
-static int try_add(atomic_size_t *ctr, size_t n, size_t limit)
-{
-    size_t cur = atomic_load(ctr);
-    do {
-        if (limit != 0 && (cur > limit || limit - cur < n))
-            return 0;
-    } while (!atomic_compare_exchange_weak(ctr, &cur, cur + n));
-    return 1;
-}
-
 /* Reserve room for one entry of fp bytes, evicting as needed.  0 when
  * nothing is left to evict (the rest is reserved by concurrent puts). */
 static int reserve(hc_store *s, size_t fp)
 {
     for (;;) {
-        if (try_add(&s->bytes_used, fp, s->cfg.max_bytes)) {
-            if (try_add(&s->entries_used, 1, s->cfg.max_entries))
+        if (hc__bytes_try_add(&s->bytes_used, fp, s->cfg.max_bytes)) {
+            if (hc__bytes_try_add(&s->entries_used, 1, s->cfg.max_entries))
                 return 1;
             atomic_fetch_sub(&s->bytes_used, fp);
         }
         if (!evict_somewhere(s))
             return 0;
     }
-}
-
-static void unreserve(hc_store *s, size_t fp)
-{
-    atomic_fetch_sub(&s->bytes_used, fp);
-    atomic_fetch_sub(&s->entries_used, 1);
 }
 
 /* ------------------------------------------------------------------ operations */
@@ -614,7 +691,7 @@ hc_status hc_store_get(hc_store *s, const char *key, size_t klen, uint64_t hash,
     unsigned f = atomic_load_explicit(&e->freq, memory_order_relaxed);
     if (f < FREQ_MAX) /* racing readers may lose a bump: it is only a hint */
         atomic_store_explicit(&e->freq, f + 1, memory_order_relaxed);
-    *out = hc_value_retain(sh->slots[i].v);
+    *out = hc_value_retain(e->value);
     read_unlock(sh, rd);
     return HC_OK;
 }
@@ -640,42 +717,58 @@ static void do_incremental_sweep(hc_store *s, shard *sh, dead_list *dead)
     }
 }
 
-static entry *entry_new(const char *key, size_t klen, uint64_t hash, size_t ntags,
-                        uint64_t expires_at, size_t fp)
+static entry *entry_new(const char *key, size_t klen, size_t ntags, bool key_is_tag,
+                        uint64_t expires_at, hc_value *v)
 {
     entry *e = hc__malloc(entry_size(klen, ntags));
     if (e == NULL)
         return NULL;
-    memset(e, 0, sizeof *e);
     e->expires = expires_at;
+    e->value = v;
+    e->klen = (uint16_t)klen;
+    e->ntags = (uint8_t)ntags;
     atomic_init(&e->freq, 0);
-    e->ntags = (uint16_t)ntags;
-    e->klen = (uint32_t)klen;
+    e->queue = Q_SMALL;
+    e->flags = key_is_tag ? KEY_IS_TAG : 0;
     memcpy(e->key, key, klen);
     e->key[klen] = '\0';
     entry_cold *c = cold(e);
-    memset(c, 0, sizeof *c);
-    c->hash = hash;
-    c->footprint = fp;
+    c->qprev = c->qnext = NULL;
     return e;
 }
 
+/* Report a put refused for want of room as a capacity eviction. */
+static void no_room(hc_store *s, entry *e)
+{
+    if (s->cfg.on_evict != NULL)
+        s->cfg.on_evict(s->cfg.evict_ctx, e->key, hash_of(e), HC_EVICT_CAPACITY);
+}
+
+/*
+ * Bytes: the put reserves its entry, its value and the most its tags could
+ * cost (every node and name new) before taking the shard lock, so the bound
+ * holds whatever happens under it; linking the tags returns what they did
+ * not need.  held is what this put still holds of its reservation.
+ */
 hc_status hc_store_put(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value *v,
                        const char *const *tags, size_t ntags, uint64_t expires_at,
                        hc_store_guard_fn guard, void *guard_ctx, bool *stored, hc_error *err)
 {
     *stored = false;
-    size_t fp = hc_store_footprint(klen, v, tags, ntags);
-    if (fp > s->cfg.max_bytes)
+    const char *linked[HC_MAX_TAGS];
+    bool key_is_tag;
+    size_t nlinked = tags_to_link(key, klen, tags, ntags, linked, &key_is_tag);
+    size_t own = entry_cost(klen, nlinked, v), tag_max = hc_tagindex_cost(linked, nlinked);
+    size_t held = own + tag_max;
+    if (held > s->cfg.max_bytes)
         return hc_error_set(err, HC_ERR_TOO_LARGE,
-                            "entry of %zu bytes exceeds the cache limit of %zu bytes", fp,
+                            "entry of %zu bytes exceeds the cache limit of %zu bytes", held,
                             s->cfg.max_bytes);
-    entry *e = entry_new(key, klen, hash, ntags, expires_at, fp);
+    entry *e = entry_new(key, klen, nlinked, key_is_tag, expires_at, v);
     if (e == NULL)
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory storing an entry");
-    if (!reserve(s, fp)) {
-        if (s->cfg.on_evict != NULL)
-            s->cfg.on_evict(s->cfg.evict_ctx, e->key, hash, HC_EVICT_CAPACITY);
+    if (!reserve(s, held)) {
+        no_room(s, e);
         free(e);
         return HC_OK;
     }
@@ -683,27 +776,42 @@ hc_status hc_store_put(hc_store *s, const char *key, size_t klen, uint64_t hash,
     shard *sh = shard_of(s, hash);
     dead_list dead = {NULL};
     hc_status st = HC_OK;
+    int allow_full = 0;
     write_lock(s, sh);
-    if (guard != NULL && !guard(guard_ctx))
-        goto refused;
-    if (hc_tagindex_link(&sh->tags, cold(e)->links, tags, ntags, e) != HC_OK) {
+    for (;;) {
+        if (guard != NULL && !guard(guard_ctx))
+            goto refused;
+        enum room r = do_make_room(s, sh, allow_full);
+        if (r == ROOM_OK)
+            break;
+        if (r == ROOM_NONE) {
+            if (allow_full)
+                no_room(s, e);
+            else
+                st = hc_error_set(err, HC_ERR_NOMEM, "out of memory growing the table");
+            goto refused;
+        }
+        /* the table's growth needs bytes: evict (no lock held) and look again */
+        write_unlock(sh);
+        allow_full = !evict_somewhere(s);
+        write_lock(s, sh);
+    }
+    size_t charged = 0;
+    if (hc_tagindex_link(&sh->tags, cold(e)->links, linked, nlinked, e, &charged) != HC_OK) {
+        held -= charged; /* the index uncounted what it made */
         st = hc_error_set(err, HC_ERR_NOMEM, "out of memory indexing tags");
         goto refused;
     }
-    if (!do_make_room(sh)) {
-        hc_tagindex_unlink(&sh->tags, cold(e)->links, ntags);
-        st = hc_error_set(err, HC_ERR_NOMEM, "out of memory growing the table");
-        goto refused;
-    }
+    atomic_fetch_sub(&s->bytes_used, tag_max - charged);
     size_t old = do_find(sh, key, klen, hash);
     if (old != NOT_FOUND)
         do_remove_at(s, sh, old, &dead, HC_EVICT_NONE); /* replaced, not evicted */
-    slots_place(sh->slots, sh->nslots, (slot){hash, e, v});
-    cold(e)->value = hc_value_retain(v);
+    slots_place(sh->slots, sh->nslots, (slot){hash, e});
+    hc_value_retain(v);
     e->queue = ghost_take(sh, hash) ? Q_MAIN : Q_SMALL;
     fifo_push(&sh->q[e->queue], e);
     sh->count++;
-    sh->bytes += fp;
+    sh->bytes += own;
     do_incremental_sweep(s, sh, &dead);
     write_unlock(sh);
     bury(s, &dead);
@@ -712,7 +820,8 @@ hc_status hc_store_put(hc_store *s, const char *key, size_t klen, uint64_t hash,
 
 refused:
     write_unlock(sh);
-    unreserve(s, fp);
+    atomic_fetch_sub(&s->bytes_used, held);
+    atomic_fetch_sub(&s->entries_used, 1);
     free(e);
     return st;
 }
@@ -736,6 +845,7 @@ size_t hc_store_remove(hc_store *s, const char *key, size_t klen, uint64_t hash)
 size_t hc_store_remove_tag(hc_store *s, const char *tag, size_t tlen, uint64_t hash)
 {
     size_t n = 0;
+    shard *own = shard_of(s, hash);
     for (unsigned i = 0; i < s->nshards; i++) {
         shard *sh = &s->shards[i];
         dead_list dead = {NULL};
@@ -743,6 +853,12 @@ size_t hc_store_remove_tag(hc_store *s, const char *tag, size_t tlen, uint64_t h
         write_lock(s, sh);
         while ((e = hc_tagindex_any(&sh->tags, tag, tlen, hash)) != NULL) {
             do_remove(s, sh, e, &dead, HC_EVICT_NONE);
+            n++;
+        }
+        /* an entity whose key is the tag is not in the index: the table finds it */
+        size_t k = sh == own ? do_find(sh, tag, tlen, hash) : NOT_FOUND;
+        if (k != NOT_FOUND && (sh->slots[k].e->flags & KEY_IS_TAG)) {
+            do_remove_at(s, sh, k, &dead, HC_EVICT_NONE);
             n++;
         }
         write_unlock(sh);
@@ -793,4 +909,33 @@ void hc_store_usage(const hc_store *s, size_t *entries, size_t *bytes)
     hc_store *m = (hc_store *)s;
     *entries = atomic_load(&m->entries_used);
     *bytes = atomic_load(&m->bytes_used);
+}
+
+void hc_store_bytes_split(hc_store *s, hc_store_bytes *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t entries_cost = 0;
+    for (unsigned i = 0; i < s->nshards; i++) {
+        shard *sh = &s->shards[i];
+        write_lock(s, sh);
+        for (size_t k = 0; k < sh->nslots; k++) {
+            const entry *e = sh->slots[k].e;
+            if (e == NULL)
+                continue;
+            size_t vlen = hc_value_len(e->value), links = e->ntags * sizeof(hc_taglink);
+            size_t ecost = hc__alloc_cost(entry_size(e->klen, e->ntags));
+            out->entries++;
+            out->key += e->klen;
+            out->value_data += vlen;
+            out->value_header += hc__value_footprint(e->value) - vlen;
+            out->tag_links += links;
+            out->entry_header += ecost - e->klen - links;
+            entries_cost += cost_of(e);
+        }
+        out->tables += table_cost(sh->nslots);
+        write_unlock(sh);
+    }
+    out->counted = atomic_load(&s->bytes_used);
+    size_t known = entries_cost + out->tables;
+    out->tag_shared = out->counted > known ? out->counted - known : 0;
 }

@@ -11,10 +11,45 @@
  * reference count.  The byte/entry bound is global: a put first reserves its
  * footprint in two global atomic counters, evicting from shards in turn
  * (each under its own lock, never two at once) until the reservation fits,
- * so the store never holds more than max_bytes / max_entries.
+ * so the store never holds more than max_bytes / max_entries.  The store's
+ * tag dictionary has a mutex of its own, taken under a shard lock, never
+ * the other way round.
  * Removed entries are freed, and evictions reported through on_evict, after
  * the shard lock is released.  Every function is thread-safe except
  * hc_store_free.
+ *
+ * Bytes (bytes_used counts all of it, each allocation at hc__alloc_cost:
+ * glibc's chunk, the request + 8 rounded up to 16, at least 32; 64-bit):
+ *
+ *   part            field                          bytes   read by a hit
+ *   entry, hot      expires (clock ms, 0 = never)      8   yes
+ *                   value pointer                      8   yes
+ *                   klen (<= HC_MAX_KEY_LEN)           2   yes
+ *                   ntags (linked tags)                1
+ *                   freq (2-bit S3-FIFO counter)       1   yes (bumped)
+ *                   queue / reason once removed        1
+ *                   flags (key is one of its tags)     1
+ *                   key + NUL                   klen + 1   yes
+ *                   padding to 8                     0-7
+ *   entry, cold     qprev, qnext (FIFO; qnext is       16
+ *                   the dead list once removed)
+ *                   per linked tag: node, prev,    24 each
+ *                   next entry (hc_taglink)
+ *   allocation      malloc's size word + rounding   8-23
+ *   value           refs 4 + len 4 + data + NUL  len + 9  (+ malloc's 8-23)
+ *   slot table      hash 8 + entry pointer 8          16 / slot
+ *   ghost table     32-bit hash fingerprint            4 / slot
+ *                   (slots: load 3/8..3/4, so 27-53 B per entry)
+ *   tag node        chain, name, first entry      24 (32) per tag per shard
+ *   tag name        chain 8, hash 8, refs 4,  24 + len + 1 per distinct tag
+ *                   len 4, text + NUL
+ *   bucket arrays   8 per node or name, counted once grown past 16
+ *
+ * An entity's own tag (the tag equal to its key) is not linked at all: the
+ * KEY_IS_TAG flag marks it and hc_store_remove_tag finds it in the table.
+ * The hash is not stored in the entry (the slot has it; the cold paths that
+ * start from an entry hash the key again).  Each shard's first 16 slots and
+ * buckets are the empty store's fixed cost, not counted.
  */
 #ifndef HC_STORE_H
 #define HC_STORE_H
@@ -74,7 +109,25 @@ size_t hc_store_clear(hc_store *s);
 size_t hc_store_sweep(hc_store *s);
 
 void hc_store_usage(const hc_store *s, size_t *entries, size_t *bytes);
-/* Bytes an entry would occupy (key, value, tags, overhead). */
+/* The most bytes an entry can be charged (entry, value, and its tags' nodes
+ * and names when all are new). */
 size_t hc_store_footprint(size_t klen, const hc_value *v, const char *const *tags, size_t ntags);
+
+/* Where the bytes go, summed over every entry (for benchmarks and tests). */
+typedef struct hc_store_bytes {
+    size_t entries;
+    size_t key;          /* key bytes (no NUL) */
+    size_t value_data;   /* hc_value_len */
+    size_t value_header; /* value allocations beyond their data */
+    size_t entry_header; /* entry allocations beyond key bytes and tag links */
+    size_t tag_links;    /* hc_taglink bytes inside entries */
+    size_t tables;       /* grown slot and ghost tables */
+    size_t counted;      /* bytes_used */
+    size_t tag_shared;   /* the rest of counted: tag nodes, names, grown bucket arrays */
+} hc_store_bytes;
+
+/* Walks every shard under its lock; a consistent total when no other thread
+ * writes meanwhile. */
+void hc_store_bytes_split(hc_store *s, hc_store_bytes *out);
 
 #endif

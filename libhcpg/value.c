@@ -5,17 +5,23 @@
 #include "config.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <stdlib.h>
 
 #include "alloc.h"
 #include "value.h"
 
+/* 8 bytes of header: a 32-bit count and length (HC_MAX_VALUE_LEN < 2^32).
+ * 2^32 references to one value at once would wrap the count; no cache holds
+ * that many (each reference is a live caller or entry). */
 struct hc_value {
-    atomic_size_t refs;
-    size_t len;
+    atomic_uint refs;
+    uint32_t len;
     char data[];
 };
+
+_Static_assert(HC_MAX_VALUE_LEN < UINT32_MAX, "hc_value.len is 32 bits");
 
 HC_EXTERN hc_value *hc_value_alloc(size_t len, void **data_out)
 {
@@ -25,7 +31,7 @@ HC_EXTERN hc_value *hc_value_alloc(size_t len, void **data_out)
     if (v == NULL)
         return NULL;
     atomic_init(&v->refs, 1);
-    v->len = len;
+    v->len = (uint32_t)len;
     v->data[len] = '\0';
     if (data_out != NULL)
         *data_out = v->data;
@@ -69,5 +75,5 @@ HC_EXTERN void hc_value_release(hc_value *v)
 
 size_t hc__value_footprint(const hc_value *v)
 {
-    return sizeof *v + v->len + 1;
+    return hc__alloc_cost(sizeof *v + v->len + 1);
 }

@@ -11,6 +11,21 @@
 #include <string.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#include <sanitizer/allocator_interface.h>
+#define HEAP_IN_USE() __sanitizer_get_current_allocated_bytes()
+#elif defined(__GLIBC__)
+#include <malloc.h>
+static size_t heap_in_use_glibc(void)
+{
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+}
+#define HEAP_IN_USE() heap_in_use_glibc()
+#else
+#define HEAP_IN_USE() ((size_t)0)
+#endif
+
 #include "core_test.h"
 #include "hash.h"
 #include "hc_test.h"
@@ -86,10 +101,17 @@ START_TEST(test_bytes_count_key_value_tags_and_overhead)
     put_str(c, "k", "v", NULL);
     size_t plain = diag(c).bytes_used;
     ck_assert_uint_gt(plain, 2); /* overhead is counted, not just the payload */
-    put_str(c, "k", "vvvvvvvvvv", NULL);
-    ck_assert_uint_eq(diag(c).bytes_used, plain + 9);
+    /* allocations are counted as malloc's chunks: 16-byte steps */
+    char hundred[101];
+    memset(hundred, 'v', 100);
+    hundred[100] = '\0';
+    put_str(c, "k", hundred, NULL);
+    size_t bigger = diag(c).bytes_used;
+    ck_assert_uint_ge(bigger, plain + 99 - 15);
+    ck_assert_uint_le(bigger, plain + 99 + 15);
     put_str(c, "kkkk", "v", NULL);
-    ck_assert_uint_eq(diag(c).bytes_used, plain + 9 + plain + 3);
+    ck_assert_uint_ge(diag(c).bytes_used, bigger + plain + 3 - 15);
+    ck_assert_uint_le(diag(c).bytes_used, bigger + plain + 3 + 15);
     hc_flush(c, NULL);
     put_str(c, "k", "v", HC_OPTS(.tags = HC_TAGS("tag1")));
     ck_assert_uint_gt(diag(c).bytes_used, plain + 4);
@@ -230,6 +252,138 @@ START_TEST(test_ghosts_survive_table_growth)
 }
 END_TEST
 
+/* An entity's own tag (equal to its key) costs nothing beyond the entry, yet
+ * invalidating that tag still removes it, and only it. */
+START_TEST(test_entity_key_that_is_its_tag_is_stored_once)
+{
+    hc_cache *c = new_cache(1 << 20, 0, 4);
+    put_str(c, "user:1", "alice", NULL);
+    size_t untagged = diag(c).bytes_used;
+    ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
+    put_str(c, "user:1", "alice", HC_OPTS(.tags = HC_TAGS("user:1")));
+    ck_assert_uint_eq(diag(c).bytes_used, untagged);
+    /* a plain entry whose key merely looks like a tag is not tagged by it */
+    put_str(c, "user:2", "bob", NULL);
+    ck_assert_int_eq(hc_invalidate_tag(c, "user:2", NULL), HC_OK);
+    ck_assert_cached(c, "user:2", "bob");
+    ck_assert_int_eq(hc_invalidate_tag(c, "user:1", NULL), HC_OK);
+    ck_assert_missing(c, "user:1");
+    ck_assert_cached(c, "user:2", "bob");
+    /* the own tag beside a shared one: each removes it */
+    put_str(c, "user:3", "carol", HC_OPTS(.tags = HC_TAGS("user:3", "user:*")));
+    ck_assert_int_eq(hc_invalidate_tag(c, "user:*", NULL), HC_OK);
+    ck_assert_missing(c, "user:3");
+    put_str(c, "user:3", "carol", HC_OPTS(.tags = HC_TAGS("user:*", "user:3")));
+    ck_assert_int_eq(hc_invalidate_tag(c, "user:3", NULL), HC_OK);
+    ck_assert_missing(c, "user:3");
+    ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
+    ck_assert_uint_eq(diag(c).bytes_used, 0);
+    hc_cache_free(c);
+}
+END_TEST
+
+/* A tag shared by many entries is stored once per store (and one small node
+ * per shard): each further entry pays only its 24-byte link. */
+START_TEST(test_shared_tags_are_interned)
+{
+    enum { N = 2000 };
+    char key[32];
+    const char *tag = "a-rather-long-table-wide-tag-name-for-this-test:*";
+    hc_cache *c = new_cache(64 << 20, 0, 16);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "row:%d", i);
+        put_str(c, key, "v", NULL);
+    }
+    size_t untagged = diag(c).bytes_used;
+    ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "row:%d", i);
+        put_str(c, key, "v", HC_OPTS(.tags = HC_TAGS(tag)));
+    }
+    size_t tagged = diag(c).bytes_used;
+    /* 24 bytes of link per entry (which may cross a 16-byte malloc step),
+     * plus one name and at most 16 nodes */
+    ck_assert_uint_le(tagged - untagged, N * 32 + 16 * 32 + 128);
+    ck_assert_int_eq(hc_invalidate_tag(c, tag, NULL), HC_OK);
+    ck_assert_uint_eq(diag(c).entries, 0);
+    ck_assert_uint_eq(diag(c).bytes_used, 0);
+    hc_cache_free(c);
+}
+END_TEST
+
+/* Whether HEAP_IN_USE sees this process's allocations (valgrind's malloc,
+ * for one, is not glibc's). */
+static int heap_measurable(void)
+{
+    enum { BLOCKS = 256, SIZE = 4000 };
+    static void *p[BLOCKS];
+    size_t h0 = HEAP_IN_USE();
+    for (int i = 0; i < BLOCKS; i++)
+        p[i] = malloc(SIZE);
+    size_t h1 = HEAP_IN_USE();
+    for (int i = 0; i < BLOCKS; i++)
+        free(p[i]);
+    return h1 >= h0 + BLOCKS * SIZE && h1 - h0 < 2 * BLOCKS * SIZE;
+}
+
+/*
+ * bytes_used counts everything the cache stores: entries, values, tag nodes
+ * and names, grown tables.  Measured from outside: the heap the process
+ * holds beyond the empty cache's never exceeds bytes_used (plus the few
+ * freed chunks malloc keeps in its per-thread cache, which it reports as in
+ * use), and bytes_used never exceeds max_bytes, through fills, evictions and
+ * invalidations with many distinct keys and tags.
+ */
+START_TEST(test_bytes_used_covers_the_heap_and_stays_bounded)
+{
+    enum { PUTS = 30000 };
+    const size_t limit = 2 << 20, slack = 64 << 10;
+    int measurable = heap_measurable();
+    hc_cache *c = new_cache(limit, 0, 8);
+    put_str(c, "warm", "up", HC_OPTS(.tags = HC_TAGS("warm-tag")));
+    hc_remove(c, "warm", NULL);
+    size_t h0 = HEAP_IN_USE();
+    static char buf[400];
+    memset(buf, 'v', sizeof buf);
+    size_t peak_heap = 0, peak_used = 0;
+    for (int i = 0; i < PUTS; i++) {
+        char key[32], own[32], shared[32], distinct[32];
+        snprintf(key, sizeof key, "entity:%d", i);
+        snprintf(own, sizeof own, "entity:%d", i);
+        snprintf(shared, sizeof shared, "collection:%d", i % 97);
+        snprintf(distinct, sizeof distinct, "distinct-tag-number:%d", i);
+        size_t len = (size_t)(i * 7919) % sizeof buf;
+        ck_assert_int_eq(hc_put(c, key, buf, len,
+                                HC_OPTS(.tags = HC_TAGS(own, shared, distinct, "table:*")), NULL),
+                         HC_OK);
+        if (i % 1000 == 999)
+            ck_assert_int_eq(hc_invalidate_tag(c, shared, NULL), HC_OK);
+        if (i % 250 == 0 || i == PUTS - 1) {
+            hc_diagnostics d = diag(c);
+            ck_assert_uint_le(d.bytes_used, limit);
+            size_t h = HEAP_IN_USE();
+            size_t grown = h > h0 ? h - h0 : 0;
+            if (measurable)
+                ck_assert_msg(grown <= d.bytes_used + slack,
+                              "heap grew %zu bytes, bytes_used %zu (%zu entries)", grown,
+                              d.bytes_used, d.entries);
+            if (grown > peak_heap)
+                peak_heap = grown;
+            if (d.bytes_used > peak_used)
+                peak_used = d.bytes_used;
+        }
+    }
+    hc_diagnostics d = diag(c);
+    ck_assert_uint_gt(d.stats.evictions_capacity, 0); /* the bound was reached */
+    ck_assert_uint_gt(peak_used, limit - limit / 8);
+    if (measurable)
+        ck_assert_uint_gt(peak_heap, limit / 2); /* the measure saw the cache */
+    ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
+    ck_assert_uint_eq(diag(c).bytes_used, 0);
+    hc_cache_free(c);
+}
+END_TEST
+
 /* Run this program to print hc__hash of a fixed key; the value it printed. */
 static uint64_t hash_in_new_process(void)
 {
@@ -292,6 +446,9 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_ghosts_survive_table_growth);
     tcase_add_test(tc, test_removals_keep_every_other_key_reachable);
     tcase_add_test(tc, test_hash_is_stable_in_a_process_and_seeded_per_process);
+    tcase_add_test(tc, test_entity_key_that_is_its_tag_is_stored_once);
+    tcase_add_test(tc, test_shared_tags_are_interned);
+    tcase_add_test(tc, test_bytes_used_covers_the_heap_and_stays_bounded);
     suite_add_tcase(s, tc);
     return s;
 }
