@@ -576,12 +576,13 @@ START_TEST(test_a_request_that_never_finishes_is_closed_at_its_deadline)
 }
 END_TEST
 
-/* A prompt request still gets its full reply with a short deadline, and
- * stopping with stalled connections open returns. */
+/* Prompt requests still get their full reply with a short deadline (a few
+ * seconds: a loaded machine must not fail it), and stopping with a stalled
+ * connection open returns. */
 START_TEST(test_prompt_requests_are_served_under_a_short_deadline)
 {
     hc_registry *r = hc_registry_new(NULL);
-    hc_actuator *a = start_cfg(r, (hc_actuator_config){.request_timeout_s = 1});
+    hc_actuator *a = start_cfg(r, (hc_actuator_config){.request_timeout_s = 5});
     unsigned short p = hc_actuator_port(a);
     int fd = slow_request(p, "127.0.0.1");
     for (int i = 0; i < 5; i++) {

@@ -547,9 +547,8 @@ START_TEST(test_snapshots_match_the_golden_file)
     golden_add(&all, "health", s);
     golden_add(&all, "prometheus", prom_of(reg));
 
-    const char *dir = getenv("srcdir");
     char path[4096];
-    snprintf(path, sizeof path, "%s/tests/unit/registry_golden.txt", dir ? dir : ".");
+    hc_test_srcpath("tests/unit/registry_golden.txt", path, sizeof path);
     if (getenv("HC_GOLDEN_WRITE") != NULL) {
         FILE *f = fopen(path, "w");
         ck_assert_ptr_nonnull(f);
