@@ -380,8 +380,9 @@ START_TEST(bench_and_compare)
     ck_assert_int_eq(r.status, 200);
     ck_json(r, "errors", "0");
     ck_json(r, "loads", "50");
-    ck_json(r, "hits", "2950");
-    ck_json(r, "misses", "50");
+    /* a caller joining another's load counts as a miss too: only the sum is exact */
+    ck_assert_int_eq(atoi(jstr(r.json, "hits")) + atoi(jstr(r.json, "misses")), 3000);
+    ck_assert_int_ge(atoi(jstr(r.json, "misses")), 50);
     double p50 = json_number_value(json_object_get(json_object_get(r.json, "latency_us"), "p50"));
     double p99 = json_number_value(json_object_get(json_object_get(r.json, "latency_us"), "p99"));
     ck_assert(p50 > 0 && p50 <= p99);
