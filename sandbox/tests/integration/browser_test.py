@@ -112,6 +112,23 @@ def main():
         with open(shot, "wb") as f:
             f.write(png)
         print("screenshot:", shot)
+        # the other panels: a benchmark compare and the scenario editor
+        for label in ("first", "second"):
+            b.s("POST", "/execute/sync", {"script": "document.getElementById('b-req').value = 2000;"
+                                          "document.getElementById('b-label').value = arguments[0];",
+                                          "args": [label]})
+            b.s("POST", "/element/%s/click" % b.find("#b-run"), {})
+            b.wait_text("#b-out", lambda t: t.startswith("HTTP 200") and label in t)
+        b.wait_text("#b-runs", lambda t: "second" in t)
+        b.s("POST", "/element/%s/click" % b.find("#b-compare"), {})
+        verdict = b.wait_text("#b-out", lambda t: t.startswith("verdict: "))
+        check(verdict.split("\n")[0] in ("verdict: b faster", "verdict: b slower",
+                                          "verdict: no clear difference"),
+              "the benchmark compare shows a verdict (%s)" % verdict.split("\n")[0])
+        b.wait_text("#sc-pick", lambda t: "scenarios/golden.json" in t)
+        b.s("POST", "/element/%s/click" % b.find("#sc-run"), {})
+        sc = b.wait_text("#sc-status", lambda t: t.startswith("PASSED") or t.startswith("FAILED"))
+        check(sc.startswith("PASSED") and " 0 failed" in sc, "the golden scenario passes from the editor (%s)" % sc)
     finally:
         b.quit()
 
