@@ -21,6 +21,8 @@ static void inside(const char *p, size_t n, const char *buf, size_t len)
     if (p < buf || p + n > buf + len) abort();
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *buf = malloc(size ? size : 1);
