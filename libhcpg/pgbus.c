@@ -167,6 +167,7 @@ void hc__pgbus_down(hc_pg_bus *pb, bool was_listening, const char *why)
     hc__pubq_fail_inflight(&pb->q);
     pb->conn_gen++;
     pb->st.backend_pid = 0;
+    snprintf(pb->st.last_error, sizeof pb->st.last_error, "%s", detail);
     if (was_listening) pb->st.disconnects++;
     else pb->st.connect_failures++;
     pthread_cond_broadcast(&pb->cond);

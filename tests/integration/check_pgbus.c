@@ -1282,6 +1282,60 @@ START_TEST(test_wal_bad_publication_names_are_refused)
 }
 END_TEST
 
+/* A cluster of its own with wal_level = replica (restarted once). */
+static hc_test_cluster g_replica_cluster;
+static bool g_replica_ok; /* restarted with wal_level = replica */
+
+static void replica_cluster_setup(void)
+{
+    if (!hc_test_private_cluster_start(&g_replica_cluster)) return;
+    hc_test_use_cluster(&g_replica_cluster);
+    PGconn *c = PQconnectdb(hc_test_conninfo());
+    PGresult *r = PQexec(c, "ALTER SYSTEM SET wal_level = replica");
+    bool set = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    PQfinish(c);
+    g_replica_ok = set && hc_test_private_cluster_stop_server(&g_replica_cluster) &&
+                   hc_test_private_cluster_start_server(&g_replica_cluster);
+}
+
+static void replica_cluster_teardown(void)
+{
+    hc_test_use_cluster(NULL);
+    hc_test_private_cluster_stop(&g_replica_cluster);
+}
+
+START_TEST(test_wal_transport_without_logical_wal_level_says_why_and_stays_bypassed)
+{
+    if (g_replica_cluster.unavailable) {
+        fprintf(stderr, "check_pgbus: wal_level test skipped: %s", g_replica_cluster.error);
+        return;
+    }
+    ck_assert_msg(g_replica_ok, "cluster with wal_level = replica: %s", g_replica_cluster.error);
+    hc_pg_bus_config cfg = bus_cfg(NULL, HC_PG_BUS_THREAD);
+    cfg.transport = HC_PG_BUS_WAL;
+    hc_pg_bus *b = new_bus_cfg(&cfg);
+    hc_cache *c = new_cache();
+    hc_pg_bus_attach(b, c, NULL);
+    hc_error err;
+    ck_assert_int_eq(hc_pg_bus_sync(b, 500, &err), HC_TIMEOUT);
+    hc_pg_bus_stats bs;
+    hc_pg_bus_get_stats(b, &bs);
+    ck_assert_uint_ge(bs.connect_failures, 1);
+    ck_assert_msg(strstr(bs.last_error, "wal_level = logical") != NULL, "last_error: %s", bs.last_error);
+    ck_assert_int_eq(hc_pg_bus_state(b), HC_BUS_CONNECTING);
+    ck_assert(hc_cache_bypass(c));
+    hc_pg_bus_free(b);
+    hc_cache_free(c);
+    /* The NOTIFY transport works on the same server. */
+    cfg.transport = HC_PG_BUS_NOTIFY;
+    b = new_bus_cfg(&cfg);
+    wait_listening(b);
+    sync_ok(b);
+    hc_pg_bus_free(b);
+}
+END_TEST
+
 /* The tests every transport must pass. */
 static void add_common(TCase *t)
 {
@@ -1348,5 +1402,10 @@ int main(void)
     add_faults(tcase(s, "wal-faults", use_wal));
     add_restart(s, "restart", use_notify);
     add_restart(s, "wal-restart", use_wal);
+    TCase *tl = tcase_create("wal-level");
+    tcase_add_unchecked_fixture(tl, replica_cluster_setup, replica_cluster_teardown);
+    tcase_set_timeout(tl, 60);
+    tcase_add_test(tl, test_wal_transport_without_logical_wal_level_says_why_and_stays_bypassed);
+    suite_add_tcase(s, tl);
     return hc_test_run_suite(s);
 }

@@ -251,6 +251,9 @@ typedef struct hc_pg_bus_stats {
     double notify_queue_usage;   /* last pg_notification_queue_usage(), -1 unknown */
     int backend_pid;             /* listener's backend (WAL: the walsender), 0 when not connected */
     uint64_t wal_applied_lsn;    /* WAL: stream position applied (and reported flushed) */
+    char last_error[256];        /* why the last connection attempt failed or the last
+                                    connection was lost ("" if never), e.g. "the WAL
+                                    transport needs wal_level = logical (it is replica)" */
 } hc_pg_bus_stats;
 
 /*
