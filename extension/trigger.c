@@ -4,7 +4,10 @@
  * Trigger arguments (set by watch(), tcn-style, so no catalog lookup per statement):
  *   entity, collection, number of key columns N, N key column names, watched column names
  *   (none = every column).  Column names rather than attnums, because attnums change across
- *   dump/restore and differ between partitions, while a rename makes the trigger fail loudly.
+ *   dump/restore and differ between partitions.  The DDL event trigger follows a column
+ *   rename (ddl.c); a named column that is still missing (dropped, or renamed where event
+ *   triggers do not fire) turns every write into the table-wide tag, with a WARNING: never
+ *   stale, and no migration outage.
  *
  * On ordinary tables the triggers are statement-level AFTER triggers with transition tables,
  * so one call sees the whole statement and can count it against hydracache.bulk_threshold;
@@ -51,23 +54,29 @@ typedef struct HcTrigConfig
 	AttrNumber *keys;
 	FmgrInfo   *key_out;
 	bool		fixed_output;	/* a key type's text depends on session settings */
+	bool		table_wide_only;	/* a named column is missing: send the table-wide tag */
 	int			nwatch;			/* watched columns, key columns included */
 	AttrNumber *watch;
 	int16	   *watch_len;
 	bool	   *watch_byval;
 } HcTrigConfig;
 
+/* The column's number, or InvalidAttrNumber (after a WARNING) if it no longer exists. */
 static AttrNumber
 column_attnum(Relation rel, const char *name)
 {
 	int			attnum = SPI_fnumber(RelationGetDescr(rel), name);
 
 	if (attnum <= 0)
-		ereport(ERROR,
+	{
+		ereport(WARNING,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" of watched table \"%s\" does not exist",
 						name, RelationGetRelationName(rel)),
-				 errhint("Run hydracache.watch() again after renaming or dropping a watched column.")));
+				 errdetail("Writes to the table invalidate all of its cached rows."),
+				 errhint("Run hydracache.watch() again with the current column names.")));
+		return InvalidAttrNumber;
+	}
 	return (AttrNumber) attnum;
 }
 
@@ -113,8 +122,10 @@ output_is_stable(Oid type)
 
 /*
  * Pins the settings that change the text of key values (as postgres_fdw does for the values
- * it ships), so a key does not depend on the writer's session: dates and timestamps are ISO,
- * timestamptz in UTC, floats shortest-exact, bytea hex.  Returns the GUC nest level to pop.
+ * it ships, and ri_triggers/ruleutils do with search_path), so a key does not depend on the
+ * writer's session: dates and timestamps are ISO, timestamptz in UTC, floats shortest-exact,
+ * bytea hex, reg* names qualified unless in pg_catalog (search_path), money in the C
+ * locale's format (lc_monetary).  Returns the GUC nest level to pop.
  */
 static int
 pin_output_settings(void)
@@ -130,6 +141,10 @@ pin_output_settings(void)
 	set_config_option("extra_float_digits", "1", PGC_USERSET, PGC_S_SESSION,
 					  GUC_ACTION_SAVE, true, 0, false);
 	set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("lc_monetary", "C", PGC_USERSET, PGC_S_SESSION,
 					  GUC_ACTION_SAVE, true, 0, false);
 	return level;
 }
@@ -186,6 +201,30 @@ origin_table(Trigger *tg, Relation rel)
 	return relid;
 }
 
+/*
+ * The number of key columns (third argument), or -1 unless it is a plain decimal number from 1
+ * to the number of arguments after it.  Compared without arithmetic that could overflow, since
+ * anyone who owns a table can hand-make a trigger with any arguments.
+ */
+static int
+parse_nkeys(Trigger *tg)
+{
+	const char *s;
+	char	   *end;
+	long		n;
+
+	if (tg->tgnargs < 4)
+		return -1;
+	s = tg->tgargs[2];
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 1 || n > tg->tgnargs - 3)
+		return -1;
+	return (int) n;
+}
+
 static HcTrigConfig *
 load_config(FunctionCallInfo fcinfo, TriggerData *td)
 {
@@ -201,7 +240,7 @@ load_config(FunctionCallInfo fcinfo, TriggerData *td)
 	if (cfg != NULL && cfg->tgoid == tg->tgoid)
 		return cfg;
 
-	if (tg->tgnargs < 4 || (nkeys = atoi(tg->tgargs[2])) < 1 || 3 + nkeys > tg->tgnargs)
+	if ((nkeys = parse_nkeys(tg)) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("hydracache.trigger() has bad arguments on table \"%s\"",
@@ -234,13 +273,20 @@ load_config(FunctionCallInfo fcinfo, TriggerData *td)
 		bool		isvarlena;
 
 		cfg->keys[i] = column_attnum(rel, tg->tgargs[3 + i]);
+		if (cfg->keys[i] == InvalidAttrNumber)
+		{
+			cfg->table_wide_only = true;
+			break;
+		}
 		getTypeOutputInfo(TupleDescAttr(desc, cfg->keys[i] - 1)->atttypid, &outfunc, &isvarlena);
 		if (!output_is_stable(TupleDescAttr(desc, cfg->keys[i] - 1)->atttypid))
 			cfg->fixed_output = true;
 		fmgr_info_cxt(outfunc, &cfg->key_out[i], fcinfo->flinfo->fn_mcxt);
 		add_watch_column(cfg, desc, cfg->keys[i]);
 	}
-	if (3 + nkeys == tg->tgnargs)
+	if (cfg->table_wide_only)
+		;
+	else if (3 + nkeys == tg->tgnargs)
 	{
 		for (i = 1; i <= desc->natts; i++)
 			if (!TupleDescAttr(desc, i - 1)->attisdropped)
@@ -248,8 +294,15 @@ load_config(FunctionCallInfo fcinfo, TriggerData *td)
 	}
 	else
 	{
-		for (i = 3 + nkeys; i < tg->tgnargs; i++)
-			add_watch_column(cfg, desc, column_attnum(rel, tg->tgargs[i]));
+		for (i = 3 + nkeys; i < tg->tgnargs && !cfg->table_wide_only; i++)
+		{
+			AttrNumber	attnum = column_attnum(rel, tg->tgargs[i]);
+
+			if (attnum == InvalidAttrNumber)
+				cfg->table_wide_only = true;
+			else
+				add_watch_column(cfg, desc, attnum);
+		}
 	}
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = cfg;
@@ -516,7 +569,7 @@ hydracache_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	cfg = load_config(fcinfo, td);
-	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) || cfg->table_wide_only)
 		add_table_wide(cfg);
 	else
 	{

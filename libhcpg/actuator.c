@@ -6,6 +6,17 @@
  *
  * Order of checks for every request: token (401), method (405), path (404),
  * so nothing about the registry leaks to an unauthenticated client.
+ *
+ * Slow clients: libmicrohttpd bounds the connections (in all and per client
+ * address) and the idle time, but not how long one request may take, so a
+ * client sending a header line every few seconds could hold a connection
+ * for ever.  A watchdog thread enforces a whole-request deadline: every
+ * connection has a slot (taken when it is accepted, renewed when a request
+ * completes on it, freed when it closes); once a slot is older than the
+ * deadline its socket is shut down, which libmicrohttpd sees as the client
+ * going away.  libmicrohttpd notifies the close before it closes the socket,
+ * and both the notification and the watchdog hold the slot mutex, so the
+ * watchdog never shuts down a descriptor that was reused.
  */
 #include "config.h"
 
@@ -21,9 +32,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include <microhttpd.h>
+
+#include "clock.h"
 
 #if MHD_VERSION < 0x00097002
 typedef int hc_mhd_result;
@@ -35,11 +49,26 @@ typedef enum MHD_Result hc_mhd_result;
 #define JSON_TYPE "application/json"
 #define PROM_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
+/* One open connection (see the comment at the top). */
+typedef struct conn_slot {
+    bool used;
+    bool shut;         /* the watchdog shut it down */
+    int fd;
+    uint64_t start_ms; /* accepted, or its last request completed */
+} conn_slot;
+
 struct hc_actuator {
     struct MHD_Daemon *daemon;
     hc_registry *reg;
     char *token; /* NULL: no authentication */
     unsigned short port;
+    uint64_t deadline_ms;
+    pthread_mutex_t mu; /* guards slots and stopping */
+    pthread_cond_t cv;  /* CLOCK_MONOTONIC; signalled to stop the watchdog */
+    conn_slot *slots;   /* max_connections of them */
+    unsigned nslots;
+    bool stopping;
+    pthread_t watchdog;
 };
 
 HC_EXTERN bool hc_actuator_available(void)
@@ -58,6 +87,8 @@ static bool token_equal(const char *expected, const char *given)
     return diff == 0;
 }
 
+/* Exactly "Bearer <token>": the scheme case-insensitively (RFC 7235), one
+ * space, then the token compared in constant time over its whole length. */
 static bool authorized(const hc_actuator *a, struct MHD_Connection *conn)
 {
     if (a->token == NULL)
@@ -65,10 +96,81 @@ static bool authorized(const hc_actuator *a, struct MHD_Connection *conn)
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
         return false;
-    h += 7;
-    while (*h == ' ')
-        h++;
-    return token_equal(a->token, h);
+    return token_equal(a->token, h + 7);
+}
+
+/* ------------------------------------------------------- request deadline */
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    hc_actuator *a = cls;
+    pthread_mutex_lock(&a->mu);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_slot *slot = NULL;
+        for (unsigned i = 0; i < a->nslots && slot == NULL; i++)
+            if (!a->slots[i].used)
+                slot = &a->slots[i];
+        if (slot == NULL || ci == NULL) {
+            /* Cannot happen while libmicrohttpd keeps its connection limit;
+             * never serve a connection without a deadline. */
+            if (ci != NULL)
+                shutdown(ci->connect_fd, SHUT_RDWR);
+            *socket_context = NULL;
+        } else {
+            *slot = (conn_slot){.used = true, .fd = ci->connect_fd,
+                                .start_ms = hc__monotonic_ms()};
+            *socket_context = slot;
+        }
+    } else if (*socket_context != NULL) {
+        ((conn_slot *)*socket_context)->used = false;
+        *socket_context = NULL;
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* A request finished: the next one on this (keep-alive) connection gets a full deadline. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)con_cls;
+    (void)toe;
+    hc_actuator *a = cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    pthread_mutex_lock(&a->mu);
+    if (ci != NULL && ci->socket_context != NULL) {
+        conn_slot *slot = ci->socket_context;
+        if (slot->used && !slot->shut)
+            slot->start_ms = hc__monotonic_ms();
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void *watchdog_main(void *arg)
+{
+    hc_actuator *a = arg;
+    /* Checks a few times per deadline, so a slow request lives at most ~1.25 deadlines. */
+    int tick_ms = (int)(a->deadline_ms / 4 > 0 ? a->deadline_ms / 4 : 1);
+    if (tick_ms > 1000)
+        tick_ms = 1000;
+    pthread_mutex_lock(&a->mu);
+    while (!a->stopping) {
+        uint64_t now = hc__monotonic_ms();
+        for (unsigned i = 0; i < a->nslots; i++) {
+            conn_slot *slot = &a->slots[i];
+            if (slot->used && !slot->shut && now - slot->start_ms >= a->deadline_ms) {
+                shutdown(slot->fd, SHUT_RDWR);
+                slot->shut = true;
+            }
+        }
+        struct timespec until = hc__deadline_after(tick_ms);
+        pthread_cond_timedwait(&a->cv, &a->mu, &until);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
 }
 
 /* Queues body (malloc'd, taken over; NULL -> a static error body). */
@@ -159,9 +261,11 @@ static hc_mhd_result handle(void *cls, struct MHD_Connection *conn, const char *
     size_t len = 0;
     hc_status st;
     if (strcmp(path, "/health") == 0) {
-        bool up = false;
-        st = hc_registry_health(a->reg, &up, &body, &len, NULL);
-        return reply_snapshot(conn, st, up ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+        hc_health h = HC_HEALTH_DOWN;
+        st = hc_registry_health_status(a->reg, &h, &body, &len, NULL);
+        /* DEGRADED still serves correctly: 200, so load balancers keep it in. */
+        return reply_snapshot(conn, st,
+                              h == HC_HEALTH_DOWN ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK,
                               JSON_TYPE, body, len);
     }
     if (strcmp(path, "/caches") == 0) {
@@ -204,24 +308,51 @@ HC_EXTERN hc_actuator *hc_actuator_start(hc_registry *reg, const hc_actuator_con
         hc_error_set(err, HC_ERR_INVALID, "bind address '%s' is not a numeric IP address", addr);
         return NULL;
     }
+    unsigned max_conn = cfg->max_connections ? cfg->max_connections : 32;
+    unsigned per_ip = cfg->per_ip_connections ? cfg->per_ip_connections : 8;
     hc_actuator *a = hc__calloc(1, sizeof *a);
     if (a == NULL || (cfg->bearer_token != NULL && cfg->bearer_token[0] != '\0' &&
-                      (a->token = hc__strdup(cfg->bearer_token)) == NULL)) {
+                      (a->token = hc__strdup(cfg->bearer_token)) == NULL) ||
+        (a->slots = hc__calloc(max_conn, sizeof *a->slots)) == NULL) {
+        if (a != NULL)
+            free(a->token);
         free(a);
         hc_error_set(err, HC_ERR_NOMEM, "out of memory starting the actuator");
         return NULL;
     }
     a->reg = reg;
+    a->nslots = max_conn;
+    a->deadline_ms = 1000u * (uint64_t)(cfg->request_timeout_s ? cfg->request_timeout_s : 10);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    bool sync_ok = pthread_mutex_init(&a->mu, NULL) == 0;
+    if (sync_ok && pthread_cond_init(&a->cv, &ca) != 0) {
+        pthread_mutex_destroy(&a->mu);
+        sync_ok = false;
+    }
+    pthread_condattr_destroy(&ca);
+    if (!sync_ok || pthread_create(&a->watchdog, NULL, watchdog_main, a) != 0) {
+        if (sync_ok) {
+            pthread_cond_destroy(&a->cv);
+            pthread_mutex_destroy(&a->mu);
+        }
+        hc_error_set(err, HC_ERR_SYSTEM, "cannot start the actuator's watchdog thread");
+        free(a->slots);
+        free(a->token);
+        free(a);
+        return NULL;
+    }
     a->daemon = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->max_connections ? cfg->max_connections : 32),
+        MHD_OPTION_CONNECTION_LIMIT, max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s ? cfg->timeout_s : 10),
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, a, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, a, MHD_OPTION_END);
     if (a->daemon == NULL) {
         hc_error_set(err, HC_ERR_SYSTEM, "cannot serve HTTP on %s port %u (address in use?)",
                      addr, (unsigned)cfg->port);
-        free(a->token);
-        free(a);
+        hc_actuator_stop(a);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -238,7 +369,16 @@ HC_EXTERN void hc_actuator_stop(hc_actuator *a)
 {
     if (a == NULL)
         return;
-    MHD_stop_daemon(a->daemon);
+    pthread_mutex_lock(&a->mu);
+    a->stopping = true;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    pthread_join(a->watchdog, NULL);
+    if (a->daemon != NULL)
+        MHD_stop_daemon(a->daemon); /* closes the connections: their slots are released */
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    free(a->slots);
     free(a->token);
     free(a);
 }

@@ -34,6 +34,8 @@ struct hc_bus {
     size_t ncaches, cap;
     /* atomics */
     uint64_t received, malformed, own_ignored;
+    /* guarded by mu (obs, for the registry): hc_bus_queue_usage; -1 unknown */
+    double queue_usage;
 };
 
 uint64_t hc_bus_random64(void)
@@ -85,6 +87,7 @@ static hc_bus *bus_alloc(const char *node_id, hc_error *err)
         return NULL;
     }
     memcpy(bus->node_id, id, sizeof id);
+    bus->queue_usage = -1.0;
     return bus;
 }
 
@@ -380,6 +383,7 @@ void hc_bus_set_sync_handler(hc_bus *bus, hc_bus_sync_fn fn)
 void hc_bus_set_queue_usage(hc_bus *bus, double usage)
 {
     pthread_mutex_lock(&bus->mu);
+    bus->queue_usage = usage;
     for (size_t i = 0; i < bus->ncaches; i++)
         hc_cache_set_notify_queue_usage(bus->caches[i], usage);
     pthread_mutex_unlock(&bus->mu);
@@ -390,4 +394,15 @@ void hc_bus_get_counters(hc_bus *bus, hc_bus_counters *out)
     out->received = __atomic_load_n(&bus->received, __ATOMIC_RELAXED);
     out->malformed = __atomic_load_n(&bus->malformed, __ATOMIC_RELAXED);
     out->own_ignored = __atomic_load_n(&bus->own_ignored, __ATOMIC_RELAXED);
+}
+
+/* ---- obs (issue #10 item 2): the registry asks the bus, not the caches, for
+ * the transport's queue usage. */
+HC_EXTERN double hc_bus_queue_usage(hc_bus *bus)
+{
+    if (bus == NULL) return -1.0;
+    pthread_mutex_lock(&bus->mu);
+    double usage = bus->queue_usage;
+    pthread_mutex_unlock(&bus->mu);
+    return usage;
 }

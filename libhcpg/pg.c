@@ -1,461 +1,30 @@
 /*
- * pg.c - the libpq adapter: hc_query helpers (entity/collection keys and
- * tags), derived keys, and the hc_pg_fetch_* family on top of
- * hc_get_or_load and the PGresult codec.
+ * pg.c - the libpq adapter's fetching: hc_pg_fetch_* and the row-view
+ * fetches on top of hc_get_or_load and the PGresult codec (pgcodec.c):
+ * running the query, the transaction and session-settings bypasses, and
+ * rebuilding a PGresult on a hit.  Queries are resolved by pgquery.c.
  */
 #include "config.h"
 
-#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <string.h>
 
+#include <libpq-events.h>
+
 #include "cache_int.h"
+#include "hash.h"
 #include "hydracache/pg.h"
 #include "pgcodec.h"
-#include "pgint.h"
-
-/* ------------------------------------------------------------ SipHash-2-4 */
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-
-static void sip_round(hc__siphash *s)
-{
-    s->v0 += s->v1; s->v1 = ROTL(s->v1, 13); s->v1 ^= s->v0; s->v0 = ROTL(s->v0, 32);
-    s->v2 += s->v3; s->v3 = ROTL(s->v3, 16); s->v3 ^= s->v2;
-    s->v0 += s->v3; s->v3 = ROTL(s->v3, 21); s->v3 ^= s->v0;
-    s->v2 += s->v1; s->v1 = ROTL(s->v1, 17); s->v1 ^= s->v2; s->v2 = ROTL(s->v2, 32);
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
-
-static void sip_block(hc__siphash *s, uint64_t m)
-{
-    s->v3 ^= m;
-    sip_round(s);
-    sip_round(s);
-    s->v0 ^= m;
-}
-
-void hc__siphash_init(hc__siphash *s, const unsigned char key[16])
-{
-    uint64_t k0 = le64(key), k1 = le64(key + 8);
-    s->v0 = k0 ^ 0x736f6d6570736575ULL;
-    s->v1 = k1 ^ 0x646f72616e646f6dULL ^ 0xee; /* 0xee: 128-bit output variant */
-    s->v2 = k0 ^ 0x6c7967656e657261ULL;
-    s->v3 = k1 ^ 0x7465646279746573ULL;
-    s->tail = 0;
-    s->ntail = 0;
-    s->len = 0;
-}
-
-void hc__siphash_update(hc__siphash *s, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    s->len += len;
-    while (len > 0 && s->ntail != 0) {
-        s->tail |= (uint64_t)*p++ << (8 * s->ntail);
-        len--;
-        if (++s->ntail == 8) {
-            sip_block(s, s->tail);
-            s->tail = 0;
-            s->ntail = 0;
-        }
-    }
-    for (; len >= 8; p += 8, len -= 8) sip_block(s, le64(p));
-    for (; len > 0; len--) s->tail |= (uint64_t)*p++ << (8 * s->ntail++);
-}
-
-void hc__siphash_final128(hc__siphash *s, unsigned char out[16])
-{
-    sip_block(s, s->tail | s->len << 56);
-    s->v2 ^= 0xee;
-    for (int i = 0; i < 4; i++) sip_round(s);
-    uint64_t h0 = s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
-    s->v1 ^= 0xdd;
-    for (int i = 0; i < 4; i++) sip_round(s);
-    uint64_t h1 = s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
-    for (int i = 0; i < 8; i++) {
-        out[i] = (unsigned char)(h0 >> (8 * i));
-        out[8 + i] = (unsigned char)(h1 >> (8 * i));
-    }
-}
-
-/* ------------------------------------------------------------ helpers */
-
-_Static_assert(HC_QUERY_BUF_MAX >= HC_ERROR_MSG_MAX && HC_QUERY_BUF_MAX <= USHRT_MAX,
-               "hc_query's buffer holds an error message and is indexed by unsigned short");
-
-/* Remember the first helper error in q: hc_pg_fetch_* reports it.  Its
- * message takes the place of the buffer's contents, which a query with an
- * error never uses again (the helpers stop at the error; so does resolve). */
-static hc_status record(hc_query *q, hc_status st, const hc_error *e)
-{
-    struct hc_query_priv_ *p = &q->priv_;
-    if (st != HC_OK && p->error == HC_OK) {
-        p->error = st;
-        snprintf(p->buf, HC_ERROR_MSG_MAX, "%s", e->message);
-        p->used = sizeof p->buf;
-    }
-    return st;
-}
-
-static hc_status fail(hc_query *q, hc_status st, const char *msg)
-{
-    hc_error e;
-    hc_error_set(&e, st, "%s", msg);
-    return record(q, st, &e);
-}
-
-static hc_status add_own_tag(hc_query *q, const char *tag, size_t len)
-{
-    struct hc_query_priv_ *p = &q->priv_;
-    if (len == 0) return fail(q, HC_ERR_INVALID, "hc_query: empty tag");
-    if (p->ntags >= HC_PG_MAX_OWN_TAGS || p->used + len + 1 > sizeof p->buf)
-        return fail(q, HC_ERR_TOO_LARGE, "hc_query: too many or too long entity/collection tags");
-    memcpy(p->buf + p->used, tag, len + 1);
-    p->tag_off[p->ntags++] = p->used;
-    p->used = (unsigned short)(p->used + len + 1);
-    return HC_OK;
-}
-
-HC_EXTERN hc_status hc_query_entity_n(hc_query *q, const char *entity, const char *const *ids,
-                                      size_t n)
-{
-    if (q == NULL) return HC_ERR_INVALID;
-    struct hc_query_priv_ *p = &q->priv_;
-    if (p->error != HC_OK) return p->error;
-    if (entity == NULL || entity[0] == '\0' || ids == NULL || n == 0 || n > HC_PG_MAX_KEY_COLUMNS)
-        return fail(q, HC_ERR_INVALID, "hc_query_entity: NULL/empty entity or 0 or too many key values");
-    if (p->key_is_tag) return fail(q, HC_ERR_INVALID, "hc_query_entity: query already has an entity");
-    const char *segs[HC_PG_MAX_KEY_COLUMNS + 1] = {entity};
-    memcpy(segs + 1, ids, n * sizeof *ids);
-    hc_error e;
-    size_t klen;
-    /* the key goes straight into the buffer; it counts once the tag fits too */
-    hc_status st = hc_key_build(p->buf + p->used, sizeof p->buf - p->used, &klen, segs, n + 1, &e);
-    if (st != HC_OK) return record(q, st, &e);
-    char tag[HC_MAX_KEY_LEN + 1];
-    st = hc_key_table_tag(tag, sizeof tag, entity, &e);
-    if (st != HC_OK) return record(q, st, &e);
-    unsigned short key_off = p->used;
-    p->used = (unsigned short)(p->used + klen + 1);
-    st = add_own_tag(q, tag, strlen(tag));
-    if (st != HC_OK) return st;
-    p->key_off = key_off;
-    p->key_is_tag = true;
-    return HC_OK;
-}
-
-HC_EXTERN hc_status hc_query_entity(hc_query *q, const char *entity, const char *id)
-{
-    return hc_query_entity_n(q, entity, &id, 1);
-}
-
-HC_EXTERN hc_status hc_query_add_collection(hc_query *q, const char *collection)
-{
-    if (q == NULL) return HC_ERR_INVALID;
-    if (q->priv_.error != HC_OK) return q->priv_.error;
-    if (collection == NULL || collection[0] == '\0')
-        return fail(q, HC_ERR_INVALID, "hc_query_collection: NULL or empty collection");
-    char tag[HC_MAX_KEY_LEN + 1];
-    size_t len;
-    hc_error e;
-    hc_status st = hc_key_build(tag, sizeof tag, &len, &collection, 1, &e);
-    return st != HC_OK ? record(q, st, &e) : add_own_tag(q, tag, len);
-}
-
-HC_EXTERN hc_status hc_query_collection(hc_query *q, const char *collection)
-{
-    hc_status st = hc_query_add_collection(q, collection);
-    if (st == HC_OK) q->priv_.label = collection;
-    return st;
-}
-
-/* The collection of def: its .collection, else its table without schema. */
-static const char *def_collection(const hc_entity_def *def)
-{
-    if (def->collection != NULL) return def->collection;
-    if (def->table == NULL) return NULL;
-    const char *dot = strrchr(def->table, '.');
-    return dot ? dot + 1 : def->table;
-}
-
-static size_t def_nkeys(const hc_entity_def *def)
-{
-    size_t n = 0;
-    while (n < HC_PG_MAX_KEY_COLUMNS && def->key_columns[n] != NULL) n++;
-    return n;
-}
-
-/* "SELECT * FROM <table> WHERE <k1> = $1 AND ..." into q's SQL buffer. */
-static hc_status generate_sql(hc_query *q, const hc_entity_def *def, size_t n)
-{
-    static const char *const default_key[] = {"id"};
-    const char *const *cols = def_nkeys(def) ? def->key_columns : default_key;
-    struct hc_query_priv_ *p = &q->priv_;
-    char *buf = p->buf + p->used;
-    size_t room = sizeof p->buf - p->used, cap = room < HC_QUERY_SQL_MAX ? room : HC_QUERY_SQL_MAX;
-    int w = snprintf(buf, cap, "SELECT * FROM %s WHERE ", def->table);
-    for (size_t i = 0; i < n && w >= 0 && (size_t)w < cap; i++) {
-        int more = snprintf(buf + w, cap - (size_t)w, "%s%s = $%zu", i ? " AND " : "", cols[i], i + 1);
-        w = more < 0 ? more : w + more;
-    }
-    if (w < 0 || (size_t)w >= cap)
-        return fail(q, HC_ERR_TOO_LARGE, "hc_query_for_entity: generated SQL too long");
-    p->sql_off = p->used;
-    p->used = (unsigned short)(p->used + (size_t)w + 1);
-    p->has_sql = true;
-    return HC_OK;
-}
-
-/*
- * An empty query whose buffer is left uninitialised: queries are returned by
- * value on every cached call, and zeroing the whole struct cost as much as
- * the cache lookup.  (One local returned everywhere lets the compiler build it
- * in the caller's storage.)
- */
-static void init_query(hc_query *q)
-{
-    memset(q, 0, offsetof(hc_query, priv_.buf));
-}
-
-HC_EXTERN hc_query hc_query_for_entity_n(const hc_entity_def *def, const char *const *ids,
-                                         size_t n)
-{
-    hc_query q;
-    init_query(&q);
-    if (def == NULL || def->name == NULL || (def->select == NULL && def->table == NULL)) {
-        fail(&q, HC_ERR_INVALID, "hc_query_for_entity: entity definition without name, or without table and select");
-        return q;
-    }
-    size_t want = def_nkeys(def) ? def_nkeys(def) : 1;
-    if (ids == NULL || n != want) {
-        hc_error e;
-        hc_error_set(&e, HC_ERR_INVALID, "hc_query_for_entity: entity %s has %zu key column(s), got %zu values",
-                     def->name, want, ids ? n : 0);
-        record(&q, HC_ERR_INVALID, &e);
-        return q;
-    }
-    if (hc_query_entity_n(&q, def->name, ids, n) != HC_OK) return q;
-    if (def->select == NULL && generate_sql(&q, def, n) != HC_OK) return q;
-    q.sql = def->select;  /* NULL -> the generated SQL in priv_.buf */
-    memcpy(q.priv_.params, ids, n * sizeof *ids);
-    q.priv_.nparams = (int)n;
-    q.priv_.ttl_ms = def->ttl_ms;
-    q.priv_.label = def->label ? def->label : def->name;
-    return q;
-}
-
-HC_EXTERN hc_query hc_query_for_entity(const hc_entity_def *def, const char *id)
-{
-    return hc_query_for_entity_n(def, &id, 1);
-}
-
-HC_EXTERN hc_query hc_query_for_collection(const hc_entity_def *def, const char *sql)
-{
-    hc_query q;
-    init_query(&q);
-    q.sql = sql;
-    const char *coll = def ? def_collection(def) : NULL;
-    if (coll == NULL) {
-        fail(&q, HC_ERR_INVALID, "hc_query_for_collection: entity definition without collection or table");
-        return q;
-    }
-    hc_query_collection(&q, coll);
-    q.priv_.ttl_ms = def->ttl_ms;
-    return q;
-}
-
-/* ------------------------------------------------------------ resolving */
-
-/* Everything a fetch needs, resolved from a query, its policy and helpers. */
-typedef struct plan {
-    const char *sql;
-    int nparams;
-    const char *const *values;
-    const int *lengths;
-    const int *formats;
-    const Oid *types;
-    int result_format;
-    const char *key;
-    uint64_t ttl_ms;
-    size_t ntags;
-    const char *tags[HC_MAX_TAGS];
-    char keybuf[HC_MAX_KEY_LEN + 1];
-} plan;
-
-static hc_status push_tag(plan *pl, const char *tag, hc_error *err)
-{
-    if (tag == NULL) return HC_OK;
-    if (tag[0] == '\0') return hc_error_set(err, HC_ERR_INVALID, "hc_query: empty tag");
-    for (size_t i = 0; i < pl->ntags; i++)
-        if (strcmp(pl->tags[i], tag) == 0) return HC_OK;
-    if (pl->ntags >= HC_MAX_TAGS)
-        return hc_error_set(err, HC_ERR_TOO_LARGE, "hc_query: more than %d tags", HC_MAX_TAGS);
-    pl->tags[pl->ntags++] = tag;
-    return HC_OK;
-}
-
-static hc_status push_tagset(plan *pl, const hc_tagset *ts, hc_error *err)
-{
-    size_t n = ts ? hc_tagset_count(ts) : 0;
-    hc_status st = HC_OK;
-    for (size_t i = 0; i < n && st == HC_OK; i++) st = push_tag(pl, hc_tagset_get(ts, i), err);
-    return st;
-}
-
-static hc_status collect_tags(const hc_query *q, plan *pl, hc_error *err)
-{
-    const struct hc_query_priv_ *p = &q->priv_;
-    const hc_policy *pol = q->policy;
-    hc_status st = HC_OK;
-    pl->ntags = 0;
-    if (p->key_is_tag) st = push_tag(pl, p->buf + p->key_off, err);
-    for (unsigned i = 0; i < p->ntags && st == HC_OK; i++) st = push_tag(pl, p->buf + p->tag_off[i], err);
-    if (q->tags.n > 0 && q->tags.v == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_query: tags.v is NULL");
-    for (size_t i = 0; i < q->tags.n && st == HC_OK; i++) st = push_tag(pl, q->tags.v[i], err);
-    if (st == HC_OK) st = push_tagset(pl, q->tagset, err);
-    for (size_t i = 0; pol != NULL && i < HC_POLICY_MAX_TAGS && pol->tags[i] && st == HC_OK; i++)
-        st = push_tag(pl, pol->tags[i], err);
-    if (st == HC_OK && pol != NULL) st = push_tagset(pl, pol->tagset, err);
-    return st;
-}
-
-static hc_status check_params(const plan *pl, hc_error *err)
-{
-    if (pl->nparams < 0 || pl->nparams > 65535)
-        return hc_error_set(err, HC_ERR_INVALID, "hc_query: nparams %d out of range", pl->nparams);
-    if (pl->nparams > 0 && pl->values == NULL)
-        return hc_error_set(err, HC_ERR_INVALID, "hc_query: nparams %d but param_values is NULL", pl->nparams);
-    if (pl->result_format != 0 && pl->result_format != 1)
-        return hc_error_set(err, HC_ERR_INVALID, "hc_query: result_format must be 0 or 1");
-    for (int i = 0; pl->formats != NULL && i < pl->nparams; i++) {
-        if (pl->formats[i] != 0 && pl->formats[i] != 1)
-            return hc_error_set(err, HC_ERR_INVALID, "hc_query: param %d: format must be 0 or 1", i + 1);
-        if (pl->formats[i] == 1 && pl->values[i] != NULL && (pl->lengths == NULL || pl->lengths[i] < 0))
-            return hc_error_set(err, HC_ERR_INVALID, "hc_query: binary param %d needs a length", i + 1);
-    }
-    return HC_OK;
-}
-
-static void hash_u64(hc__siphash *h, uint64_t v)
-{
-    unsigned char b[8];
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
-    hc__siphash_update(h, b, sizeof b);
-}
-
-/* Fixed key: derived keys must agree across processes and machines. */
-static const unsigned char query_hash_key[16] = "hydracache-q-v1";
-
-/* q:<esc(label)>:<hex of SipHash-128 over an unambiguous encoding of the query> */
-static hc_status derive_key(plan *pl, const char *label, hc_error *err)
-{
-    hc__siphash h;
-    hc__siphash_init(&h, query_hash_key);
-    size_t sl = strlen(pl->sql);
-    hash_u64(&h, sl);
-    hc__siphash_update(&h, pl->sql, sl);
-    hash_u64(&h, (uint64_t)pl->result_format);
-    hash_u64(&h, (uint64_t)pl->nparams);
-    for (int i = 0; i < pl->nparams; i++) {
-        const char *v = pl->values[i];
-        int fmt = pl->formats ? pl->formats[i] : 0;
-        hash_u64(&h, pl->types ? pl->types[i] : 0);
-        hash_u64(&h, (uint64_t)fmt);
-        if (v == NULL) {
-            hash_u64(&h, UINT64_MAX);
-            continue;
-        }
-        size_t vl = fmt == 1 ? (size_t)pl->lengths[i] : strlen(v);
-        hash_u64(&h, vl);
-        hc__siphash_update(&h, v, vl);
-    }
-    unsigned char d[16];
-    hc__siphash_final128(&h, d);
-    static const char digits[] = "0123456789abcdef";
-    char hex[33];
-    for (int i = 0; i < 16; i++) {
-        hex[2 * i] = digits[d[i] >> 4];
-        hex[2 * i + 1] = digits[d[i] & 15];
-    }
-    hex[32] = '\0';
-    const char *segs[] = {"q", label, hex};
-    pl->key = pl->keybuf;
-    return hc_key_build(pl->keybuf, sizeof pl->keybuf, NULL, segs, 3, err);
-}
-
-static hc_status resolve(const hc_query *q, bool need_sql, plan *pl, hc_error *err)
-{
-    if (q == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_query is NULL");
-    const struct hc_query_priv_ *p = &q->priv_;
-    if (p->error != HC_OK) return hc_error_set(err, p->error, "%s", p->buf);
-    const hc_policy *pol = q->policy;
-    pl->sql = q->sql ? q->sql : (p->has_sql ? p->buf + p->sql_off : NULL);
-    if (q->nparams == 0 && p->nparams > 0) {
-        pl->nparams = p->nparams;
-        pl->values = p->params;
-        pl->lengths = NULL;
-        pl->formats = NULL;
-        pl->types = NULL;
-    } else {
-        pl->nparams = q->nparams;
-        pl->values = q->param_values;
-        pl->lengths = q->param_lengths;
-        pl->formats = q->param_formats;
-        pl->types = q->param_types;
-    }
-    pl->result_format = q->result_format;
-    if (need_sql && pl->sql == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_query: sql is NULL");
-    hc_status st = check_params(pl, err);
-    if (st != HC_OK) return st;
-    st = collect_tags(q, pl, err);
-    if (st != HC_OK) return st;
-    pl->ttl_ms = q->ttl_ms ? q->ttl_ms : pol && pol->ttl_ms ? pol->ttl_ms : p->ttl_ms;
-
-    pl->key = q->key ? q->key : p->key_is_tag ? p->buf + p->key_off : pol ? pol->key : NULL;
-    if (pl->key != NULL) {
-        if (pl->key[0] == '\0') return hc_error_set(err, HC_ERR_INVALID, "hc_query: empty key");
-        return HC_OK;
-    }
-    if (pl->sql == NULL)
-        return hc_error_set(err, HC_ERR_INVALID, "hc_query: no key (set .key, an entity, a policy key or .sql)");
-    const char *label = q->label ? q->label : pol && pol->label ? pol->label : p->label ? p->label : "sql";
-    return derive_key(pl, label, err);
-}
-
-HC_EXTERN hc_status hc_query_key(const hc_query *q, char *buf, size_t cap, hc_error *err)
-{
-    plan pl;
-    if (buf == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_query_key: NULL buf");
-    hc_status st = resolve(q, false, &pl, err);
-    if (st != HC_OK) return st;
-    size_t len = strlen(pl.key);
-    if (len >= cap) return hc_error_set(err, HC_ERR_TOO_LARGE, "hc_query_key: key of %zu bytes does not fit", len);
-    memcpy(buf, pl.key, len + 1);
-    return HC_OK;
-}
-
-HC_EXTERN size_t hc_query_tags(const hc_query *q, const char **out, size_t cap)
-{
-    plan pl;
-    if (q == NULL || q->priv_.error != HC_OK || collect_tags(q, &pl, NULL) != HC_OK) return 0;
-    for (size_t i = 0; i < pl.ntags && i < cap && out != NULL; i++) out[i] = pl.tags[i];
-    return pl.ntags;
-}
+#include "pgquery.h"
+#include "pgrowview.h"
 
 /* ------------------------------------------------------------ fetching */
 
 typedef enum rows_rule { ROWS_ANY, ROWS_ONE, ROWS_OPTIONAL } rows_rule;
 
 typedef struct load_ctx {
-    const plan *pl;
+    const hc__pgplan *pl;
     const hc_query *q;
     PGconn *conn;           /* NULL: hc_pg_fetch_with without a connection */
     hc_pg_loader_fn fn;
@@ -463,6 +32,7 @@ typedef struct load_ctx {
     PGresult *result;       /* loaded by this thread: handed back as it is */
     PGresult *error_result; /* libpq's error result from this thread's run */
     bool uncacheable;       /* result valid, but the load ended inside a transaction */
+    hc__pgcodec_origin origin; /* result format and session settings of this call */
 } load_ctx;
 
 static hc_status check_rows(rows_rule rule, int n, hc_error *err)
@@ -499,7 +69,7 @@ static bool in_transaction(PGconn *conn)
 static PGresult *run_query(load_ctx *lc, hc_status *st, hc_error *err)
 {
     if (lc->fn == NULL) {
-        const plan *pl = lc->pl;
+        const hc__pgplan *pl = lc->pl;
         PGresult *r = PQexecParams(lc->conn, pl->sql, pl->nparams, pl->types, pl->values,
                                    pl->lengths, pl->formats, pl->result_format);
         if (r == NULL) *st = pg_error(err, PQerrorMessage(lc->conn));
@@ -555,7 +125,7 @@ static hc_status load(void *vctx, const char *key, hc_value **out, hc_error *err
                             "hc_pg_fetch_with_conn: the loader left the connection inside a "
                             "transaction; result not cached");
     }
-    st = hc__pgcodec_encode(lc->result, out, err);
+    st = hc__pgcodec_encode(lc->result, &lc->origin, out, err);
     if (st != HC_OK) {
         PQclear(lc->result);
         lc->result = NULL;
@@ -569,24 +139,91 @@ static hc_status load(void *vctx, const char *key, hc_value **out, hc_error *err
  * lc->result the PGresult this thread ran itself (NULL on a hit or a joined
  * load).  On error both are released and q->error_result is handed out.
  */
+/*
+ * The session settings that change the text PostgreSQL sends for the same
+ * rows (and, for standard_conforming_strings, what the same SQL means),
+ * as libpq tracks them from ParameterStatus messages: no round trip.
+ * search_path is not reported by the server and cannot be part of it.
+ * 0 without a connection (hc_pg_fetch_with): only such calls match it.
+ */
+static uint64_t session_settings(PGconn *conn)
+{
+    static const char *const names[] = {"DateStyle", "TimeZone", "IntervalStyle",
+                                        "client_encoding", "standard_conforming_strings"};
+    static const unsigned char key[16] = "hydracache-s-v1";
+    if (conn == NULL) return 0;
+    hc__siphash h;
+    hc__siphash_init(&h, key);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = PQparameterStatus(conn, names[i]);
+        /* NUL-separated, NULL (not reported) distinct from "" */
+        hc__siphash_update(&h, v ? v : "\xff", v ? strlen(v) + 1 : 1);
+    }
+    unsigned char d[16];
+    hc__siphash_final128(&h, d);
+    uint64_t fp = 0;
+    for (int i = 0; i < 8; i++) fp = fp << 8 | d[i];
+    return fp != 0 ? fp : 1;
+}
+
+/* Run the query outside the cache (nothing read, stored or joined). */
+static hc_status bypass(hc_cache *c, load_ctx *lc, hc_error *err)
+{
+    hc__cache_count_bypass(c);
+    return run(lc, err);
+}
+
+/*
+ * hc_get_or_load, and for a hit or a joined load the shape of the value
+ * (held in *shape; NULL when the bytes are corrupt: decoding reports it).  A
+ * value loaded in another result format or under other session settings is
+ * not this caller's: it reads from the server and leaves the entry be.  A
+ * value whose shape the dictionary dropped is loaded again (once).
+ */
+static hc_status get_or_load(hc_cache *c, const hc_opts *opts, load_ctx *lc, hc_value **v,
+                             hc__pgshape **shape, hc_error *err)
+{
+    const char *key = lc->pl->key;
+    for (int attempt = 0;; attempt++) {
+        hc_status st = hc_get_or_load(c, key, opts, load, lc, v, err);
+        if (st != HC_OK || lc->result != NULL || *v == NULL) return st;
+        st = hc__pgcodec_shape(hc_value_data(*v), hc_value_len(*v), shape, NULL);
+        if (st == HC_MISS && attempt == 0) {
+            hc_value_release(*v);
+            *v = NULL;
+            hc__cache_drop(c, key); /* store-only, as for corrupt bytes (see fetch) */
+            continue;
+        }
+        if (st != HC_OK || hc__pgcodec_fits(*shape, &lc->origin)) return HC_OK;
+        hc__pgshape_release(*shape);
+        *shape = NULL;
+        hc_value_release(*v);
+        *v = NULL;
+        return bypass(c, lc, err);
+    }
+}
+
 static hc_status fetch_core(hc_cache *c, PGconn *conn, const hc_query *q, hc_pg_loader_fn fn,
-                            void *fn_ctx, plan *pl, load_ctx *lc, hc_value **v, hc_error *err)
+                            void *fn_ctx, hc__pgplan *pl, load_ctx *lc, hc_value **v,
+                            hc__pgshape **shape, hc_error *err)
 {
     *v = NULL;
+    *shape = NULL;
     *lc = (load_ctx){.pl = pl, .q = q, .conn = conn, .fn = fn, .fn_ctx = fn_ctx};
     if (q != NULL && q->error_result != NULL) *q->error_result = NULL;
     if (c == NULL || (fn == NULL && conn == NULL))
         return hc_error_set(err, HC_ERR_INVALID, c ? "PGconn is NULL" : "hc_cache is NULL");
-    hc_status st = resolve(q, fn == NULL, pl, err);
+    hc_status st = hc__pgquery_resolve(q, fn == NULL, pl, err);
     if (st != HC_OK) return st;
 
     hc_opts opts = {.ttl_ms = pl->ttl_ms, .tags = {pl->tags, pl->ntags}};
+    lc->origin = (hc__pgcodec_origin){.result_format = pl->result_format,
+                                      .settings = session_settings(conn)};
     if (in_transaction(conn)) { /* neither read nor store nor join (see in_transaction) */
-        hc__cache_count_bypass(c);
-        st = run(lc, err);
+        st = bypass(c, lc, err);
+    } else {
+        st = get_or_load(c, &opts, lc, v, shape, err);
     }
-    else
-        st = hc_get_or_load(c, pl->key, &opts, load, lc, v, err);
     if (st != HC_OK && !(lc->uncacheable && lc->result != NULL)) {
         PQclear(lc->result);
         lc->result = NULL;
@@ -595,6 +232,8 @@ static hc_status fetch_core(hc_cache *c, PGconn *conn, const hc_query *q, hc_pg_
         if (st > 0) st = hc_error_set(err, HC_ERR_STATE, "unexpected cache status %s", hc_status_str(st));
         hc_value_release(*v);
         *v = NULL;
+        hc__pgshape_release(*shape);
+        *shape = NULL;
         return st;
     }
     PQclear(lc->error_result);
@@ -605,10 +244,11 @@ static hc_status fetch_core(hc_cache *c, PGconn *conn, const hc_query *q, hc_pg_
 static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule rule,
                        hc_pg_loader_fn fn, void *fn_ctx, hc_error *err)
 {
-    plan pl;
+    hc__pgplan pl;
     load_ctx lc;
     hc_value *v;
-    if (fetch_core(c, conn, q, fn, fn_ctx, &pl, &lc, &v, err) != HC_OK) return NULL;
+    hc__pgshape *shape;
+    if (fetch_core(c, conn, q, fn, fn_ctx, &pl, &lc, &v, &shape, err) != HC_OK) return NULL;
     if (lc.result != NULL) { /* this thread ran the query: no need to rebuild */
         hc_value_release(v);
         if (check_rows(rule, PQntuples(lc.result), err) == HC_OK) return lc.result;
@@ -622,8 +262,18 @@ static PGresult *fetch(hc_cache *c, PGconn *conn, const hc_query *q, rows_rule r
     int n = 0;
     hc_status st = hc__pgcodec_ntuples(data, len, &n, err);
     if (st == HC_OK) st = check_rows(rule, n, err);
-    if (st == HC_OK) st = hc__pgcodec_decode(data, len, conn, &res, err);
+    if (st == HC_OK)
+        st = shape ? hc__pgcodec_decode_shaped(data, len, shape, conn, &res, err)
+                   : hc__pgcodec_decode(data, len, conn, &res, err);
+    hc__pgshape_release(shape);
     hc_value_release(v);
+    /* an ordinary PGresult: conn's event procedures (copied by
+     * PQmakeEmptyPGresult) see it created, as libpq's own results */
+    if (st == HC_OK && conn != NULL && !PQfireResultCreateEvents(conn, res)) {
+        PQclear(res);
+        res = NULL;
+        hc_error_set(err, HC_ERR_PG, "a libpq event procedure failed on PGEVT_RESULTCREATE");
+    }
     /* store-only removal so the next call reloads: not an invalidation
      * (nothing published to other processes, no counters, no event) */
     if (st == HC_ERR_CODEC) hc__cache_drop(c, pl.key);
@@ -635,21 +285,24 @@ static hc_status fetch_view(hc_cache *c, PGconn *conn, const hc_query *q, rows_r
                             hc_pg_view *view, hc_error *err)
 {
     if (view == NULL) return hc_error_set(err, HC_ERR_INVALID, "hc_pg_view is NULL");
-    hc__pgcodec_view_clear(view);
-    plan pl;
+    hc__pgrowview_clear(view);
+    hc__pgplan pl;
     load_ctx lc;
     hc_value *v;
-    hc_status st = fetch_core(c, conn, q, NULL, NULL, &pl, &lc, &v, err);
+    hc__pgshape *shape;
+    hc_status st = fetch_core(c, conn, q, NULL, NULL, &pl, &lc, &v, &shape, err);
     if (st != HC_OK) return st;
     bool cached = lc.result == NULL; /* a hit or a joined load: bytes from the store */
     if (lc.result != NULL) {
         /* this thread ran it: view what it stored; when nothing was stored
          * (a transaction), an encoding for this view alone */
-        if (v == NULL) st = hc__pgcodec_encode(lc.result, &v, err);
+        if (v == NULL) st = hc__pgcodec_encode(lc.result, &lc.origin, &v, err);
         PQclear(lc.result);
     }
-    if (st == HC_OK) st = hc__pgcodec_view(v, view, err);
+    if (st == HC_OK)
+        st = shape ? hc__pgrowview_fill_shaped(v, shape, view, err) : hc__pgrowview_fill(v, view, err);
     if (st != HC_OK) {
+        hc__pgshape_release(shape); /* the view took it over on success */
         hc_value_release(v);
         if (st == HC_ERR_CODEC && cached) hc__cache_drop(c, pl.key); /* as in fetch */
         return st;

@@ -1,4 +1,4 @@
-/* pgcodec.c - PGresult <-> cached bytes (format in pgcodec.h). */
+/* pgcodec.c - PGresult <-> cached bytes (format in pgcodec.h, shapes in pgshape.h). */
 #include "config.h"
 
 #include <limits.h>
@@ -9,8 +9,7 @@
 #include "alloc.h"
 #include "pgcodec.h"
 
-#define HDR_LEN 16u
-#define FIELD_FIXED 26u /* namelen, NUL, tableid, columnid, typid, typlen, typmod (4 each), format (1) */
+#define HDR_LEN 12u     /* magic, version, flags, reserved, ntuples */
 #define NULL_LEN32 UINT32_MAX
 
 static const unsigned char magic[4] = {'H', 'C', 'P', 'G'};
@@ -24,16 +23,50 @@ static unsigned char *put32(unsigned char *p, uint32_t v)
     return p + 4;
 }
 
+static unsigned char *put64(unsigned char *p, uint64_t v)
+{
+    return put32(put32(p, (uint32_t)v), (uint32_t)(v >> 32));
+}
+
 static uint32_t get32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Bytes of the encoding of res, or 0 when it exceeds HC_MAX_VALUE_LEN. */
-static size_t encoded_size(const PGresult *res, int ntuples, int nfields)
+/* ------------------------------------------------------------ encoding */
+
+static size_t shape_size(const PGresult *res, int nfields)
 {
-    size_t n = HDR_LEN;
-    for (int f = 0; f < nfields; f++) n += FIELD_FIXED + strlen(PQfname(res, f));
+    size_t n = HC_PGSHAPE_FIXED + 4;
+    for (int f = 0; f < nfields; f++) n += HC_PGSHAPE_FIELD_FIXED + strlen(PQfname(res, f));
+    return n;
+}
+
+static void put_shape(unsigned char *p, const PGresult *res, int nfields,
+                      const hc__pgcodec_origin *origin)
+{
+    *p++ = origin != NULL && origin->result_format == 1;
+    p = put64(p, origin ? origin->settings : 0);
+    p = put32(p, (uint32_t)nfields);
+    for (int f = 0; f < nfields; f++) {
+        const char *name = PQfname(res, f);
+        size_t nl = strlen(name);
+        p = put32(p, (uint32_t)nl);
+        memcpy(p, name, nl + 1);
+        p += nl + 1;
+        p = put32(p, (uint32_t)PQftable(res, f));
+        p = put32(p, (uint32_t)PQftablecol(res, f));
+        p = put32(p, (uint32_t)PQftype(res, f));
+        p = put32(p, (uint32_t)PQfsize(res, f));
+        p = put32(p, (uint32_t)PQfmod(res, f));
+        *p++ = (unsigned char)PQfformat(res, f);
+    }
+}
+
+/* Bytes of the cells of res, or SIZE_MAX when they alone exceed HC_MAX_VALUE_LEN. */
+static size_t cells_size(const PGresult *res, int ntuples, int nfields)
+{
+    size_t n = 0;
     /* each cell is at most 1 GiB (libpq), so no term can overflow size_t on
      * its own; check the running total after every row */
     for (int t = 0; t < ntuples; t++) {
@@ -41,15 +74,13 @@ static size_t encoded_size(const PGresult *res, int ntuples, int nfields)
             n += 4;
             if (!PQgetisnull(res, t, f)) n += (size_t)PQgetlength(res, t, f) + 1;
         }
-        if (n > HC_MAX_VALUE_LEN) return 0;
+        if (n > HC_MAX_VALUE_LEN) return SIZE_MAX;
     }
-    return n > HC_MAX_VALUE_LEN ? 0 : n;
+    return n;
 }
 
-hc_status hc__pgcodec_encode(const PGresult *res, hc_value **out, hc_error *err)
+static hc_status check_encodable(const PGresult *res, hc_error *err)
 {
-    if (out == NULL) return hc_error_set(err, HC_ERR_INVALID, "pgcodec: NULL out");
-    *out = NULL;
     if (res == NULL) return hc_error_set(err, HC_ERR_INVALID, "pgcodec: NULL result");
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_SINGLE_TUPLE)
@@ -69,35 +100,54 @@ hc_status hc__pgcodec_encode(const PGresult *res, hc_value **out, hc_error *err)
             return hc_error_set(err, HC_ERR_INVALID, "pgcodec: column %d: name too long or format %d",
                                 f, fmt);
     }
-    size_t size = encoded_size(res, ntuples, nfields);
-    if (size == 0)
+    return HC_OK;
+}
+
+hc_status hc__pgcodec_encode(const PGresult *res, const hc__pgcodec_origin *origin, hc_value **out,
+                             hc_error *err)
+{
+    if (out == NULL) return hc_error_set(err, HC_ERR_INVALID, "pgcodec: NULL out");
+    *out = NULL;
+    hc_status st = check_encodable(res, err);
+    if (st != HC_OK) return st;
+    int ntuples = PQntuples(res), nfields = PQnfields(res);
+    size_t cells = cells_size(res, ntuples, nfields);
+    if (cells == SIZE_MAX)
         return hc_error_set(err, HC_ERR_TOO_LARGE, "pgcodec: result larger than %zu bytes",
                             (size_t)HC_MAX_VALUE_LEN);
 
+    /* the shape: into the dictionary, or inline when it cannot be there */
+    size_t slen = shape_size(res, nfields);
+    unsigned char stack_shape[512];
+    unsigned char *shape = slen <= sizeof stack_shape ? stack_shape : hc__malloc(slen);
+    if (shape == NULL) return hc_error_set(err, HC_ERR_NOMEM, "pgcodec: out of memory");
+    put_shape(shape, res, nfields, origin);
+    uint64_t id = origin != NULL && origin->inline_shape ? 0 : hc__pgshape_intern(shape, slen);
+    size_t size = HDR_LEN + (id != 0 ? 8 : 4 + slen) + cells;
     void *buf;
-    hc_value *v = hc_value_alloc(size, &buf);
-    if (v == NULL) return hc_error_set(err, HC_ERR_NOMEM, "pgcodec: cannot allocate %zu bytes", size);
+    hc_value *v = size > HC_MAX_VALUE_LEN ? NULL : hc_value_alloc(size, &buf);
+    if (v == NULL) {
+        if (shape != stack_shape) free(shape);
+        return size > HC_MAX_VALUE_LEN
+                   ? hc_error_set(err, HC_ERR_TOO_LARGE, "pgcodec: result larger than %zu bytes",
+                                  (size_t)HC_MAX_VALUE_LEN)
+                   : hc_error_set(err, HC_ERR_NOMEM, "pgcodec: cannot allocate %zu bytes", size);
+    }
     unsigned char *p = buf;
     memcpy(p, magic, 4);
     p[4] = HC_PGCODEC_VERSION;
-    p[5] = 0;
+    p[5] = id != 0 ? 0 : HC_PGCODEC_FLAG_INLINE;
     p[6] = 0;
     p[7] = 0;
     p = put32(p + 8, (uint32_t)ntuples);
-    p = put32(p, (uint32_t)nfields);
-    for (int f = 0; f < nfields; f++) {
-        const char *name = PQfname(res, f);
-        size_t nl = strlen(name);
-        p = put32(p, (uint32_t)nl);
-        memcpy(p, name, nl + 1);
-        p += nl + 1;
-        p = put32(p, (uint32_t)PQftable(res, f));
-        p = put32(p, (uint32_t)PQftablecol(res, f));
-        p = put32(p, (uint32_t)PQftype(res, f));
-        p = put32(p, (uint32_t)PQfsize(res, f));
-        p = put32(p, (uint32_t)PQfmod(res, f));
-        *p++ = (unsigned char)PQfformat(res, f);
+    if (id != 0) {
+        p = put64(p, id);
+    } else {
+        p = put32(p, (uint32_t)slen);
+        memcpy(p, shape, slen);
+        p += slen;
     }
+    if (shape != stack_shape) free(shape);
     for (int t = 0; t < ntuples; t++) {
         for (int f = 0; f < nfields; f++) {
             if (PQgetisnull(res, t, f)) {
@@ -115,6 +165,8 @@ hc_status hc__pgcodec_encode(const PGresult *res, hc_value **out, hc_error *err)
     return HC_OK;
 }
 
+/* ------------------------------------------------------------ decoding */
+
 /* A bounds-checked reader over the encoded bytes. */
 typedef struct reader {
     const unsigned char *p;
@@ -130,58 +182,61 @@ static bool rd32(reader *r, uint32_t *v)
     return true;
 }
 
-static bool rd_header(reader *r, uint32_t *ntuples, uint32_t *nfields)
-{
-    if (r->left < HDR_LEN || memcmp(r->p, magic, 4) != 0 || r->p[4] != HC_PGCODEC_VERSION ||
-        r->p[5] != 0 || r->p[6] != 0 || r->p[7] != 0)
-        return false;
-    r->p += 8;
-    r->left -= 8;
-    return rd32(r, ntuples) && rd32(r, nfields) && *ntuples <= INT_MAX &&
-           *nfields <= HC_PGCODEC_MAX_FIELDS && !(*nfields == 0 && *ntuples > 0);
-}
-
-hc_status hc__pgcodec_ntuples(const void *data, size_t len, int *ntuples, hc_error *err)
-{
-    reader r = {data, data ? len : 0};
-    uint32_t nt, nf;
-    if (ntuples == NULL || !rd_header(&r, &nt, &nf))
-        return hc_error_set(err, HC_ERR_CODEC, "pgcodec: bad header");
-    *ntuples = (int)nt;
-    return HC_OK;
-}
-
 static hc_status corrupt(hc_error *err, const char *what)
 {
     return hc_error_set(err, HC_ERR_CODEC, "pgcodec: corrupt cached result (%s)", what);
 }
 
-/* Read the column descriptions into attrs (names point into the buffer),
- * or, with attrs NULL, only check them and note each name's offset from base
- * in name_off. */
-static hc_status rd_fields(reader *r, PGresAttDesc *attrs, uint32_t nfields, hc_error *err,
-                           const unsigned char *base, uint32_t *name_off)
+/* The fixed header; r is left at the shape (id or inline). */
+static bool rd_header(reader *r, uint32_t *ntuples)
 {
-    for (uint32_t f = 0; f < nfields; f++) {
-        uint32_t nl;
-        if (!rd32(r, &nl) || nl > HC_PGCODEC_MAX_NAME || r->left < (size_t)nl + FIELD_FIXED - 4)
-            return corrupt(err, "column name");
-        const char *name = (const char *)r->p;
-        if (name[nl] != '\0' || memchr(name, '\0', nl) != NULL) return corrupt(err, "column name");
-        const unsigned char *x = r->p + nl + 1; /* the fixed part, length checked above */
-        if (x[20] > 1) return corrupt(err, "column format");
-        if (attrs == NULL) name_off[f] = (uint32_t)(r->p - base);
-        else attrs[f] = (PGresAttDesc){
-            .name = (char *)name,
-            .tableid = (Oid)get32(x),
-            .columnid = (int)get32(x + 4),
-            .typid = (Oid)get32(x + 8),
-            .typlen = (int)get32(x + 12),
-            .atttypmod = (int)get32(x + 16),
-            .format = x[20],
-        };
-        r->p += nl + FIELD_FIXED - 4;
-        r->left -= nl + FIELD_FIXED - 4;
+    if (r->p == NULL || r->left < HDR_LEN || memcmp(r->p, magic, 4) != 0 ||
+        r->p[4] != HC_PGCODEC_VERSION || (r->p[5] & ~HC_PGCODEC_FLAG_INLINE) != 0 || r->p[6] != 0 ||
+        r->p[7] != 0)
+        return false;
+    *ntuples = get32(r->p + 8);
+    r->p += HDR_LEN;
+    r->left -= HDR_LEN;
+    return *ntuples <= INT_MAX;
+}
+
+/* Past the header and the shape: r at the first cell. */
+static bool rd_to_cells(reader *r, uint32_t *ntuples)
+{
+    bool inl = r->left >= HDR_LEN && r->p != NULL && (r->p[5] & HC_PGCODEC_FLAG_INLINE);
+    uint32_t skip = 8;
+    if (!rd_header(r, ntuples) || (inl && !rd32(r, &skip)) || r->left < skip) return false;
+    r->p += skip;
+    r->left -= skip;
+    return true;
+}
+
+hc_status hc__pgcodec_ntuples(const void *data, size_t len, int *ntuples, hc_error *err)
+{
+    reader r = {data, data ? len : 0};
+    uint32_t nt;
+    if (ntuples == NULL || !rd_header(&r, &nt)) return hc_error_set(err, HC_ERR_CODEC, "pgcodec: bad header");
+    *ntuples = (int)nt;
+    return HC_OK;
+}
+
+hc_status hc__pgcodec_shape(const void *data, size_t len, hc__pgshape **shape, hc_error *err)
+{
+    *shape = NULL;
+    reader r = {data, data ? len : 0};
+    uint32_t nt;
+    if (!rd_header(&r, &nt)) return corrupt(err, "header");
+    if (((const unsigned char *)data)[5] & HC_PGCODEC_FLAG_INLINE) {
+        uint32_t slen;
+        if (!rd32(&r, &slen) || r.left < slen) return corrupt(err, "shape");
+        return hc__pgshape_parse(r.p, slen, shape, err);
+    }
+    if (r.left < 8) return corrupt(err, "shape id");
+    uint64_t id = (uint64_t)get32(r.p) | (uint64_t)get32(r.p + 4) << 32;
+    if ((*shape = hc__pgshape_get(id)) == NULL) {
+        hc_error_set(err, HC_ERR_CODEC, "pgcodec: cached result of unknown shape %llu",
+                     (unsigned long long)id);
+        return HC_MISS;
     }
     return HC_OK;
 }
@@ -198,6 +253,17 @@ static hc_status rd_cell(reader *r, const unsigned char **val, uint32_t *len, hc
     *val = r->p;
     r->p += (size_t)l + 1;
     r->left -= (size_t)l + 1;
+    return HC_OK;
+}
+
+/* r at the first cell of a result of ntuples rows of shape: every cell
+ * takes at least its 4-byte length, so impossible counts are rejected before
+ * anything is allocated for them. */
+static hc_status check_counts(const reader *r, uint32_t ntuples, const hc__pgshape *shape,
+                              hc_error *err)
+{
+    if (shape->nfields == 0 && ntuples > 0) return corrupt(err, "rows without columns");
+    if ((uint64_t)ntuples * (uint32_t)shape->nfields > r->left / 4) return corrupt(err, "row count");
     return HC_OK;
 }
 
@@ -225,31 +291,21 @@ static hc_status rd_rows(reader *r, PGresult *res, uint32_t ntuples, uint32_t nf
     return r->left == 0 ? HC_OK : corrupt(err, "trailing bytes");
 }
 
-hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresult **out,
-                             hc_error *err)
+hc_status hc__pgcodec_decode_shaped(const void *data, size_t len, const hc__pgshape *shape,
+                                    PGconn *conn, PGresult **out, hc_error *err)
 {
     if (out == NULL) return hc_error_set(err, HC_ERR_INVALID, "pgcodec: NULL out");
     *out = NULL;
     reader r = {data, data ? len : 0};
-    uint32_t ntuples, nfields;
-    if (!rd_header(&r, &ntuples, &nfields)) return corrupt(err, "header");
-    /* every cell takes at least its 4-byte length: reject impossible counts
-     * before allocating anything for them */
-    if ((uint64_t)ntuples * nfields > r.left / 4) return corrupt(err, "row count");
-
-    PGresAttDesc stack_attrs[16];
-    PGresAttDesc *attrs = stack_attrs;
-    if (nfields > 16 && (attrs = hc__malloc(nfields * sizeof *attrs)) == NULL)
-        return hc_error_set(err, HC_ERR_NOMEM, "pgcodec: out of memory");
-    hc_status st = rd_fields(&r, attrs, nfields, err, NULL, NULL);
-    PGresult *res = NULL;
-    if (st == HC_OK) {
-        res = PQmakeEmptyPGresult(conn, PGRES_TUPLES_OK);
-        if (res == NULL || !PQsetResultAttrs(res, (int)nfields, attrs))
-            st = hc_error_set(err, HC_ERR_NOMEM, "pgcodec: libpq cannot allocate a result");
-    }
-    if (attrs != stack_attrs) free(attrs);
-    if (st == HC_OK) st = rd_rows(&r, res, ntuples, nfields, err);
+    uint32_t ntuples;
+    if (!rd_to_cells(&r, &ntuples)) return corrupt(err, "header");
+    hc_status st = check_counts(&r, ntuples, shape, err);
+    if (st != HC_OK) return st;
+    PGresult *res = PQmakeEmptyPGresult(conn, PGRES_TUPLES_OK);
+    /* PQsetResultAttrs copies the names into the result */
+    if (res == NULL || !PQsetResultAttrs(res, shape->nfields, shape->attrs))
+        st = hc_error_set(err, HC_ERR_NOMEM, "pgcodec: libpq cannot allocate a result");
+    if (st == HC_OK) st = rd_rows(&r, res, ntuples, (uint32_t)shape->nfields, err);
     if (st != HC_OK) {
         PQclear(res);
         return st;
@@ -258,136 +314,37 @@ hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresul
     return HC_OK;
 }
 
-/* ------------------------------------------------------------ views */
-
-/* Only the header: the inline arrays are read only where the header says. */
-void hc__pgcodec_view_clear(hc_pg_view *view)
+hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresult **out,
+                             hc_error *err)
 {
-    struct hc_pg_view_priv_ *p = &view->priv_;
-    p->value = NULL;
-    p->data = NULL;
-    p->ntuples = 0;
-    p->nfields = 0;
-    p->heap = NULL;
+    if (out == NULL) return hc_error_set(err, HC_ERR_INVALID, "pgcodec: NULL out");
+    *out = NULL;
+    hc__pgshape *shape;
+    hc_status st = hc__pgcodec_shape(data, len, &shape, err);
+    if (st == HC_MISS) return HC_ERR_CODEC;
+    if (st != HC_OK) return st;
+    st = hc__pgcodec_decode_shaped(data, len, shape, conn, out, err);
+    hc__pgshape_release(shape);
+    return st;
 }
 
-hc_status hc__pgcodec_view(hc_value *v, hc_pg_view *view, hc_error *err)
+/* ------------------------------------------------------------ layout, for row views */
+
+hc_status hc__pgcodec_index(const void *data, size_t len, const hc__pgshape *shape,
+                            uint32_t *cells, hc_error *err)
 {
-    struct hc_pg_view_priv_ *p = &view->priv_;
-    hc__pgcodec_view_clear(view);
-    if (v == NULL) return corrupt(err, "no value");
-    const unsigned char *data = hc_value_data(v);
-    reader r = {data, data ? hc_value_len(v) : 0};
-    uint32_t ntuples, nfields;
-    if (!rd_header(&r, &ntuples, &nfields)) return corrupt(err, "header");
-    if ((uint64_t)ntuples * nfields > r.left / 4) return corrupt(err, "row count");
-    size_t ncells = (size_t)ntuples * nfields;
-    uint32_t *fields = p->inline_fields, *cells = p->inline_cells;
-    if (nfields > HC_PG_VIEW_INLINE_FIELDS || ncells > HC_PG_VIEW_INLINE_CELLS) {
-        /* one array for both: fields first, then the cells */
-        if ((p->heap = hc__malloc((nfields + ncells) * sizeof *p->heap)) == NULL)
-            return hc_error_set(err, HC_ERR_NOMEM, "pgcodec: out of memory for a view of %zu cells", ncells);
-        fields = p->heap;
-        cells = p->heap + nfields;
-    }
-    hc_status st = rd_fields(&r, NULL, nfields, err, data, fields);
+    reader r = {data, data ? len : 0};
+    uint32_t ntuples;
+    if (!rd_to_cells(&r, &ntuples)) return corrupt(err, "header");
+    hc_status st = check_counts(&r, ntuples, shape, err);
+    size_t ncells = (size_t)ntuples * (size_t)shape->nfields;
     for (size_t i = 0; i < ncells && st == HC_OK; i++) {
         const unsigned char *val;
         uint32_t l;
         st = rd_cell(&r, &val, &l, err);
         /* 0 marks NULL: no value starts at offset 0, the header is there */
-        cells[i] = val ? (uint32_t)(val - data) : 0;
+        cells[i] = val ? (uint32_t)(val - (const unsigned char *)data) : 0;
     }
     if (st == HC_OK && r.left != 0) st = corrupt(err, "trailing bytes");
-    if (st != HC_OK) {
-        free(p->heap);
-        p->heap = NULL;
-        return st;
-    }
-    p->value = v;
-    p->data = data;
-    p->ntuples = (int)ntuples;
-    p->nfields = (int)nfields;
-    p->fields = fields;
-    p->cells = cells;
-    return HC_OK;
-}
-
-/* The fixed part of column col's description (after its name and NUL). */
-static const unsigned char *field_fixed(const struct hc_pg_view_priv_ *p, int col)
-{
-    const unsigned char *name = p->data + p->fields[col];
-    return name + get32(name - 4) + 1;
-}
-
-static bool col_ok(const hc_pg_view *view, int col)
-{
-    return view != NULL && col >= 0 && col < view->priv_.nfields;
-}
-
-/* The offset of cell (row, col) (0 = NULL), or UINT32_MAX when out of range. */
-static uint32_t cell(const hc_pg_view *view, int row, int col)
-{
-    if (!col_ok(view, col) || row < 0 || row >= view->priv_.ntuples) return UINT32_MAX;
-    return view->priv_.cells[(size_t)row * (size_t)view->priv_.nfields + (size_t)col];
-}
-
-HC_EXTERN int hc_pg_view_ntuples(const hc_pg_view *view)
-{
-    return view ? view->priv_.ntuples : 0;
-}
-
-HC_EXTERN int hc_pg_view_nfields(const hc_pg_view *view)
-{
-    return view ? view->priv_.nfields : 0;
-}
-
-HC_EXTERN const char *hc_pg_view_fname(const hc_pg_view *view, int col)
-{
-    return col_ok(view, col) ? (const char *)view->priv_.data + view->priv_.fields[col] : NULL;
-}
-
-HC_EXTERN int hc_pg_view_fnumber(const hc_pg_view *view, const char *name)
-{
-    for (int f = 0; name != NULL && col_ok(view, f); f++)
-        if (strcmp(hc_pg_view_fname(view, f), name) == 0) return f;
-    return -1;
-}
-
-HC_EXTERN Oid hc_pg_view_ftype(const hc_pg_view *view, int col)
-{
-    return col_ok(view, col) ? (Oid)get32(field_fixed(&view->priv_, col) + 8) : 0;
-}
-
-HC_EXTERN int hc_pg_view_fformat(const hc_pg_view *view, int col)
-{
-    return col_ok(view, col) ? field_fixed(&view->priv_, col)[20] : 0;
-}
-
-HC_EXTERN const char *hc_pg_view_getvalue(const hc_pg_view *view, int row, int col)
-{
-    uint32_t off = cell(view, row, col);
-    if (off == UINT32_MAX) return NULL;
-    return off == 0 ? "" : (const char *)view->priv_.data + off;
-}
-
-HC_EXTERN int hc_pg_view_getlength(const hc_pg_view *view, int row, int col)
-{
-    uint32_t off = cell(view, row, col);
-    return off == UINT32_MAX || off == 0 ? 0 : (int)get32(view->priv_.data + off - 4);
-}
-
-HC_EXTERN int hc_pg_view_getisnull(const hc_pg_view *view, int row, int col)
-{
-    uint32_t off = cell(view, row, col);
-    return off == UINT32_MAX || off == 0;
-}
-
-HC_EXTERN void hc_pg_view_release(hc_pg_view *view)
-{
-    if (view == NULL) return;
-    struct hc_pg_view_priv_ *p = &view->priv_;
-    hc_value_release(p->value);
-    free(p->heap);
-    hc__pgcodec_view_clear(view);
+    return st;
 }

@@ -2,44 +2,82 @@
  * pgcodec.h - private: PGresult <-> compact versioned bytes (the cached form
  * of a query result).  Layout, all integers little-endian:
  *
- *   "HCPG" u8 version(2) u8 flags(0) u16 reserved(0) u32 ntuples u32 nfields
- *   nfields x { u32 namelen, name bytes, NUL, u32 tableid, i32 columnid,
- *               u32 typid, i32 typlen, i32 typmod, u8 format(0|1) }
+ *   "HCPG" u8 version(4) u8 flags u16 reserved(0) u32 ntuples
+ *   flags bit 0 clear: u64 shape id (the dictionary's, pgshape.h)
+ *   flags bit 0 set:   u32 shape length, the shape bytes (pgshape.h) inline
  *   ntuples x nfields x { u32 len (0xFFFFFFFF = NULL), len bytes, NUL (non-NULL only) }
  *
- * Version 2 added the NUL after each value, so a view (hc_pg_view) can hand
- * the cached bytes out as C strings, as PQgetvalue does.
+ * The shape (result format and session settings the result was loaded
+ * under, and the columns' metadata) is stored once per process in the shape
+ * dictionary and named by its id, so an entry holds little beyond its
+ * cells; it is inline only when the dictionary cannot take it.  The other
+ * flag bits are 0.  History: version 2 added the NUL after each value (so a
+ * row view hands the cached bytes out as C strings, as PQgetvalue does);
+ * version 3 the result format and settings; version 4 moved the column
+ * metadata, format and settings into the shape.
  *
  * Decoding checks every count and length against the buffer and the caps
- * below, and rejects trailing bytes: corrupt input gives HC_ERR_CODEC.
+ * below, and rejects trailing bytes: corrupt input gives HC_ERR_CODEC; a
+ * shape id the dictionary does not know (any more) gives HC_MISS from
+ * hc__pgcodec_shape and HC_ERR_CODEC elsewhere.
  */
 #ifndef HC_PGCODEC_H
 #define HC_PGCODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
 #include "hydracache/cache.h"
-#include "hydracache/pg.h"
+#include "pgshape.h"
 
-#define HC_PGCODEC_VERSION 2
-#define HC_PGCODEC_MAX_FIELDS 1664    /* PostgreSQL's MaxTupleAttributeNumber */
-#define HC_PGCODEC_MAX_NAME 1024      /* column name bytes */
+#define HC_PGCODEC_VERSION 4
+#define HC_PGCODEC_MAX_FIELDS HC_PGSHAPE_MAX_FIELDS
+#define HC_PGCODEC_MAX_NAME HC_PGSHAPE_MAX_NAME
+#define HC_PGCODEC_FLAG_INLINE 1u  /* the shape follows the header instead of its id */
+
+/* What a result was loaded under: a cached result serves only callers that
+ * ask for the same (see hc__pgcodec_fits). */
+typedef struct hc__pgcodec_origin {
+    int result_format;  /* the result_format asked for: 0 text, 1 binary */
+    uint64_t settings;  /* fingerprint of the session settings that shape text output */
+    bool inline_shape;  /* store the shape inline, not in the dictionary (tests) */
+} hc__pgcodec_origin;
 
 /*
- * Encode a PGRES_TUPLES_OK (or PGRES_SINGLE_TUPLE) result into a new value.
- * HC_ERR_INVALID (NULL, other status, rows without columns: libpq cannot
- * rebuild those), HC_ERR_TOO_LARGE, HC_ERR_NOMEM.  Thread-safe.
+ * Encode a PGRES_TUPLES_OK (or PGRES_SINGLE_TUPLE) result loaded under
+ * origin (NULL: text, settings 0) into a new value, its shape into the
+ * dictionary.  HC_ERR_INVALID (NULL, other status, rows without columns:
+ * libpq cannot rebuild those), HC_ERR_TOO_LARGE, HC_ERR_NOMEM.  Thread-safe.
  */
-hc_status hc__pgcodec_encode(const PGresult *res, hc_value **out, hc_error *err);
+hc_status hc__pgcodec_encode(const PGresult *res, const hc__pgcodec_origin *origin, hc_value **out,
+                             hc_error *err);
+
+/*
+ * Hold the shape of encoded bytes (release it with hc__pgshape_release):
+ * HC_OK; HC_MISS when its id is unknown to the dictionary (the entry must be
+ * loaded again); HC_ERR_CODEC, HC_ERR_NOMEM.
+ */
+hc_status hc__pgcodec_shape(const void *data, size_t len, hc__pgshape **shape, hc_error *err);
+
+/* Whether a result of shape was loaded under want. */
+static inline bool hc__pgcodec_fits(const hc__pgshape *shape, const hc__pgcodec_origin *want)
+{
+    return shape->result_format == want->result_format && shape->settings == want->settings;
+}
 
 /*
  * Build a new PGRES_TUPLES_OK result (caller PQclear()s) straight from the
- * bytes.  conn (may be NULL) only lends its client encoding and event hooks,
- * as with PQmakeEmptyPGresult.  HC_ERR_CODEC on any inconsistency,
- * HC_ERR_NOMEM when libpq cannot allocate.  Never reads outside data[0..len).
+ * bytes, whose shape the caller holds (hc__pgcodec_decode finds it itself).
+ * conn (may be NULL) only lends its client encoding and event hooks, as with
+ * PQmakeEmptyPGresult.  HC_ERR_CODEC on any inconsistency (or an unknown
+ * shape), HC_ERR_NOMEM when libpq cannot allocate.  Never reads outside
+ * data[0..len).
  */
+hc_status hc__pgcodec_decode_shaped(const void *data, size_t len, const hc__pgshape *shape,
+                                    PGconn *conn, PGresult **out, hc_error *err);
 hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresult **out,
                              hc_error *err);
 
@@ -47,14 +85,20 @@ hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresul
 hc_status hc__pgcodec_ntuples(const void *data, size_t len, int *ntuples, hc_error *err);
 
 /*
- * Point view at the result encoded in v, which the view takes over (its
- * reference) on success; on failure v is left to the caller.  Walks the
- * bytes once, as strictly as decoding, noting where each column name and cell
- * starts (in the view's own arrays, or one malloc for large results).
- * HC_ERR_CODEC, HC_ERR_NOMEM.
+ * The cells of encoded bytes of the held shape, for the zero-copy row views
+ * (pgrowview.c): checks the header (and that the row count fits the bytes),
+ * then walks all cells as strictly as decoding, noting in
+ * cells[ntuples * shape->nfields] the offset from data of each cell's bytes
+ * (0 = SQL NULL); hc__pgcodec_ntuples gives the count first.  HC_ERR_CODEC.
  */
-hc_status hc__pgcodec_view(hc_value *v, hc_pg_view *view, hc_error *err);
-/* Make view empty (no reference, no rows, no columns) without freeing anything. */
-void hc__pgcodec_view_clear(hc_pg_view *view);
+hc_status hc__pgcodec_index(const void *data, size_t len, const hc__pgshape *shape,
+                            uint32_t *cells, hc_error *err);
+
+/* The length of the cell at an offset hc__pgcodec_index gave. */
+static inline int hc__pgcodec_cell_len(const unsigned char *cell)
+{
+    const unsigned char *p = cell - 4;
+    return (int)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+}
 
 #endif

@@ -1,323 +1,35 @@
 /*
- * registry.c - the registry of named caches and PostgreSQL buses, and its
- * snapshots: JSON and the Prometheus text exposition format 0.0.4.
+ * registry.c - the registry of named caches and buses, and the snapshot of
+ * them that every output is written from (the formats are in exposition.c,
+ * the text buffer in textbuf.c).
  *
- * The writer is a growable buffer with a sticky failure flag (every append
- * after an allocation failure is a no-op and the snapshot reports
- * HC_ERR_NOMEM).  No JSON library: the output is a fixed, flat shape that a
- * 100-line emitter covers, and a library would be a new dependency for every
- * user of libhcpg.
+ * Locking: one mutex guards the lists and the threshold.  A snapshot holds it
+ * while it reads the caches and buses and while the text is formatted, so
+ * hc_registry_remove returning means no snapshot still uses the removed
+ * object.  Nothing called under the lock calls back into the registry.
  *
- * Locking: one mutex guards the lists.  Snapshots hold it while they read
- * the caches and buses and format the text, so hc_registry_remove returning
- * means no snapshot still uses the removed object.  Nothing called under the
- * lock calls back into the registry.
+ * Bus facts come from the generic bus (hc_bus_state_get, hc_bus_queue_usage,
+ * hc_bus_node_id), so any transport can be registered; a PostgreSQL bus adds
+ * its own counters (hc_pg_bus_get_stats) and reports its own state.
  */
 #include "config.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
-#include "hydracache/registry.h"
-
-/* ------------------------------------------------------------ text buffer */
-
-typedef struct tbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} tbuf;
-
-static bool tb_reserve(tbuf *b, size_t extra)
-{
-    if (b->failed)
-        return false;
-    if (extra < b->cap - b->len)
-        return true;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (extra >= cap - b->len) {
-        if (cap > SIZE_MAX / 2) {
-            b->failed = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    char *p = hc__realloc(b->p, cap);
-    if (p == NULL) {
-        b->failed = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-static void tb_put(tbuf *b, const char *s, size_t n)
-{
-    if (!tb_reserve(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void tb_puts(tbuf *b, const char *s)
-{
-    tb_put(b, s, strlen(s));
-}
-
-static void tb_printf(tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_printf(tbuf *b, const char *fmt, ...)
-{
-    char small[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = true;
-        return;
-    }
-    if ((size_t)n < sizeof small) {
-        tb_put(b, small, (size_t)n);
-        return;
-    }
-    if (!tb_reserve(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-static void tb_u64(tbuf *b, uint64_t v)
-{
-    tb_printf(b, "%" PRIu64, v);
-}
-
-/* A finite double, locale-independent (printf may use ',' as the decimal point). */
-static void tb_double(tbuf *b, double v)
-{
-    char s[64];
-    snprintf(s, sizeof s, "%.9g", v);
-    for (char *q = s; *q; q++)
-        if (*q == ',')
-            *q = '.';
-    tb_puts(b, s);
-}
-
-static void tb_free(tbuf *b)
-{
-    free(b->p);
-    b->p = NULL;
-}
-
-static hc_status tb_finish(tbuf *b, char **out, size_t *len, hc_error *err)
-{
-    if (!b->failed && b->p == NULL)
-        tb_put(b, "", 0);
-    if (b->failed) {
-        tb_free(b);
-        return hc_error_set(err, HC_ERR_NOMEM, "out of memory building a snapshot");
-    }
-    *out = b->p;
-    if (len != NULL)
-        *len = b->len;
-    b->p = NULL;
-    return HC_OK;
-}
-
-/* ------------------------------------------------------------ escaping */
-
-/* Length of the valid UTF-8 sequence at s[0..n) (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), 0 when it is not one. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    size_t need;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (n < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < need; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return need;
-}
-
-typedef enum esc_mode {
-    ESC_JSON, /* JSON string body (RFC 8259) */
-    ESC_PROM  /* Prometheus label value: only \, " and newline are escaped */
-} esc_mode;
-
-/* Appends s escaped for mode; invalid UTF-8 bytes become U+FFFD each. */
-static void tb_escaped(tbuf *b, const char *s, esc_mode mode)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s), i = 0, run = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        const char *rep = NULL;
-        char hex[8];
-        size_t k = 1;
-        if (c == '\\')
-            rep = "\\\\";
-        else if (c == '"')
-            rep = "\\\"";
-        else if (c == '\n')
-            rep = "\\n";
-        else if (mode == ESC_JSON && (c < 0x20 || c == 0x7F)) {
-            switch (c) {
-            case '\b': rep = "\\b"; break;
-            case '\f': rep = "\\f"; break;
-            case '\r': rep = "\\r"; break;
-            case '\t': rep = "\\t"; break;
-            default:
-                snprintf(hex, sizeof hex, "\\u%04x", c);
-                rep = hex;
-            }
-        } else if (c >= 0x80) {
-            k = utf8_seq_len(p + i, n - i);
-            if (k == 0) {
-                rep = mode == ESC_JSON ? "\\ufffd" : "\xEF\xBF\xBD";
-                k = 1;
-            }
-        }
-        if (rep == NULL) {
-            run += k;
-        } else {
-            tb_put(b, s + i - run, run);
-            run = 0;
-            tb_puts(b, rep);
-        }
-        i += k;
-    }
-    tb_put(b, s + i - run, run);
-}
-
-static void json_str(tbuf *b, const char *s)
-{
-    tb_puts(b, "\"");
-    tb_escaped(b, s, ESC_JSON);
-    tb_puts(b, "\"");
-}
-
-/* "key": (the key is a literal, never needs escaping); a comma before all but the first. */
-static void json_key(tbuf *b, bool *first, const char *key)
-{
-    tb_printf(b, "%s\"%s\":", *first ? "" : ",", key);
-    *first = false;
-}
-
-static void json_num_or_null(tbuf *b, double v)
-{
-    if (v < 0 || !isfinite(v))
-        tb_puts(b, "null");
-    else
-        tb_double(b, v);
-}
-
-/* ------------------------------------------------------------ counter tables */
-
-/*
- * One row per counter: its key in JSON, and its Prometheus family (without
- * the hydracache_ prefix) plus an optional extra label.  Rows of one family
- * are adjacent; the first carries the family's help text (so # HELP and
- * # TYPE are written once per family), the others NULL.
- */
-typedef struct counter_def {
-    const char *json;
-    const char *family;
-    const char *label;
-    const char *help;
-    size_t off;
-} counter_def;
-
-#define CCTR(field, fam, label, help) {#field, fam, label, help, offsetof(hc_stats, field)}
-static const counter_def cache_counters[] = {
-    CCTR(hits, "hits_total", NULL, "Lookups that found a live entry."),
-    CCTR(misses, "misses_total", NULL, "Lookups that found no live entry."),
-    CCTR(loads, "loads_total", NULL, "Loader runs."),
-    CCTR(load_errors, "load_errors_total", NULL, "Loader runs that failed."),
-    CCTR(single_flight_joins, "single_flight_joins_total", NULL,
-         "Callers that waited for a load already in flight."),
-    CCTR(stale_load_discards, "stale_load_discards_total", NULL,
-         "Loaded values not stored because an invalidation raced the load."),
-    CCTR(puts, "puts_total", NULL, "Entries stored by put."),
-    CCTR(invalidations_key, "invalidations_total", "kind=\"key\"", "Invalidations, by kind."),
-    CCTR(invalidations_tag, "invalidations_total", "kind=\"tag\"", NULL),
-    CCTR(invalidations_flush, "invalidations_total", "kind=\"flush\"", NULL),
-    CCTR(evictions_capacity, "evictions_total", "reason=\"capacity\"",
-         "Entries evicted, by reason."),
-    CCTR(evictions_expired, "evictions_total", "reason=\"expired\"", NULL),
-    CCTR(events_published, "events_published_total", NULL, "Events published to subscribers."),
-    CCTR(subscriber_lag, "subscriber_lost_events_total", NULL,
-         "Events lost by subscribers that fell behind."),
-    CCTR(bus_published, "bus_published_total", NULL, "Invalidations handed to the bus."),
-    CCTR(bus_received, "bus_received_total", NULL, "Bus messages received."),
-    CCTR(bus_applied, "bus_applied_total", NULL, "Remote invalidations applied."),
-    CCTR(bus_malformed, "bus_malformed_total", NULL,
-         "Malformed or foreign bus messages ignored."),
-    CCTR(bus_publish_failures, "bus_publish_failures_total", NULL,
-         "Invalidations the bus could not send."),
-    CCTR(bus_disconnects, "bus_disconnects_total", NULL, "Bus connection losses."),
-    CCTR(bus_reconnects, "bus_reconnects_total", NULL, "Bus reconnections."),
-    CCTR(bypassed_loads, "bypassed_loads_total", NULL,
-         "Loads served from the source without storing (bypass)."),
-};
-
-#define BCTR(field, help) {#field, "pg_bus_" #field "_total", NULL, help, \
-                           offsetof(hc_pg_bus_stats, field)}
-static const counter_def bus_counters[] = {
-    BCTR(published, "Invalidations sent (committed pg_notify)."),
-    BCTR(publish_failures, "Invalidations not sent (replaced by a flush broadcast)."),
-    BCTR(flush_broadcasts, "Flushes sent to cover failed publishes."),
-    BCTR(received, "Notifications received on the channel."),
-    BCTR(malformed, "Notifications ignored as malformed or foreign."),
-    BCTR(own_ignored, "Notifications ignored as echoes of this node."),
-    BCTR(disconnects, "Connection losses."),
-    BCTR(reconnects, "Reconnections."),
-    BCTR(connect_failures, "Failed connection attempts."),
-    BCTR(syncs, "Completed sync barriers."),
-};
-
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-static uint64_t ctr_get(const counter_def *d, const void *base)
-{
-    uint64_t v;
-    memcpy(&v, (const char *)base + d->off, sizeof v);
-    return v;
-}
+#include "registry_int.h"
 
 /* ------------------------------------------------------------ the registry */
 
 typedef struct reg_entry {
     char *name;
-    void *obj; /* hc_cache * or hc_pg_bus * */
+    void *obj;   /* hc_cache *, or the registered bus (hc_bus * or hc_pg_bus *) */
+    hc_bus *bus; /* buses: the generic bus (obj itself, or hc_pg_bus_bus(obj)) */
+    bool is_pg;  /* buses: obj is an hc_pg_bus * */
 } reg_entry;
 
 typedef struct reg_list {
@@ -326,9 +38,10 @@ typedef struct reg_list {
 } reg_list;
 
 struct hc_registry {
-    pthread_mutex_t mu; /* guards caches and buses */
+    pthread_mutex_t mu; /* guards caches, buses and queue_threshold */
     reg_list caches;
     reg_list buses;
+    double queue_threshold; /* notify_queue_usage above it: DEGRADED */
 };
 
 HC_EXTERN hc_registry *hc_registry_new(hc_error *err)
@@ -343,6 +56,7 @@ HC_EXTERN hc_registry *hc_registry_new(hc_error *err)
         hc_error_set(err, HC_ERR_SYSTEM, "cannot create the registry mutex");
         return NULL;
     }
+    reg->queue_threshold = HC_REGISTRY_DEFAULT_QUEUE_THRESHOLD;
     return reg;
 }
 
@@ -366,14 +80,15 @@ HC_EXTERN void hc_registry_free(hc_registry *reg)
 static const reg_entry *list_find(const reg_list *l, const char *name, const void *obj)
 {
     for (size_t i = 0; i < l->n; i++)
-        if ((name != NULL && strcmp(l->v[i].name, name) == 0) || (obj != NULL && l->v[i].obj == obj))
+        if ((name != NULL && strcmp(l->v[i].name, name) == 0) ||
+            (obj != NULL && l->v[i].obj == obj))
             return &l->v[i];
     return NULL;
 }
 
-/* Caller holds reg->mu. */
+/* Caller holds reg->mu.  Returns the new entry's index in *at. */
 static hc_status list_add(reg_list *l, const char *what, const char *name, void *obj,
-                          hc_error *err)
+                          size_t *at, hc_error *err)
 {
     if (list_find(l, name, obj) != NULL)
         return hc_error_set(err, HC_ERR_BUSY, "a %s named '%s' (or this %s) is already registered",
@@ -389,9 +104,8 @@ static hc_status list_add(reg_list *l, const char *what, const char *name, void 
     char *copy = hc__strdup(name);
     if (copy == NULL)
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory registering %s '%s'", what, name);
-    l->v[l->n].name = copy;
-    l->v[l->n].obj = obj;
-    l->n++;
+    l->v[l->n] = (reg_entry){.name = copy, .obj = obj};
+    *at = l->n++;
     return HC_OK;
 }
 
@@ -413,8 +127,9 @@ HC_EXTERN hc_status hc_registry_add(hc_registry *reg, hc_cache *c, hc_error *err
     if (reg == NULL || c == NULL)
         return hc_error_set(err, HC_ERR_INVALID, "hc_registry_add: NULL %s",
                             reg == NULL ? "registry" : "cache");
+    size_t at;
     pthread_mutex_lock(&reg->mu);
-    hc_status st = list_add(&reg->caches, "cache", hc_cache_name(c), c, err);
+    hc_status st = list_add(&reg->caches, "cache", hc_cache_name(c), c, &at, err);
     pthread_mutex_unlock(&reg->mu);
     return st;
 }
@@ -439,63 +154,104 @@ HC_EXTERN size_t hc_registry_cache_count(hc_registry *reg)
     return n;
 }
 
-HC_EXTERN hc_status hc_registry_add_pg_bus(hc_registry *reg, const char *name, hc_pg_bus *bus,
-                                           hc_error *err)
+/* Registers a bus: obj is the generic bus, or the PostgreSQL bus that holds it. */
+static hc_status add_bus(hc_registry *reg, const char *fn, const char *name, void *obj,
+                         hc_bus *bus, bool is_pg, hc_error *err)
 {
-    if (reg == NULL || name == NULL || bus == NULL)
-        return hc_error_set(err, HC_ERR_INVALID, "hc_registry_add_pg_bus: NULL argument");
+    if (reg == NULL || name == NULL || obj == NULL)
+        return hc_error_set(err, HC_ERR_INVALID, "%s: NULL argument", fn);
     size_t n = strlen(name);
     if (n == 0)
-        return hc_error_set(err, HC_ERR_INVALID, "hc_registry_add_pg_bus: empty name");
+        return hc_error_set(err, HC_ERR_INVALID, "%s: empty name", fn);
     if (n > HC_MAX_KEY_LEN)
         return hc_error_set(err, HC_ERR_TOO_LARGE, "bus name longer than %d bytes",
                             HC_MAX_KEY_LEN);
+    size_t at;
     pthread_mutex_lock(&reg->mu);
-    hc_status st = list_add(&reg->buses, "bus", name, bus, err);
+    hc_status st = HC_OK;
+    for (size_t i = 0; i < reg->buses.n && st == HC_OK; i++)
+        if (reg->buses.v[i].bus == bus) /* the same bus, registered either way */
+            st = hc_error_set(err, HC_ERR_BUSY, "this bus is already registered as '%s'",
+                              reg->buses.v[i].name);
+    if (st == HC_OK)
+        st = list_add(&reg->buses, "bus", name, obj, &at, err);
+    if (st == HC_OK) {
+        reg->buses.v[at].bus = bus;
+        reg->buses.v[at].is_pg = is_pg;
+    }
     pthread_mutex_unlock(&reg->mu);
     return st;
+}
+
+static hc_status remove_bus(hc_registry *reg, const char *fn, const void *obj, hc_error *err)
+{
+    if (reg == NULL || obj == NULL)
+        return hc_error_set(err, HC_ERR_INVALID, "%s: NULL argument", fn);
+    pthread_mutex_lock(&reg->mu);
+    hc_status st = list_remove(&reg->buses, "bus", obj, err);
+    pthread_mutex_unlock(&reg->mu);
+    return st;
+}
+
+HC_EXTERN hc_status hc_registry_add_pg_bus(hc_registry *reg, const char *name, hc_pg_bus *bus,
+                                           hc_error *err)
+{
+    return add_bus(reg, "hc_registry_add_pg_bus", name, bus,
+                   bus != NULL ? hc_pg_bus_bus(bus) : NULL, true, err);
 }
 
 HC_EXTERN hc_status hc_registry_remove_pg_bus(hc_registry *reg, const hc_pg_bus *bus,
                                               hc_error *err)
 {
-    if (reg == NULL || bus == NULL)
-        return hc_error_set(err, HC_ERR_INVALID, "hc_registry_remove_pg_bus: NULL argument");
+    return remove_bus(reg, "hc_registry_remove_pg_bus", bus, err);
+}
+
+HC_EXTERN hc_status hc_registry_add_bus(hc_registry *reg, const char *name, hc_bus *bus,
+                                        hc_error *err)
+{
+    return add_bus(reg, "hc_registry_add_bus", name, bus, bus, false, err);
+}
+
+HC_EXTERN hc_status hc_registry_remove_bus(hc_registry *reg, const hc_bus *bus, hc_error *err)
+{
+    return remove_bus(reg, "hc_registry_remove_bus", bus, err);
+}
+
+HC_EXTERN hc_status hc_registry_set_queue_threshold(hc_registry *reg, double threshold,
+                                                   hc_error *err)
+{
+    if (reg == NULL)
+        return hc_error_set(err, HC_ERR_INVALID, "hc_registry_set_queue_threshold: NULL registry");
+    if (!(threshold >= 0.0 && threshold <= 1.0))
+        return hc_error_set(err, HC_ERR_INVALID,
+                            "queue usage threshold must be within 0..1 (a fraction of the queue)");
     pthread_mutex_lock(&reg->mu);
-    hc_status st = list_remove(&reg->buses, "bus", bus, err);
+    reg->queue_threshold = threshold;
     pthread_mutex_unlock(&reg->mu);
-    return st;
+    return HC_OK;
 }
 
 /* ------------------------------------------------------------ snapshots */
 
-/* Everything a snapshot reports, read once under reg->mu (names borrowed from the registry). */
-typedef struct cache_snap {
-    const char *name;
-    hc_diagnostics d;
-} cache_snap;
-
-typedef struct bus_snap {
-    const char *name;
-    const char *node_id;
-    hc_pg_bus_stats s;
-} bus_snap;
-
-typedef struct snapshot {
-    cache_snap *c;
-    size_t nc;
-    bus_snap *b;
-    size_t nb;
-} snapshot;
-
-static void snap_free(snapshot *s)
+static void snap_free(hc__snapshot *s)
 {
     free(s->c);
     free(s->b);
 }
 
-/* Caller holds reg->mu for as long as it uses *s. */
-static hc_status snap_take(hc_registry *reg, snapshot *s, hc_error *err)
+/* usage is -1 (or not finite) while unknown: never degraded then. */
+static hc_health queue_health(const hc__snapshot *s, double usage)
+{
+    return isfinite(usage) && usage > s->queue_threshold ? HC_HEALTH_DEGRADED : HC_HEALTH_UP;
+}
+
+static hc_health worse(hc_health a, hc_health b)
+{
+    return a > b ? a : b;
+}
+
+/* Caller holds reg->mu for as long as it uses *s (names are borrowed). */
+static hc_status snap_take(hc_registry *reg, hc__snapshot *s, hc_error *err)
 {
     memset(s, 0, sizeof *s);
     s->c = hc__calloc(reg->caches.n + 1, sizeof *s->c);
@@ -504,210 +260,121 @@ static hc_status snap_take(hc_registry *reg, snapshot *s, hc_error *err)
         snap_free(s);
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory taking a snapshot");
     }
+    s->queue_threshold = reg->queue_threshold;
+    s->health = HC_HEALTH_UP;
     for (size_t i = 0; i < reg->caches.n; i++) {
-        s->c[i].name = reg->caches.v[i].name;
-        hc_cache_diagnostics(reg->caches.v[i].obj, &s->c[i].d);
+        hc__cache_snap *c = &s->c[i];
+        c->name = reg->caches.v[i].name;
+        hc_cache_diagnostics(reg->caches.v[i].obj, &c->d);
+        c->health = c->d.bypass ? HC_HEALTH_DOWN : queue_health(s, c->d.notify_queue_usage);
+        s->health = worse(s->health, c->health);
     }
     s->nc = reg->caches.n;
     for (size_t i = 0; i < reg->buses.n; i++) {
-        s->b[i].name = reg->buses.v[i].name;
-        s->b[i].node_id = hc_pg_bus_node_id(reg->buses.v[i].obj);
-        hc_pg_bus_get_stats(reg->buses.v[i].obj, &s->b[i].s);
+        const reg_entry *e = &reg->buses.v[i];
+        hc__bus_snap *b = &s->b[i];
+        b->name = e->name;
+        b->node_id = hc_bus_node_id(e->bus);
+        b->queue_usage = hc_bus_queue_usage(e->bus);
+        b->is_pg = e->is_pg;
+        if (e->is_pg) {
+            hc_pg_bus_get_stats(e->obj, &b->pg);
+            b->state = b->pg.state;
+        } else {
+            b->state = hc_bus_state_get(e->bus);
+        }
+        bool up = b->state == HC_BUS_LISTENING || b->state == HC_BUS_LOCAL;
+        b->health = up ? queue_health(s, b->queue_usage) : HC_HEALTH_DOWN;
+        s->health = worse(s->health, b->health);
     }
     s->nb = reg->buses.n;
     return HC_OK;
 }
 
-static bool cache_up(const cache_snap *c)
-{
-    return !c->d.bypass;
-}
+/* Writes a fresh snapshot with fmt (which returns false for "nothing to
+ * write": then HC_MISS) with the registry locked. */
+typedef bool (*snap_fmt_fn)(hc__tbuf *b, const hc__snapshot *s, const void *arg,
+                            hc_health *health);
 
-static bool bus_up(const bus_snap *b)
-{
-    return b->s.state == HC_BUS_LISTENING;
-}
-
-static bool snap_up(const snapshot *s)
-{
-    for (size_t i = 0; i < s->nc; i++)
-        if (!cache_up(&s->c[i]))
-            return false;
-    for (size_t i = 0; i < s->nb; i++)
-        if (!bus_up(&s->b[i]))
-            return false;
-    return true;
-}
-
-static const char *up_str(bool up)
-{
-    return up ? "UP" : "DOWN";
-}
-
-static void json_stats(tbuf *b, const hc_stats *st)
-{
-    bool first = true;
-    tb_puts(b, "{");
-    for (size_t i = 0; i < NELEM(cache_counters); i++) {
-        json_key(b, &first, cache_counters[i].json);
-        tb_u64(b, ctr_get(&cache_counters[i], st));
-    }
-    json_key(b, &first, "requests");
-    tb_u64(b, hc_stats_total_requests(st));
-    json_key(b, &first, "hit_ratio");
-    tb_double(b, hc_stats_hit_ratio(st));
-    tb_puts(b, "}");
-}
-
-static void json_diagnostics(tbuf *b, const hc_diagnostics *d)
-{
-    bool first = true;
-    tb_puts(b, "{");
-    json_key(b, &first, "entries");
-    tb_u64(b, d->entries);
-    json_key(b, &first, "bytes_used");
-    tb_u64(b, d->bytes_used);
-    json_key(b, &first, "bytes_limit");
-    tb_u64(b, d->bytes_limit);
-    json_key(b, &first, "entries_limit");
-    tb_u64(b, d->entries_limit);
-    json_key(b, &first, "bus_state");
-    json_str(b, hc_bus_state_str(d->bus_state));
-    json_key(b, &first, "bypass");
-    tb_puts(b, d->bypass ? "true" : "false");
-    json_key(b, &first, "notify_queue_usage");
-    json_num_or_null(b, d->notify_queue_usage);
-    tb_puts(b, "}");
-}
-
-static void json_bus(tbuf *b, const bus_snap *bs)
-{
-    bool first = true;
-    tb_puts(b, "{");
-    json_key(b, &first, "name");
-    json_str(b, bs->name);
-    json_key(b, &first, "node_id");
-    json_str(b, bs->node_id != NULL ? bs->node_id : "");
-    json_key(b, &first, "state");
-    json_str(b, hc_bus_state_str(bs->s.state));
-    for (size_t i = 0; i < NELEM(bus_counters); i++) {
-        json_key(b, &first, bus_counters[i].json);
-        tb_u64(b, ctr_get(&bus_counters[i], &bs->s));
-    }
-    json_key(b, &first, "queue_len");
-    tb_u64(b, bs->s.queue_len);
-    json_key(b, &first, "notify_queue_usage");
-    json_num_or_null(b, bs->s.notify_queue_usage);
-    json_key(b, &first, "backend_pid");
-    tb_printf(b, "%d", bs->s.backend_pid);
-    tb_puts(b, "}");
-}
-
-/* Runs fmt over a fresh snapshot with the registry locked. */
-typedef void (*snap_fmt_fn)(tbuf *b, const snapshot *s, const void *arg);
-
-static hc_status with_snapshot(hc_registry *reg, snap_fmt_fn fmt, const void *arg, char **out,
-                               size_t *len, hc_error *err)
+static hc_status with_snapshot(hc_registry *reg, snap_fmt_fn fmt, const void *arg,
+                               hc_health *health, char **out, size_t *len, hc_error *err)
 {
     if (out != NULL)
         *out = NULL;
     if (reg == NULL || out == NULL)
         return hc_error_set(err, HC_ERR_INVALID, "snapshot: NULL registry or output");
-    tbuf b = {0};
-    snapshot s;
+    hc__tbuf b = {0};
+    hc__snapshot s;
+    bool found = false;
     pthread_mutex_lock(&reg->mu);
     hc_status st = snap_take(reg, &s, err);
     if (st == HC_OK) {
-        fmt(&b, &s, arg);
+        found = fmt(&b, &s, arg, health);
         snap_free(&s);
     }
     pthread_mutex_unlock(&reg->mu);
     if (st != HC_OK)
         return st;
-    return tb_finish(&b, out, len, err);
+    if (!found) {
+        hc__tb_free(&b);
+        return hc_error_set(err, HC_MISS, "no cache named '%s'", (const char *)arg);
+    }
+    return hc__tb_finish(&b, out, len, err);
 }
 
-static void fmt_all(tbuf *b, const snapshot *s, const void *arg)
+static bool fmt_json(hc__tbuf *b, const hc__snapshot *s, const void *arg, hc_health *h)
 {
     (void)arg;
-    tb_puts(b, "{\"version\":\"" HC_VERSION_STRING "\",\"status\":");
-    json_str(b, up_str(snap_up(s)));
-    tb_puts(b, ",\"caches\":[");
-    for (size_t i = 0; i < s->nc; i++) {
-        tb_puts(b, i ? ",{\"name\":" : "{\"name\":");
-        json_str(b, s->c[i].name);
-        tb_puts(b, ",\"stats\":");
-        json_stats(b, &s->c[i].d.stats);
-        tb_puts(b, ",\"diagnostics\":");
-        json_diagnostics(b, &s->c[i].d);
-        tb_puts(b, "}");
-    }
-    tb_puts(b, "],\"buses\":[");
-    for (size_t i = 0; i < s->nb; i++) {
-        if (i)
-            tb_puts(b, ",");
-        json_bus(b, &s->b[i]);
-    }
-    tb_puts(b, "]}");
+    (void)h;
+    hc__expo_json(b, s);
+    return true;
+}
+
+static bool fmt_caches(hc__tbuf *b, const hc__snapshot *s, const void *arg, hc_health *h)
+{
+    (void)arg;
+    (void)h;
+    hc__expo_caches_json(b, s);
+    return true;
+}
+
+static bool fmt_stats(hc__tbuf *b, const hc__snapshot *s, const void *arg, hc_health *h)
+{
+    (void)h;
+    return hc__expo_cache_json(b, s, arg, HC_REGISTRY_STATS);
+}
+
+static bool fmt_diagnostics(hc__tbuf *b, const hc__snapshot *s, const void *arg, hc_health *h)
+{
+    (void)h;
+    return hc__expo_cache_json(b, s, arg, HC_REGISTRY_DIAGNOSTICS);
+}
+
+static bool fmt_health(hc__tbuf *b, const hc__snapshot *s, const void *arg, hc_health *h)
+{
+    (void)arg;
+    *h = s->health;
+    hc__expo_health_json(b, s);
+    return true;
+}
+
+static bool fmt_prometheus(hc__tbuf *b, const hc__snapshot *s, const void *arg, hc_health *h)
+{
+    (void)arg;
+    (void)h;
+    hc__expo_prometheus(b, s);
+    return true;
 }
 
 HC_EXTERN hc_status hc_registry_json(hc_registry *reg, char **out, size_t *len, hc_error *err)
 {
-    return with_snapshot(reg, fmt_all, NULL, out, len, err);
-}
-
-static void fmt_caches(tbuf *b, const snapshot *s, const void *arg)
-{
-    (void)arg;
-    tb_puts(b, "{\"caches\":[");
-    for (size_t i = 0; i < s->nc; i++) {
-        const hc_diagnostics *d = &s->c[i].d;
-        tb_puts(b, i ? ",{\"name\":" : "{\"name\":");
-        json_str(b, s->c[i].name);
-        tb_puts(b, ",\"entries\":");
-        tb_u64(b, d->entries);
-        tb_puts(b, ",\"bytes_used\":");
-        tb_u64(b, d->bytes_used);
-        tb_puts(b, ",\"hit_ratio\":");
-        tb_double(b, hc_stats_hit_ratio(&d->stats));
-        tb_puts(b, ",\"bus_state\":");
-        json_str(b, hc_bus_state_str(d->bus_state));
-        tb_puts(b, d->bypass ? ",\"bypass\":true}" : ",\"bypass\":false}");
-    }
-    tb_puts(b, "]}");
+    return with_snapshot(reg, fmt_json, NULL, NULL, out, len, err);
 }
 
 HC_EXTERN hc_status hc_registry_caches_json(hc_registry *reg, char **out, size_t *len,
                                             hc_error *err)
 {
-    return with_snapshot(reg, fmt_caches, NULL, out, len, err);
-}
-
-typedef struct one_cache_arg {
-    const char *name;
-    hc_registry_section section;
-    bool found;
-} one_cache_arg;
-
-static void fmt_one_cache(tbuf *b, const snapshot *s, const void *arg)
-{
-    one_cache_arg *a = (one_cache_arg *)arg;
-    for (size_t i = 0; i < s->nc; i++) {
-        if (strcmp(s->c[i].name, a->name) != 0)
-            continue;
-        a->found = true;
-        tb_puts(b, "{\"name\":");
-        json_str(b, s->c[i].name);
-        if (a->section == HC_REGISTRY_STATS) {
-            tb_puts(b, ",\"stats\":");
-            json_stats(b, &s->c[i].d.stats);
-        } else {
-            tb_puts(b, ",\"diagnostics\":");
-            json_diagnostics(b, &s->c[i].d);
-        }
-        tb_puts(b, "}");
-        return;
-    }
+    return with_snapshot(reg, fmt_caches, NULL, NULL, out, len, err);
 }
 
 HC_EXTERN hc_status hc_registry_cache_json(hc_registry *reg, const char *name,
@@ -719,54 +386,17 @@ HC_EXTERN hc_status hc_registry_cache_json(hc_registry *reg, const char *name,
     if (name == NULL || (section != HC_REGISTRY_STATS && section != HC_REGISTRY_DIAGNOSTICS))
         return hc_error_set(err, HC_ERR_INVALID, "hc_registry_cache_json: %s",
                             name == NULL ? "NULL name" : "unknown section");
-    one_cache_arg a = {name, section, false};
-    hc_status st = with_snapshot(reg, fmt_one_cache, &a, out, len, err);
-    if (st == HC_OK && !a.found) {
-        free(*out);
-        *out = NULL;
-        return hc_error_set(err, HC_MISS, "no cache named '%s'", name);
-    }
-    return st;
+    return with_snapshot(reg, section == HC_REGISTRY_STATS ? fmt_stats : fmt_diagnostics, name,
+                         NULL, out, len, err);
 }
 
-static void fmt_health(tbuf *b, const snapshot *s, const void *arg)
+HC_EXTERN hc_status hc_registry_health_status(hc_registry *reg, hc_health *health, char **out,
+                                              size_t *len, hc_error *err)
 {
-    bool *up = (bool *)arg;
-    *up = snap_up(s);
-    tb_puts(b, "{\"status\":");
-    json_str(b, up_str(*up));
-    tb_puts(b, ",\"caches\":{");
-    for (size_t i = 0; i < s->nc; i++) {
-        if (i)
-            tb_puts(b, ",");
-        json_str(b, s->c[i].name);
-        tb_puts(b, ":{\"status\":");
-        json_str(b, up_str(cache_up(&s->c[i])));
-        tb_puts(b, ",\"bus_state\":");
-        json_str(b, hc_bus_state_str(s->c[i].d.bus_state));
-        tb_puts(b, s->c[i].d.bypass ? ",\"bypass\":true}" : ",\"bypass\":false}");
-    }
-    tb_puts(b, "},\"buses\":{");
-    for (size_t i = 0; i < s->nb; i++) {
-        if (i)
-            tb_puts(b, ",");
-        json_str(b, s->b[i].name);
-        tb_puts(b, ":{\"status\":");
-        json_str(b, up_str(bus_up(&s->b[i])));
-        tb_puts(b, ",\"state\":");
-        json_str(b, hc_bus_state_str(s->b[i].s.state));
-        tb_puts(b, "}");
-    }
-    tb_puts(b, "}}");
-}
-
-HC_EXTERN hc_status hc_registry_health(hc_registry *reg, bool *up, char **out, size_t *len,
-                                       hc_error *err)
-{
-    if (up == NULL)
-        return hc_error_set(err, HC_ERR_INVALID, "hc_registry_health: NULL up");
+    if (health == NULL)
+        return hc_error_set(err, HC_ERR_INVALID, "hc_registry_health: NULL result");
     char *tmp = NULL;
-    hc_status st = with_snapshot(reg, fmt_health, up, &tmp, len, err);
+    hc_status st = with_snapshot(reg, fmt_health, NULL, health, &tmp, len, err);
     if (st != HC_OK) {
         if (out != NULL)
             *out = NULL;
@@ -779,136 +409,29 @@ HC_EXTERN hc_status hc_registry_health(hc_registry *reg, bool *up, char **out, s
     return HC_OK;
 }
 
-/* ------------------------------------------------------------ Prometheus */
-
-static void prom_family(tbuf *b, const char *family, const char *type, const char *help)
+HC_EXTERN hc_status hc_registry_health(hc_registry *reg, bool *up, char **out, size_t *len,
+                                       hc_error *err)
 {
-    tb_printf(b, "# HELP hydracache_%s %s\n# TYPE hydracache_%s %s\n", family, help, family, type);
+    if (up == NULL)
+        return hc_error_set(err, HC_ERR_INVALID, "hc_registry_health: NULL up");
+    hc_health h = HC_HEALTH_DOWN;
+    hc_status st = hc_registry_health_status(reg, &h, out, len, err);
+    *up = st == HC_OK && h != HC_HEALTH_DOWN;
+    return st;
 }
 
-/* hydracache_<family>{<lname>="<lvalue>"[,<extra>]} (value follows) */
-static void prom_series(tbuf *b, const char *family, const char *lname, const char *lvalue,
-                        const char *extra)
+HC_EXTERN const char *hc_health_str(hc_health h)
 {
-    tb_printf(b, "hydracache_%s{%s=\"", family, lname);
-    tb_escaped(b, lvalue, ESC_PROM);
-    tb_puts(b, "\"");
-    if (extra != NULL) {
-        tb_puts(b, ",");
-        tb_puts(b, extra);
+    switch (h) {
+    case HC_HEALTH_UP: return "UP";
+    case HC_HEALTH_DEGRADED: return "DEGRADED";
+    case HC_HEALTH_DOWN: return "DOWN";
     }
-    tb_puts(b, "} ");
-}
-
-static void prom_counters(tbuf *b, const counter_def *defs, size_t ndefs, const char *lname,
-                          const void *objs, size_t nobj, size_t obj_size, size_t name_off,
-                          size_t data_off)
-{
-    for (size_t i = 0; i < ndefs; i++) {
-        if (defs[i].help != NULL)
-            prom_family(b, defs[i].family, "counter", defs[i].help);
-        for (size_t j = 0; j < nobj; j++) {
-            const char *obj = (const char *)objs + j * obj_size;
-            const char *name;
-            memcpy(&name, obj + name_off, sizeof name);
-            prom_series(b, defs[i].family, lname, name, defs[i].label);
-            tb_u64(b, ctr_get(&defs[i], obj + data_off));
-            tb_puts(b, "\n");
-        }
-    }
-}
-
-typedef struct gauge_def {
-    const char *family;
-    const char *help;
-    double (*get)(const hc_diagnostics *d); /* < 0: no sample for this cache */
-} gauge_def;
-
-static double g_entries(const hc_diagnostics *d) { return (double)d->entries; }
-static double g_bytes(const hc_diagnostics *d) { return (double)d->bytes_used; }
-static double g_bytes_limit(const hc_diagnostics *d) { return (double)d->bytes_limit; }
-static double g_entries_limit(const hc_diagnostics *d) { return (double)d->entries_limit; }
-static double g_bypass(const hc_diagnostics *d) { return d->bypass ? 1 : 0; }
-static double g_hit_ratio(const hc_diagnostics *d) { return hc_stats_hit_ratio(&d->stats); }
-static double g_queue(const hc_diagnostics *d) { return d->notify_queue_usage; }
-
-static const gauge_def cache_gauges[] = {
-    {"entries", "Live entries.", g_entries},
-    {"bytes", "Bytes used (keys, values, tags, overhead).", g_bytes},
-    {"bytes_limit", "Byte capacity.", g_bytes_limit},
-    {"entries_limit", "Entry capacity (0 = unlimited).", g_entries_limit},
-    {"bypass", "1 while the cache is in bypass (bus not listening).", g_bypass},
-    {"hit_ratio", "hits / (hits + misses); 0 without requests.", g_hit_ratio},
-    {"notify_queue_usage",
-     "PostgreSQL pg_notification_queue_usage() seen by the bus (absent when unknown).", g_queue},
-};
-
-static const hc_bus_state all_states[] = {HC_BUS_NONE, HC_BUS_CONNECTING, HC_BUS_LISTENING,
-                                          HC_BUS_DISCONNECTED, HC_BUS_LOCAL};
-
-/* A state set: one sample per state, 1 for the current one. */
-static void prom_state_set(tbuf *b, const char *family, const char *lname, const char *name,
-                           hc_bus_state cur)
-{
-    for (size_t k = 0; k < NELEM(all_states); k++) {
-        char extra[48];
-        snprintf(extra, sizeof extra, "state=\"%s\"", hc_bus_state_str(all_states[k]));
-        prom_series(b, family, lname, name, extra);
-        tb_puts(b, all_states[k] == cur ? "1\n" : "0\n");
-    }
-}
-
-static void fmt_prometheus(tbuf *b, const snapshot *s, const void *arg)
-{
-    (void)arg;
-    prom_counters(b, cache_counters, NELEM(cache_counters), "cache", s->c, s->nc, sizeof s->c[0],
-                  offsetof(cache_snap, name), offsetof(cache_snap, d.stats));
-    for (size_t i = 0; i < NELEM(cache_gauges); i++) {
-        prom_family(b, cache_gauges[i].family, "gauge", cache_gauges[i].help);
-        for (size_t j = 0; j < s->nc; j++) {
-            double v = cache_gauges[i].get(&s->c[j].d);
-            if (v < 0 || !isfinite(v))
-                continue;
-            prom_series(b, cache_gauges[i].family, "cache", s->c[j].name, NULL);
-            tb_double(b, v);
-            tb_puts(b, "\n");
-        }
-    }
-    prom_family(b, "bus_state", "gauge", "Bus state of the cache (1 for the current state).");
-    for (size_t j = 0; j < s->nc; j++)
-        prom_state_set(b, "bus_state", "cache", s->c[j].name, s->c[j].d.bus_state);
-    if (s->nb == 0)
-        return;
-    prom_counters(b, bus_counters, NELEM(bus_counters), "bus", s->b, s->nb, sizeof s->b[0],
-                  offsetof(bus_snap, name), offsetof(bus_snap, s));
-    prom_family(b, "pg_bus_up", "gauge", "1 while the PostgreSQL bus is listening.");
-    for (size_t j = 0; j < s->nb; j++) {
-        prom_series(b, "pg_bus_up", "bus", s->b[j].name, NULL);
-        tb_puts(b, bus_up(&s->b[j]) ? "1\n" : "0\n");
-    }
-    prom_family(b, "pg_bus_state", "gauge", "PostgreSQL bus state (1 for the current state).");
-    for (size_t j = 0; j < s->nb; j++)
-        prom_state_set(b, "pg_bus_state", "bus", s->b[j].name, s->b[j].s.state);
-    prom_family(b, "pg_bus_queue_length", "gauge", "Invalidations waiting to be sent.");
-    for (size_t j = 0; j < s->nb; j++) {
-        prom_series(b, "pg_bus_queue_length", "bus", s->b[j].name, NULL);
-        tb_u64(b, s->b[j].s.queue_len);
-        tb_puts(b, "\n");
-    }
-    prom_family(b, "pg_bus_notify_queue_usage", "gauge",
-                "Last pg_notification_queue_usage() (absent when unknown).");
-    for (size_t j = 0; j < s->nb; j++) {
-        double v = s->b[j].s.notify_queue_usage;
-        if (v < 0 || !isfinite(v))
-            continue;
-        prom_series(b, "pg_bus_notify_queue_usage", "bus", s->b[j].name, NULL);
-        tb_double(b, v);
-        tb_puts(b, "\n");
-    }
+    return "unknown";
 }
 
 HC_EXTERN hc_status hc_registry_prometheus(hc_registry *reg, char **out, size_t *len,
                                            hc_error *err)
 {
-    return with_snapshot(reg, fmt_prometheus, NULL, out, len, err);
+    return with_snapshot(reg, fmt_prometheus, NULL, NULL, out, len, err);
 }

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,19 @@
 #include "stats.h"
 
 #define STRIPES 64u /* power of two */
+
+/* HC_CACHE_COUNTERS lists every hc_stats field, in order (so the JSON and
+ * Prometheus outputs cover them all). */
+#define ROW(src, field, CTR, family, label, help) ROW_##field,
+enum { HC_CACHE_COUNTERS(ROW) ROW_COUNT };
+#undef ROW
+#define ROW(src, field, CTR, family, label, help)                                   \
+    _Static_assert(offsetof(hc_stats, field) == ROW_##field * sizeof(uint64_t),     \
+                   "HC_CACHE_COUNTERS is not in hc_stats order at " #field);
+HC_CACHE_COUNTERS(ROW)
+#undef ROW
+_Static_assert(sizeof(hc_stats) == ROW_COUNT * sizeof(uint64_t),
+               "an hc_stats field is missing from HC_CACHE_COUNTERS");
 
 typedef struct stripe {
     atomic_uint_fast64_t v[HC_CTR_COUNT];
@@ -72,26 +86,13 @@ void hc_counters_sum(const hc_counters *k, hc_stats *out)
     for (unsigned b = 0; b < STRIPES; b++)
         for (int i = 0; i < HC_CTR_COUNT; i++)
             sum[i] += atomic_load_explicit(&k->stripes[b].v[i], memory_order_relaxed);
-    out->hits = sum[HC_CTR_HITS];
-    out->misses = sum[HC_CTR_MISSES];
-    out->loads = sum[HC_CTR_LOADS];
-    out->load_errors = sum[HC_CTR_LOAD_ERRORS];
-    out->single_flight_joins = sum[HC_CTR_JOINS];
-    out->stale_load_discards = sum[HC_CTR_STALE_DISCARDS];
-    out->puts = sum[HC_CTR_PUTS];
-    out->invalidations_key = sum[HC_CTR_INVAL_KEY];
-    out->invalidations_tag = sum[HC_CTR_INVAL_TAG];
-    out->invalidations_flush = sum[HC_CTR_INVAL_FLUSH];
-    out->evictions_capacity = sum[HC_CTR_EVICT_CAPACITY];
-    out->evictions_expired = sum[HC_CTR_EVICT_EXPIRED];
-    out->bus_published = sum[HC_CTR_BUS_PUBLISHED];
-    out->bus_received = sum[HC_CTR_BUS_RECEIVED];
-    out->bus_applied = sum[HC_CTR_BUS_APPLIED];
-    out->bus_malformed = sum[HC_CTR_BUS_MALFORMED];
-    out->bus_publish_failures = sum[HC_CTR_BUS_PUBLISH_FAILURES];
-    out->bus_disconnects = sum[HC_CTR_BUS_DISCONNECTS];
-    out->bus_reconnects = sum[HC_CTR_BUS_RECONNECTS];
-    out->bypassed_loads = sum[HC_CTR_BYPASSED_LOADS];
+#define SUM_STRIPED(field, CTR) out->field = sum[HC_CTR_##CTR];
+#define SUM_EVENTS(field, CTR)
+#define SUM(src, field, CTR, family, label, help) SUM_##src(field, CTR)
+    HC_CACHE_COUNTERS(SUM)
+#undef SUM
+#undef SUM_EVENTS
+#undef SUM_STRIPED
 }
 
 HC_EXTERN uint64_t hc_stats_total_requests(const hc_stats *s)

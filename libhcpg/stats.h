@@ -15,27 +15,68 @@
 
 #include "hydracache/cache.h"
 
+/*
+ * THE list of a cache's counters, in hc_stats order (which is also the order
+ * of the JSON keys and Prometheus families).  Adding a counter is one line
+ * here plus its field appended to hc_stats in hydracache/cache.h (public
+ * ABI: append only, so a new counter goes at the end here too).  Columns:
+ *
+ *   X(src, field, CTR, family, label, help)
+ *     src     STRIPED: counted with hc_counters_add(HC_CTR_<CTR>);
+ *             EVENTS: filled by hc_cache_stats from the event ring (no HC_CTR_)
+ *     field   the hc_stats field, also the JSON key
+ *     family  Prometheus family without the hydracache_ prefix
+ *     label   extra Prometheus label (NULL for none)
+ *     help    # HELP text, or NULL for the further rows of a family (rows of
+ *             one family are adjacent; # HELP/# TYPE are written once)
+ *
+ * Generated from it: enum hc_ctr (below), the stripe sums to hc_stats
+ * (stats.c), and the JSON and Prometheus counter table (exposition.c).
+ */
+#define HC_CACHE_COUNTERS(X)                                                                  \
+    X(STRIPED, hits, HITS, "hits_total", NULL, "Lookups that found a live entry.")            \
+    X(STRIPED, misses, MISSES, "misses_total", NULL, "Lookups that found no live entry.")     \
+    X(STRIPED, loads, LOADS, "loads_total", NULL, "Loader runs.")                             \
+    X(STRIPED, load_errors, LOAD_ERRORS, "load_errors_total", NULL, "Loader runs that failed.") \
+    X(STRIPED, single_flight_joins, JOINS, "single_flight_joins_total", NULL,                 \
+      "Callers that waited for a load already in flight.")                                    \
+    X(STRIPED, stale_load_discards, STALE_DISCARDS, "stale_load_discards_total", NULL,        \
+      "Loaded values not stored because an invalidation raced the load.")                     \
+    X(STRIPED, puts, PUTS, "puts_total", NULL, "Entries stored by put.")                      \
+    X(STRIPED, invalidations_key, INVAL_KEY, "invalidations_total", "kind=\"key\"",           \
+      "Invalidations, by kind.")                                                              \
+    X(STRIPED, invalidations_tag, INVAL_TAG, "invalidations_total", "kind=\"tag\"", NULL)     \
+    X(STRIPED, invalidations_flush, INVAL_FLUSH, "invalidations_total", "kind=\"flush\"", NULL) \
+    X(STRIPED, evictions_capacity, EVICT_CAPACITY, "evictions_total", "reason=\"capacity\"",  \
+      "Entries evicted, by reason.")                                                          \
+    X(STRIPED, evictions_expired, EVICT_EXPIRED, "evictions_total", "reason=\"expired\"", NULL) \
+    X(EVENTS, events_published, EVENTS_PUBLISHED, "events_published_total", NULL,             \
+      "Events published to subscribers.")                                                     \
+    X(EVENTS, subscriber_lag, SUBSCRIBER_LAG, "subscriber_lost_events_total", NULL,           \
+      "Events lost by subscribers that fell behind.")                                         \
+    X(STRIPED, bus_published, BUS_PUBLISHED, "bus_published_total", NULL,                     \
+      "Invalidations handed to the bus.")                                                     \
+    X(STRIPED, bus_received, BUS_RECEIVED, "bus_received_total", NULL, "Bus messages received.") \
+    X(STRIPED, bus_applied, BUS_APPLIED, "bus_applied_total", NULL,                           \
+      "Remote invalidations applied.")                                                        \
+    X(STRIPED, bus_malformed, BUS_MALFORMED, "bus_malformed_total", NULL,                     \
+      "Malformed or foreign bus messages ignored.")                                           \
+    X(STRIPED, bus_publish_failures, BUS_PUBLISH_FAILURES, "bus_publish_failures_total", NULL, \
+      "Invalidations the bus could not send.")                                                \
+    X(STRIPED, bus_disconnects, BUS_DISCONNECTS, "bus_disconnects_total", NULL,               \
+      "Bus connection losses.")                                                               \
+    X(STRIPED, bus_reconnects, BUS_RECONNECTS, "bus_reconnects_total", NULL, "Bus reconnections.") \
+    X(STRIPED, bypassed_loads, BYPASSED_LOADS, "bypassed_loads_total", NULL,                  \
+      "Loads served from the source without storing (bypass).")
+
+/* Per-src helpers for generating from HC_CACHE_COUNTERS. */
+#define HC__CTR_ENUM_STRIPED(CTR) HC_CTR_##CTR,
+#define HC__CTR_ENUM_EVENTS(CTR)
+#define HC__CTR_ENUM(src, field, CTR, family, label, help) HC__CTR_ENUM_##src(CTR)
+
+/* The striped counters. */
 typedef enum hc_ctr {
-    HC_CTR_HITS,
-    HC_CTR_MISSES,
-    HC_CTR_LOADS,
-    HC_CTR_LOAD_ERRORS,
-    HC_CTR_JOINS,
-    HC_CTR_STALE_DISCARDS,
-    HC_CTR_PUTS,
-    HC_CTR_INVAL_KEY,
-    HC_CTR_INVAL_TAG,
-    HC_CTR_INVAL_FLUSH,
-    HC_CTR_EVICT_CAPACITY,
-    HC_CTR_EVICT_EXPIRED,
-    HC_CTR_BUS_PUBLISHED,
-    HC_CTR_BUS_RECEIVED,
-    HC_CTR_BUS_APPLIED,
-    HC_CTR_BUS_MALFORMED,
-    HC_CTR_BUS_PUBLISH_FAILURES,
-    HC_CTR_BUS_DISCONNECTS,
-    HC_CTR_BUS_RECONNECTS,
-    HC_CTR_BYPASSED_LOADS,
+    HC_CACHE_COUNTERS(HC__CTR_ENUM)
     HC_CTR_COUNT
 } hc_ctr;
 

@@ -2,6 +2,8 @@
 # Throwaway PostgreSQL cluster for tests and demos.
 #   pgcluster.sh start DIR [PORT]  -> initdb + pg_ctl start in DIR (created), prints env lines
 #   pgcluster.sh stop DIR          -> stops the cluster and removes DIR
+#   pgcluster.sh ctl DIR stop|start -> pg_ctl stop (-m fast) / start of that cluster, keeping DIR
+#                                     (for tests that restart a server: never the shared one)
 # The cluster listens on a private unix socket dir (DIR/sock) and on 127.0.0.1:PORT
 # (a free port is picked when PORT is not given). As root it runs as the `postgres` OS user,
 # since initdb refuses to run as root. Never touches the system service.
@@ -28,8 +30,12 @@ free_port() {
 }
 
 cmd=${1:-}; dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR [PORT]" >&2; exit 2; }
-BIN=$(pg_bindir)
+usage="usage: $0 start DIR [PORT] | stop DIR | ctl DIR stop|start"
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "$usage" >&2; exit 2; }
+BIN=$(pg_bindir 2>/dev/null) || BIN=
+# exit status 3: no PostgreSQL server binaries here (e.g. only a remote server is used)
+[ -x "$BIN/initdb" ] && [ -x "$BIN/pg_ctl" ] \
+  || { echo "no PostgreSQL server binaries (initdb, pg_ctl) in '${BIN}': set PG_BINDIR" >&2; exit 3; }
 
 case "$cmd" in
 start)
@@ -60,7 +66,6 @@ CONF
   echo "PGDATABASE=postgres"
   echo "HC_TEST_DSN=host=$dir/sock port=$port user=postgres dbname=postgres"
   echo "HC_TEST_TCP_DSN=host=127.0.0.1 port=$port user=postgres dbname=postgres"
-  echo "HC_TEST_PGDATA=$dir/data"
   ;;
 stop)
   if [ -d "$dir/data" ]; then
@@ -68,5 +73,12 @@ stop)
   fi
   rm -rf "$dir"
   ;;
-*) echo "usage: $0 start|stop DIR [PORT]" >&2; exit 2 ;;
+ctl)
+  action=${3:-}
+  case "$action" in stop) mode=(-m fast) ;; start) mode=() ;; *) echo "$usage" >&2; exit 2 ;; esac
+  [ -d "$dir/data" ] || { echo "$dir/data: no such cluster" >&2; exit 1; }
+  as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" "${mode[@]}" -w -t 60 "$action" >/dev/null \
+    || { tail -20 "$dir/server.log" >&2; exit 1; }
+  ;;
+*) echo "$usage" >&2; exit 2 ;;
 esac

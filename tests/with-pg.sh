@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run a command with a PostgreSQL server available (the Automake LOG_COMPILER for every test).
-#  - Tests outside tests/integration/ and tests/regress/ run as they are.
+#  - Tests outside tests/integration/ run as they are (the extension suites pass --always).
 #  - With HC_TEST_DSN set, that server is used; otherwise a throwaway cluster is started in a
 #    temp dir and torn down on exit, failure or interrupt.
 #  - Integration tests get a fresh database of their own (HC_TEST_DB), dropped afterwards, so
@@ -17,7 +17,16 @@ if [ "$prog" = --always ]; then shift; prog=${1:-}; fi
 
 cleanup_dir=""
 cleanup_db=""
+# Tests that restart a server start a private cluster (hc_test_private_cluster_start) in
+# HC_TEST_TMPDIR; whatever is left there when the test dies is stopped here.
+HC_TEST_TMPDIR=$(mktemp -d /tmp/hc-t.XXXXXX) || exit 1
+chmod 755 "$HC_TEST_TMPDIR" # as root the clusters run as `postgres`, which must reach them
+export HC_TEST_TMPDIR
 cleanup() {
+  for d in "$HC_TEST_TMPDIR"/hc-pg.*; do
+    if [ -d "$d" ]; then bash "$here/pgcluster.sh" stop "$d"; fi
+  done
+  rm -rf "$HC_TEST_TMPDIR"
   if [ -n "$cleanup_db" ]; then
     psql "$HC_TEST_DSN" -XAtq -c "DROP DATABASE IF EXISTS \"$cleanup_db\" WITH (FORCE)" >/dev/null 2>&1 || true
   fi

@@ -2,11 +2,13 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "hc_test.h"
 
@@ -65,6 +67,120 @@ static const char *resolve(const char *env, char *buf, size_t cap)
     bool ok = conninfo_of(c, buf, cap);
     PQfinish(c);
     return ok ? buf : NULL;
+}
+
+/* Run tests/pgcluster.sh with args (already shell-quoted); its output (stdout
+ * and stderr) goes to out.  Returns the script's exit status, -1 if it could
+ * not run. */
+static int pgcluster(char *out, size_t cap, const char *fmt, ...)
+{
+    char script[1024], args[1024], cmd[2560];
+    hc_test_srcpath("tests/pgcluster.sh", script, sizeof script);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "bash '%s' %s 2>&1", script, args);
+    out[0] = '\0';
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) return -1;
+    size_t n = 0;
+    char line[1024];
+    while (fgets(line, sizeof line, p) != NULL) {
+        size_t len = strlen(line);
+        if (n + len < cap) {
+            memcpy(out + n, line, len + 1);
+            n += len;
+        }
+    }
+    int st = pclose(p);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Copy the value of the line "NAME=value" in text to buf; false if absent. */
+static bool env_line(const char *text, const char *name, char *buf, size_t cap)
+{
+    size_t len = strlen(name);
+    for (const char *l = text; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, name, len) == 0 && l[len] == '=') {
+            const char *v = l + len + 1;
+            size_t vlen = strcspn(v, "\n");
+            if (vlen >= cap) return false;
+            memcpy(buf, v, vlen);
+            buf[vlen] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+/* c->error = the formatted message, truncated to fit. */
+static void cluster_error(hc_test_cluster *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->error, sizeof c->error, fmt, ap);
+    va_end(ap);
+}
+
+bool hc_test_private_cluster_start(hc_test_cluster *c)
+{
+    memset(c, 0, sizeof *c);
+    const char *base = getenv("HC_TEST_TMPDIR");
+    if (base == NULL || base[0] == '\0') base = "/tmp";
+    snprintf(c->dir, sizeof c->dir, "%s/hc-pg.XXXXXX", base);
+    if (strchr(c->dir, '\'') != NULL || mkdtemp(c->dir) == NULL) {
+        cluster_error(c, "cannot create a directory in %s", base);
+        return false;
+    }
+    char out[8192];
+    int rc = pgcluster(out, sizeof out, "start '%s'", c->dir);
+    if (rc != 0 || !env_line(out, "HC_TEST_DSN", c->dsn, sizeof c->dsn) ||
+        !env_line(out, "HC_TEST_TCP_DSN", c->tcp_dsn, sizeof c->tcp_dsn)) {
+        c->unavailable = rc == 3;
+        cluster_error(c, "pgcluster.sh start %s (exit %d): %s", c->dir, rc, out);
+        char ignored[256];
+        pgcluster(ignored, sizeof ignored, "stop '%s'", c->dir);
+        return false;
+    }
+    c->running = true;
+    return true;
+}
+
+static bool cluster_ctl(hc_test_cluster *c, const char *action)
+{
+    char out[4096];
+    int rc = pgcluster(out, sizeof out, "ctl '%s' %s", c->dir, action);
+    if (rc != 0) cluster_error(c, "pg_ctl %s in %s (exit %d): %s", action, c->dir, rc, out);
+    return rc == 0;
+}
+
+bool hc_test_private_cluster_stop_server(hc_test_cluster *c)
+{
+    return cluster_ctl(c, "stop");
+}
+
+bool hc_test_private_cluster_start_server(hc_test_cluster *c)
+{
+    return cluster_ctl(c, "start");
+}
+
+void hc_test_private_cluster_stop(hc_test_cluster *c)
+{
+    if (!c->running) return;
+    char out[1024];
+    pgcluster(out, sizeof out, "stop '%s'", c->dir);
+    c->running = false;
+}
+
+void hc_test_use_cluster(const hc_test_cluster *c)
+{
+    /* back to the shared server: resolve() looks HC_TEST_DSN up again */
+    g_conninfo[0] = '\0';
+    g_tcp_conninfo[0] = '\0';
+    if (c == NULL) return;
+    snprintf(g_conninfo, sizeof g_conninfo, "%s", c->dsn);
+    snprintf(g_tcp_conninfo, sizeof g_tcp_conninfo, "%s", c->tcp_dsn);
 }
 
 int hc_test_run_suite(Suite *s)

@@ -13,6 +13,36 @@
 
 #include "hydracache/cache.h"
 
+/* A PostgreSQL cluster of one test's own (tests/pgcluster.sh in a mkdtemp
+ * directory), for tests that stop, start or otherwise disturb the server:
+ * the shared HC_TEST_DSN server is used by other suites running in parallel
+ * and must never be restarted.  Start and stop it from an unchecked fixture
+ * (the runner's process), so it is torn down even when a test fails; when
+ * the whole run dies, tests/with-pg.sh stops what is left in HC_TEST_TMPDIR.
+ * PG_BINDIR selects the PostgreSQL binaries (see pgcluster.sh). */
+typedef struct hc_test_cluster {
+    bool running;        /* started and not yet stopped by _stop */
+    bool unavailable;    /* no PostgreSQL server binaries on this machine */
+    char error[1024];    /* why the last call failed */
+    char dir[512];       /* the cluster's directory (data/, sock/, server.log) */
+    char dsn[1024];      /* conninfo over its unix socket, dbname=postgres */
+    char tcp_dsn[512];   /* conninfo over 127.0.0.1 */
+} hc_test_cluster;
+
+/* initdb + start in a new directory; false with c->error (and
+ * c->unavailable when there are no server binaries) on failure. */
+bool hc_test_private_cluster_start(hc_test_cluster *c);
+/* Stop the server (pg_ctl -m fast, waits) keeping its data; false + c->error on failure. */
+bool hc_test_private_cluster_stop_server(hc_test_cluster *c);
+/* Start the server again after hc_test_private_cluster_stop_server. */
+bool hc_test_private_cluster_start_server(hc_test_cluster *c);
+/* Stop the server and remove its directory; a no-op unless running. */
+void hc_test_private_cluster_stop(hc_test_cluster *c);
+/* Point hc_test_conninfo()/hc_test_connect()/hc_test_tcp_conninfo() of this
+ * process at c, or back at the shared test server with NULL.  Not
+ * thread-safe: call while no other thread uses these helpers. */
+void hc_test_use_cluster(const hc_test_cluster *c);
+
 /* Run a Check suite with the default fork mode; EXIT_SUCCESS when nothing failed. */
 int hc_test_run_suite(Suite *s);
 

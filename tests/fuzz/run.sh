@@ -13,7 +13,7 @@ FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$B
 LIBS="$B/libhcpg/.libs/libhcpg.a -lpq -pthread -lm"
 cd "$src"
 $CC $FLAGS tests/fuzz/fuzz_wire.c libhcpg/wire.c libhcpg/error.c -o "$out/fuzz_wire"
-$CC $FLAGS -I"$(pg_config --includedir)" tests/fuzz/fuzz_pgcodec.c libhcpg/pgcodec.c $LIBS -o "$out/fuzz_pgcodec"
+$CC $FLAGS -I"$(pg_config --includedir)" tests/fuzz/fuzz_pgcodec.c libhcpg/pgcodec.c libhcpg/pgrowview.c libhcpg/pgshape.c $LIBS -o "$out/fuzz_pgcodec"
 $CC $FLAGS tests/fuzz/fuzz_key.c libhcpg/key.c $LIBS -o "$out/fuzz_key"
 for t in fuzz_wire:9000 fuzz_pgcodec:4096 fuzz_key:3000; do
   name=${t%%:*}; maxlen=${t#*:}

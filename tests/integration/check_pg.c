@@ -13,9 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-events.h>
+
 #include "hc_pgassert.h"
 #include "hc_test.h"
+#include "hydracache/bus.h"
 #include "hydracache/pg.h"
+#include "pgshape.h"
 
 static HC_ENTITY_DEF(USER, .name = "user", .collection = "users", .table = "public.users",
                      .key_columns = {"id"}, .ttl_ms = 60000);
@@ -904,6 +908,272 @@ START_TEST(test_trigger_invalidates_exactly_the_dependent_entries)
 }
 END_TEST
 
+/* ------------------------------------------------------------ #9 items 8-11 */
+
+/* A libpq event procedure such as libpqtypes registers: instance data on
+ * every result created for the connection, freed when the result is. */
+static int ev_created, ev_destroyed;
+
+static int event_proc(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    if (id == PGEVT_RESULTCREATE) {
+        PGEventResultCreate *e = info;
+        int *data = malloc(sizeof *data);
+        *data = 4711;
+        ev_created++;
+        return PQresultSetInstanceData(e->result, event_proc, data);
+    }
+    if (id == PGEVT_RESULTDESTROY) {
+        PGEventResultDestroy *e = info;
+        free(PQresultInstanceData(e->result, event_proc));
+        ev_destroyed++;
+    }
+    return 1;
+}
+
+START_TEST(test_hit_fires_result_create_and_destroy_events)
+{
+    ck_assert(PQregisterEventProc(conn, event_proc, "hc-test", NULL));
+    hc_query q = hc_query_for_entity(&USER, "1");
+    PGresult *miss = hc_pg_fetch_one(cache, conn, &q, NULL);
+    PGresult *hit = hc_pg_fetch_one(cache, conn, &q, NULL);
+    ck_assert_ptr_nonnull(miss);
+    ck_assert_ptr_nonnull(hit);
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.hits, 1);
+    ck_assert_int_eq(ev_created, 2);
+    int *m = PQresultInstanceData(miss, event_proc), *h = PQresultInstanceData(hit, event_proc);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(*h, 4711);
+    PQclear(miss);
+    PQclear(hit);
+    ck_assert_int_eq(ev_destroyed, 2);
+}
+END_TEST
+
+static void assert_loads_and_bypasses(uint64_t loads, uint64_t bypassed)
+{
+    hc_stats st;
+    hc_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.loads, loads);
+    ck_assert_uint_eq(st.bypassed_loads, bypassed);
+}
+
+START_TEST(test_binary_fetch_after_text_fetch_of_an_entity_is_binary)
+{
+    for (int first = 0; first < 2; first++) {
+        hc_cache_free(cache);
+        cache = hc_cache_new(NULL, NULL);
+        hc_query a = hc_query_for_entity(&USER, "1"), b = hc_query_for_entity(&USER, "1");
+        a.result_format = first;
+        b.result_format = !first;
+        PGresult *ra = hc_pg_fetch_one(cache, conn, &a, NULL);
+        PGresult *rb = hc_pg_fetch_one(cache, conn, &b, NULL);
+        PGresult *ra2 = hc_pg_fetch_one(cache, conn, &a, NULL);
+        ck_assert_ptr_nonnull(ra);
+        ck_assert_ptr_nonnull(rb);
+        ck_assert_ptr_nonnull(ra2);
+        int id = PQfnumber(ra, "id");
+        ck_assert_int_eq(PQfformat(ra, id), first);
+        ck_assert_int_eq(PQfformat(rb, id), !first);
+        ck_assert_int_eq(PQfformat(ra2, id), first);
+        ck_assert_int_eq(PQgetlength(first ? rb : ra, 0, id), 1);      /* "1" */
+        ck_assert_int_eq(PQgetlength(first ? ra : rb, 0, id), 4);      /* int4 */
+        hc_pg_view v;
+        ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &b, &v, NULL), HC_OK);
+        ck_assert_int_eq(hc_pg_view_fformat(&v, id), !first);
+        hc_pg_view_release(&v);
+        assert_loads_and_bypasses(1, 2); /* one entry, the first format's; the other from the server */
+        ck_assert_int_eq(hc_contains(cache, "user:1", NULL), HC_OK);
+        PQclear(ra);
+        PQclear(rb);
+        PQclear(ra2);
+    }
+}
+END_TEST
+
+/* A second connection with other session settings sees its own text. */
+static void assert_setting_not_shared(const char *set, int col, const char *sql)
+{
+    hc_query q = {.sql = sql, HC_PARAMS("1")};
+    hc_query_entity(&q, "user", "1");
+    PGresult *mine = hc_pg_fetch_one(cache, conn, &q, NULL);
+    PGconn *other = hc_test_connect();
+    hc_test_exec(other, set);
+    PGresult *direct = PQexecParams(other, sql, 1, NULL, (const char *const[]){"1"}, NULL, NULL, 0);
+    ck_assert_int_eq(PQresultStatus(direct), PGRES_TUPLES_OK);
+    ck_assert_str_ne(PQgetvalue(direct, 0, col), PQgetvalue(mine, 0, col)); /* the setting matters */
+    hc_error err;
+    PGresult *theirs = hc_pg_fetch_one(cache, other, &q, &err);
+    ck_assert_msg(theirs != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(theirs, 0, col), PQgetvalue(direct, 0, col));
+    hc_pg_view v;
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, other, &q, &v, &err), HC_OK);
+    ck_assert_str_eq(hc_pg_view_getvalue(&v, 0, col), PQgetvalue(direct, 0, col));
+    hc_pg_view_release(&v);
+    PGresult *again = hc_pg_fetch_one(cache, conn, &q, NULL); /* the entry is still the loader's */
+    ck_assert_str_eq(PQgetvalue(again, 0, col), PQgetvalue(mine, 0, col));
+    assert_loads_and_bypasses(1, 2);
+    PQclear(mine);
+    PQclear(direct);
+    PQclear(theirs);
+    PQclear(again);
+    PQfinish(other);
+}
+
+START_TEST(test_hit_is_not_served_to_a_connection_with_other_datestyle)
+{
+    assert_setting_not_shared("SET DateStyle = 'German, DMY'", 1,
+                              "SELECT id, seen FROM users WHERE id = $1");
+}
+END_TEST
+
+START_TEST(test_hit_is_not_served_to_a_connection_with_other_timezone)
+{
+    hc_test_exec(conn, "SET TimeZone = 'UTC'");
+    assert_setting_not_shared("SET TimeZone = 'Asia/Tokyo'", 1,
+                              "SELECT id, seen FROM users WHERE id = $1");
+}
+END_TEST
+
+START_TEST(test_hit_is_not_served_to_a_connection_with_other_intervalstyle)
+{
+    assert_setting_not_shared("SET IntervalStyle = 'sql_standard'", 1,
+                              "SELECT id, interval '1 day 2 hours' AS i FROM users WHERE id = $1");
+}
+END_TEST
+
+START_TEST(test_hit_is_not_served_to_a_connection_with_other_client_encoding)
+{
+    assert_setting_not_shared("SET client_encoding = 'LATIN1'", 1,
+                              "SELECT id, U&'\\00FC' AS u FROM users WHERE id = $1");
+}
+END_TEST
+
+START_TEST(test_hit_is_not_served_to_a_connection_with_other_standard_conforming_strings)
+{
+    /* the same query text means something else under the other setting */
+    assert_setting_not_shared("SET standard_conforming_strings = off", 1,
+                              "SELECT id, 'a\\tb' AS s FROM users WHERE id = $1");
+}
+END_TEST
+
+static HC_ENTITY_DEF(USER_INT, .name = "user", .table = "public.users", .key_columns = {"id"},
+                     .key_types = {HC_PG_KEY_INT});
+
+START_TEST(test_integer_key_ids_are_canonicalised)
+{
+    static const char *const forms[] = {"0042", "+42", " 42 ", "042", "42"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        hc_query q = hc_query_for_entity(&USER_INT, forms[i]);
+        char key[HC_MAX_KEY_LEN + 1];
+        ck_assert_int_eq(hc_query_key(&q, key, sizeof key, NULL), HC_OK);
+        ck_assert_str_eq(key, "user:42");
+    }
+    static const char *const zeros[] = {"0", "-0", "000", "+0"};
+    for (size_t i = 0; i < sizeof zeros / sizeof zeros[0]; i++) {
+        hc_query q = hc_query_for_entity(&USER_INT, zeros[i]);
+        char key[HC_MAX_KEY_LEN + 1];
+        ck_assert_int_eq(hc_query_key(&q, key, sizeof key, NULL), HC_OK);
+        ck_assert_str_eq(key, "user:0");
+    }
+    hc_query neg = hc_query_for_entity(&USER_INT, "-007");
+    char key[HC_MAX_KEY_LEN + 1];
+    ck_assert_int_eq(hc_query_key(&neg, key, sizeof key, NULL), HC_OK);
+    ck_assert_str_eq(key, "user:-7");
+    static const char *const bad[] = {"", "4 2", "42x", "0x2a", "-", "1e3", "99999999999999999999", "9223372036854775808"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hc_query q = hc_query_for_entity(&USER_INT, bad[i]);
+        hc_error err;
+        ck_assert_int_eq(hc_query_key(&q, key, sizeof key, &err), HC_ERR_INVALID);
+        ck_assert_ptr_null(hc_pg_fetch_optional(cache, conn, &q, &err));
+        ck_assert_int_eq(err.code, HC_ERR_INVALID);
+        ck_assert_msg(strstr(err.message, "integer") != NULL, "%s", err.message);
+    }
+}
+END_TEST
+
+static HC_ENTITY_DEF(ITEM_UUID, .name = "item", .select = "SELECT $1::uuid AS id",
+                     .key_types = {HC_PG_KEY_UUID});
+
+START_TEST(test_uuid_key_ids_are_canonicalised)
+{
+    static const char *const forms[] = {
+        "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+        "a0eebc999c0b4ef8bb6d6bb9bd380a11", "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        hc_query q = hc_query_for_entity(&ITEM_UUID, forms[i]);
+        char key[HC_MAX_KEY_LEN + 1];
+        ck_assert_int_eq(hc_query_key(&q, key, sizeof key, NULL), HC_OK);
+        ck_assert_str_eq(key, "item:a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        /* the server reads the same value and prints it as the key says */
+        PGresult *r = hc_pg_fetch_one(cache, conn, &q, NULL);
+        ck_assert_str_eq(PQgetvalue(r, 0, 0), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        PQclear(r);
+    }
+    static const char *const bad[] = {"a0eebc99", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g",
+                                      "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "-a0eebc999c0b4ef8bb6d6bb9bd380a11"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hc_query q = hc_query_for_entity(&ITEM_UUID, bad[i]);
+        char key[HC_MAX_KEY_LEN + 1];
+        ck_assert_int_eq(hc_query_key(&q, key, sizeof key, NULL), HC_ERR_INVALID);
+    }
+}
+END_TEST
+
+/* "0042" read through the real trigger and bus: the UPDATE's tag user:42
+ * reaches the entry, so nothing stale is served after the sync. */
+START_TEST(test_non_canonical_integer_id_is_invalidated_by_the_trigger)
+{
+    hc_test_create_extension(conn);
+    hc_test_exec(conn, "SELECT hydracache.watch('users', 'user')");
+    hc_error err;
+    hc_pg_bus *bus = hc_pg_bus_new(&(hc_pg_bus_config){.conninfo = hc_test_conninfo(),
+                                                       .mode = HC_PG_BUS_THREAD}, &err);
+    ck_assert_msg(bus != NULL, "%s", err.message);
+    ck_assert_int_eq(hc_pg_bus_attach(bus, cache, &err), HC_OK);
+    ck_assert_int_eq(hc_pg_bus_wait_state(bus, HC_BUS_LISTENING, 10000), HC_OK);
+    hc_query q = hc_query_for_entity(&USER_INT, "0042");
+    PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), "zaphod");
+    PQclear(r);
+    hc_test_exec(conn, "UPDATE users SET name = 'beeblebrox' WHERE id = 42");
+    ck_assert_int_eq(hc_pg_bus_sync(bus, 10000, &err), HC_OK);
+    r = hc_pg_fetch_one(cache, conn, &q, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), "beeblebrox");
+    PQclear(r);
+    hc_pg_bus_free(bus);
+}
+END_TEST
+
+/* An entry whose shape the dictionary dropped reads as a miss: loaded again,
+ * no error, for PGresults and views alike. */
+START_TEST(test_entry_of_a_dropped_shape_is_loaded_again)
+{
+    hc_query q = hc_query_for_entity(&USER, "1");
+    hc_error err;
+    PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    PQclear(r);
+    hc__pgshape_drop_unused();
+    r = hc_pg_fetch_one(cache, conn, &q, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(r, 0, PQfnumber(r, "name")), "alice");
+    PQclear(r);
+    hc__pgshape_drop_unused();
+    hc_pg_view v;
+    ck_assert_int_eq(hc_pg_fetch_one_view(cache, conn, &q, &v, &err), HC_OK);
+    ck_assert_str_eq(hc_pg_view_getvalue(&v, 0, hc_pg_view_fnumber(&v, "name")), "alice");
+    hc_pg_view_release(&v);
+    assert_loads_and_bypasses(3, 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------ concurrency */
 
 #define NTHREADS 4
@@ -1080,5 +1350,16 @@ int main(void)
     tcase_add_test(view, test_view_null_arguments_are_invalid);
     tcase_add_test(ext, test_adapter_keys_and_tags_equal_the_extension_functions);
     tcase_add_test(ext, test_trigger_invalidates_exactly_the_dependent_entries);
+    tcase_add_test(hits, test_hit_fires_result_create_and_destroy_events);
+    tcase_add_test(hits, test_binary_fetch_after_text_fetch_of_an_entity_is_binary);
+    tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_datestyle);
+    tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_timezone);
+    tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_intervalstyle);
+    tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_client_encoding);
+    tcase_add_test(hits, test_hit_is_not_served_to_a_connection_with_other_standard_conforming_strings);
+    tcase_add_test(hits, test_integer_key_ids_are_canonicalised);
+    tcase_add_test(hits, test_uuid_key_ids_are_canonicalised);
+    tcase_add_test(ext, test_non_canonical_integer_id_is_invalidated_by_the_trigger);
+    tcase_add_test(errs, test_entry_of_a_dropped_shape_is_loaded_again);
     return hc_test_run_suite(s);
 }

@@ -862,35 +862,43 @@ START_TEST(test_terminated_listener_flushes_bypasses_and_reconnects)
 }
 END_TEST
 
-static void pg_ctl(const char *action)
+/* The restart test stops and starts a server: a cluster of its own, never
+ * the shared one other suites are using in parallel (started and stopped by
+ * the runner's process, so it goes away even when the test fails). */
+static hc_test_cluster g_restart_cluster;
+
+static void restart_cluster_setup(void)
 {
-    const char *pgdata = getenv("HC_TEST_PGDATA");
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "%s /usr/lib/postgresql/15/bin/pg_ctl -D '%s' -l '%s/../server.log' -m fast -w "
-             "-t 60 %s >/dev/null 2>&1",
-             geteuid() == 0 ? "runuser -u postgres --" : "", pgdata, pgdata, action);
-    ck_assert_msg(system(cmd) == 0, "pg_ctl %s failed", action);
+    if (hc_test_private_cluster_start(&g_restart_cluster)) {
+        hc_test_use_cluster(&g_restart_cluster);
+        setup_db();
+    }
+}
+
+static void restart_cluster_teardown(void)
+{
+    hc_test_use_cluster(NULL);
+    hc_test_private_cluster_stop(&g_restart_cluster);
 }
 
 static void stop_server(hc_pg_bus *b)
 {
     (void)b;
-    pg_ctl("stop");
+    ck_assert_msg(hc_test_private_cluster_stop_server(&g_restart_cluster), "%s", g_restart_cluster.error);
 }
 
 static void start_server(void)
 {
-    pg_ctl("start");
+    ck_assert_msg(hc_test_private_cluster_start_server(&g_restart_cluster), "%s", g_restart_cluster.error);
 }
 
 START_TEST(test_server_restart_flushes_bypasses_and_reconnects)
 {
-    if (getenv("HC_TEST_PGDATA") == NULL) {
-        fprintf(stderr, "check_pgbus: HC_TEST_PGDATA unset (external server): "
-                        "server restart test skipped\n");
+    if (g_restart_cluster.unavailable) {
+        fprintf(stderr, "check_pgbus: server restart test skipped: %s", g_restart_cluster.error);
         return;
     }
+    ck_assert_msg(g_restart_cluster.running, "%s", g_restart_cluster.error);
     outage_test(stop_server, start_server, false);
 }
 END_TEST
@@ -1108,7 +1116,11 @@ int main(void)
     tcase_add_unchecked_fixture(tf, setup_db, NULL);
     tcase_set_timeout(tf, 60);
     tcase_add_test(tf, test_terminated_listener_flushes_bypasses_and_reconnects);
-    tcase_add_test(tf, test_server_restart_flushes_bypasses_and_reconnects);
     suite_add_tcase(s, tf);
+    TCase *tr = tcase_create("restart");
+    tcase_add_unchecked_fixture(tr, restart_cluster_setup, restart_cluster_teardown);
+    tcase_set_timeout(tr, 60);
+    tcase_add_test(tr, test_server_restart_flushes_bypasses_and_reconnects);
+    suite_add_tcase(s, tr);
     return hc_test_run_suite(s);
 }

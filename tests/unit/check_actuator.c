@@ -5,13 +5,16 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "hc_test.h"
@@ -33,27 +36,47 @@ static void reply_free(http_reply *r)
     free(r->body);
 }
 
-/* One request over a fresh connection; extra_headers end in \r\n each. */
-static http_reply http(unsigned short port, const char *method, const char *path,
-                       const char *extra_headers)
+/* A TCP connection to the actuator from source address src (NULL: any);
+ * receives time out after recv_timeout_s so that a test fails, not hangs. */
+static int connect_from(unsigned short port, const char *src, int recv_timeout_s)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(fd, 0);
+    struct timeval tv = {.tv_sec = recv_timeout_s};
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    if (src != NULL) {
+        struct sockaddr_in me = {.sin_family = AF_INET};
+        ck_assert_int_eq(inet_pton(AF_INET, src, &me.sin_addr), 1);
+        ck_assert_msg(bind(fd, (struct sockaddr *)&me, sizeof me) == 0, "bind %s", src);
+    }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect to %u", port);
+    return fd;
+}
+
+/* One request over a fresh connection from src (NULL: any); extra_headers
+ * end in \r\n each.  status 0 (and empty head and body) when the server
+ * closed the connection without a reply. */
+static http_reply http_from(unsigned short port, const char *src, const char *method,
+                            const char *path, const char *extra_headers)
+{
+    int fd = connect_from(port, src, 60);
     char req[1024];
     int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: localhost\r\n%s\r\n", method, path,
                      extra_headers ? extra_headers : "");
     ck_assert(n > 0 && (size_t)n < sizeof req);
-    ck_assert_int_eq(write(fd, req, (size_t)n), n);
+    ssize_t w = send(fd, req, (size_t)n, MSG_NOSIGNAL);
+    ck_assert(w == n || (w < 0 && (errno == EPIPE || errno == ECONNRESET)));
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
     for (;;) {
         if (cap - len < 1024)
             buf = realloc(buf, cap *= 2);
         ssize_t r = read(fd, buf + len, cap - len - 1);
-        ck_assert_int_ge(r, 0);
+        if (r < 0 && errno == ECONNRESET && len == 0)
+            break; /* closed without a reply */
+        ck_assert_msg(r >= 0, "read: %s", strerror(errno));
         if (r == 0)
             break;
         len += (size_t)r;
@@ -61,6 +84,11 @@ static http_reply http(unsigned short port, const char *method, const char *path
     close(fd);
     buf[len] = '\0';
     http_reply rep = {0};
+    if (len == 0) {
+        rep.head = buf;
+        rep.body = strdup("");
+        return rep;
+    }
     char *sep = strstr(buf, "\r\n\r\n");
     ck_assert_msg(sep != NULL, "no header end in: %s", buf);
     ck_assert_int_eq(sscanf(buf, "HTTP/1.%*d %d", &rep.status), 1);
@@ -70,6 +98,14 @@ static http_reply http(unsigned short port, const char *method, const char *path
     memcpy(rep.body, sep + 4, rep.body_len + 1);
     free(buf);
     return rep;
+}
+
+static http_reply http(unsigned short port, const char *method, const char *path,
+                       const char *extra_headers)
+{
+    http_reply r = http_from(port, NULL, method, path, extra_headers);
+    ck_assert_msg(r.status != 0, "%s %s: connection closed without a reply", method, path);
+    return r;
 }
 
 /* Value of header name (case-insensitive) copied into out, or false. */
@@ -162,6 +198,23 @@ START_TEST(test_health_is_503_down_while_a_cache_is_in_bypass)
     ck_assert(json_valid(r.body));
     ck_assert_contains(r.body, "{\"status\":\"DOWN\"");
     ck_assert_contains(r.body, "\"a/b c\":{\"status\":\"DOWN\"");
+    reply_free(&r);
+}
+END_TEST
+
+START_TEST(test_health_is_200_degraded_while_the_notify_queue_is_filling)
+{
+    hc_cache_set_notify_queue_usage(users, 0.8); /* as the bus reports it */
+    http_reply r = http(port, "GET", BASE "/health", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_valid(r.body));
+    ck_assert_contains(r.body, "{\"status\":\"DEGRADED\"");
+    ck_assert_contains(r.body, "\"users\":{\"status\":\"DEGRADED\"");
+    reply_free(&r);
+    hc_cache_set_bypass(odd, true, HC_ORIGIN_LOCAL);
+    r = http(port, "GET", BASE "/health", NULL);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_contains(r.body, "{\"status\":\"DOWN\"");
     reply_free(&r);
 }
 END_TEST
@@ -300,6 +353,11 @@ START_TEST(test_wrong_token_is_401)
         "Authorization: Bearer wrong\r\n",          "Authorization: Bearer s3cret-toke\r\n",
         "Authorization: Bearer s3cret-token2\r\n",  "Authorization: Basic s3cret-token\r\n",
         "Authorization: s3cret-token\r\n",          "Authorization: Bearer \r\n",
+        /* exactly "Bearer <token>": no second space, no prefix, no suffix */
+        "Authorization: Bearer  s3cret-token\r\n", "Authorization: xBearer s3cret-token\r\n",
+        "Authorization: Bearer s3cret-tokenx\r\n", "Authorization: Bearers3cret-token\r\n",
+        "Authorization: Bearer\ts3cret-token\r\n",  "Authorization: Bearer x s3cret-token\r\n",
+        "Authorization: Bearer s3cret-token s3cret-token\r\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         http_reply r = http(port, "GET", BASE "/metrics", bad[i]);
@@ -317,6 +375,9 @@ START_TEST(test_right_token_is_accepted)
     ck_assert(json_valid(r.body));
     reply_free(&r);
     r = http(port, "GET", BASE "/metrics", "authorization: bearer s3cret-token\r\n");
+    ck_assert_int_eq(r.status, 200);
+    reply_free(&r);
+    r = http(port, "GET", BASE "/metrics", "Authorization: BEARER s3cret-token\r\n");
     ck_assert_int_eq(r.status, 200);
     reply_free(&r);
 }
@@ -413,6 +474,128 @@ START_TEST(test_parallel_requests_during_cache_traffic)
 }
 END_TEST
 
+/* ------------------------------------------------------------- slow clients */
+
+/* A request that has sent its request line and one header, and stalls. */
+static int slow_request(unsigned short p, const char *src)
+{
+    int fd = connect_from(p, src, 60);
+    static const char part[] = "GET " BASE "/health HTTP/1.1\r\nHost: localhost\r\n";
+    ssize_t w = send(fd, part, sizeof part - 1, MSG_NOSIGNAL);
+    ck_assert(w == (ssize_t)(sizeof part - 1) ||
+              (w < 0 && (errno == EPIPE || errno == ECONNRESET)));
+    return fd;
+}
+
+static hc_actuator *start_cfg(hc_registry *r, hc_actuator_config cfg)
+{
+    hc_error err;
+    hc_actuator *a = hc_actuator_start(r, &cfg, &err);
+    ck_assert_msg(a != NULL, "hc_actuator_start: %s", err.message);
+    return a;
+}
+
+#define SLOW 40
+
+/* 40 stalled requests from 127.0.0.1 (over the 32-connection limit) used to
+ * hold every connection; with 4 per address, a probe from 127.0.0.2 gets in,
+ * and a 41st connection from 127.0.0.1 is closed without a reply. */
+START_TEST(test_per_address_limit_keeps_probes_from_other_addresses_in)
+{
+    hc_registry *r = hc_registry_new(NULL);
+    hc_actuator *a = start_cfg(r, (hc_actuator_config){.max_connections = 32,
+                                                        .per_ip_connections = 4,
+                                                        .timeout_s = 120,
+                                                        .request_timeout_s = 120});
+    unsigned short p = hc_actuator_port(a);
+    int fds[SLOW];
+    for (int i = 0; i < SLOW; i++)
+        fds[i] = slow_request(p, "127.0.0.1");
+    http_reply rep = http_from(p, "127.0.0.2", "GET", BASE "/health", NULL);
+    ck_assert_int_eq(rep.status, 200);
+    ck_assert_contains(rep.body, "{\"status\":\"UP\"");
+    reply_free(&rep);
+    /* accepted after the 40 (the listen queue is FIFO): over its address's limit */
+    rep = http_from(p, "127.0.0.1", "GET", BASE "/health", NULL);
+    ck_assert_int_eq(rep.status, 0);
+    reply_free(&rep);
+    for (int i = 0; i < SLOW; i++)
+        close(fds[i]);
+    hc_actuator_stop(a);
+    hc_registry_free(r);
+}
+END_TEST
+
+/* True when the server closed fd (EOF or reset), false when it sent bytes. */
+static bool closed_by_server(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, 0);
+    ck_assert_msg(n >= 0 || errno == ECONNRESET, "recv: %s", strerror(errno));
+    return n <= 0;
+}
+
+/* A client that keeps sending a header line (so the idle timeout never
+ * fires) is cut off by the whole-request deadline without a reply, and its
+ * address's only connection slot is free again for a probe. */
+START_TEST(test_a_request_that_never_finishes_is_closed_at_its_deadline)
+{
+    hc_registry *r = hc_registry_new(NULL);
+    hc_actuator *a = start_cfg(r, (hc_actuator_config){.per_ip_connections = 1,
+                                                        .timeout_s = 120,
+                                                        .request_timeout_s = 1});
+    unsigned short p = hc_actuator_port(a);
+    int fd = slow_request(p, "127.0.0.1");
+    bool closed = false;
+    /* generous bound (the deadline is 1 s, the idle timeout 120 s) */
+    uint64_t give_up = hc_test_now_us() + 60 * 1000000ull;
+    while (!closed && hc_test_now_us() < give_up) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 200) > 0) {
+            ck_assert_msg(closed_by_server(fd), "the server answered a request it never got");
+            closed = true;
+        } else if (send(fd, "X-Slow: 1\r\n", 11, MSG_NOSIGNAL) < 0) {
+            ck_assert(errno == EPIPE || errno == ECONNRESET);
+            closed = true;
+        }
+    }
+    ck_assert_msg(closed, "the slow request was not closed");
+    close(fd);
+    /* the slot is released once the server has cleaned up: retry for a while */
+    http_reply rep = {0};
+    for (int i = 0; i < 600 && rep.status == 0; i++) {
+        reply_free(&rep);
+        rep = http_from(p, "127.0.0.1", "GET", BASE "/health", NULL);
+        if (rep.status == 0)
+            usleep(100 * 1000);
+    }
+    ck_assert_int_eq(rep.status, 200);
+    reply_free(&rep);
+    hc_actuator_stop(a);
+    hc_registry_free(r);
+}
+END_TEST
+
+/* Prompt requests still get their full reply with a short deadline (a few
+ * seconds: a loaded machine must not fail it), and stopping with a stalled
+ * connection open returns. */
+START_TEST(test_prompt_requests_are_served_under_a_short_deadline)
+{
+    hc_registry *r = hc_registry_new(NULL);
+    hc_actuator *a = start_cfg(r, (hc_actuator_config){.request_timeout_s = 5});
+    unsigned short p = hc_actuator_port(a);
+    int fd = slow_request(p, "127.0.0.1");
+    for (int i = 0; i < 5; i++) {
+        http_reply rep = http_from(p, "127.0.0.2", "GET", BASE "/metrics", NULL);
+        ck_assert_int_eq(rep.status, 200);
+        reply_free(&rep);
+    }
+    hc_actuator_stop(a);
+    close(fd);
+    hc_registry_free(r);
+}
+END_TEST
+
 static Suite *actuator_suite(void)
 {
     Suite *s = suite_create("actuator");
@@ -420,6 +603,7 @@ static Suite *actuator_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_health_is_200_up_when_no_cache_is_in_bypass);
     tcase_add_test(tc, test_health_is_503_down_while_a_cache_is_in_bypass);
+    tcase_add_test(tc, test_health_is_200_degraded_while_the_notify_queue_is_filling);
     tcase_add_test(tc, test_caches_lists_the_registered_caches);
     tcase_add_test(tc, test_cache_stats_report_the_counters_of_that_cache);
     tcase_add_test(tc, test_cache_diagnostics_report_entries_and_bus_state);
@@ -437,6 +621,12 @@ static Suite *actuator_suite(void)
     tcase_add_test(tc, test_wrong_token_is_401);
     tcase_add_test(tc, test_right_token_is_accepted);
     tcase_add_test(tc, test_token_is_checked_before_method_and_path);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("slow clients");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, test_per_address_limit_keeps_probes_from_other_addresses_in);
+    tcase_add_test(tc, test_a_request_that_never_finishes_is_closed_at_its_deadline);
+    tcase_add_test(tc, test_prompt_requests_are_served_under_a_short_deadline);
     suite_add_tcase(s, tc);
     tc = tcase_create("lifecycle");
     tcase_add_test(tc, test_start_rejects_bad_arguments);

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "alloc.h"
 #include "hc_pgassert.h"
 #include "pgcodec.h"
+#include "pgrowview.h"
 #include "hc_test.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -48,7 +50,7 @@ static hc_value *encode_ok(const PGresult *r)
 {
     hc_value *v = NULL;
     hc_error err;
-    ck_assert_int_eq(hc__pgcodec_encode(r, &v, &err), HC_OK);
+    ck_assert_int_eq(hc__pgcodec_encode(r, NULL, &v, &err), HC_OK);
     ck_assert_ptr_nonnull(v);
     return v;
 }
@@ -112,11 +114,13 @@ START_TEST(test_rows_without_columns_are_refused)
     PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
     hc_value *v = NULL;
     hc_error err;
-    ck_assert_int_eq(hc__pgcodec_encode(r, &v, &err), HC_OK); /* 0 x 0 is fine */
+    ck_assert_int_eq(hc__pgcodec_encode(r, NULL, &v, &err), HC_OK); /* 0 x 0 is fine */
     hc_value_release(v);
     PQclear(r);
 
-    static const unsigned char rows_no_cols[16] = {'H', 'C', 'P', 'G', 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0};
+    /* 3 rows, an inline shape of 0 columns, 3 x 4 bytes of cells */
+    static const unsigned char rows_no_cols[41] = {'H', 'C', 'P', 'G', HC_PGCODEC_VERSION, HC_PGCODEC_FLAG_INLINE, 0, 0,
+                                                   3, 0, 0, 0, 13, 0, 0, 0};
     PGresult *back = NULL;
     ck_assert_int_eq(hc__pgcodec_decode(rows_no_cols, sizeof rows_no_cols, NULL, &back, &err),
                      HC_ERR_CODEC);
@@ -200,10 +204,10 @@ START_TEST(test_encode_refuses_error_results_and_null)
     hc_value *v = (hc_value *)1;
     hc_error err;
     PGresult *e = PQmakeEmptyPGresult(NULL, PGRES_FATAL_ERROR);
-    ck_assert_int_eq(hc__pgcodec_encode(e, &v, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc__pgcodec_encode(e, NULL, &v, &err), HC_ERR_INVALID);
     ck_assert_ptr_null(v);
-    ck_assert_int_eq(hc__pgcodec_encode(NULL, &v, &err), HC_ERR_INVALID);
-    ck_assert_int_eq(hc__pgcodec_encode(e, NULL, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc__pgcodec_encode(NULL, NULL, &v, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc__pgcodec_encode(e, NULL, NULL, &err), HC_ERR_INVALID);
     PQclear(e);
 }
 END_TEST
@@ -246,6 +250,205 @@ START_TEST(test_trailing_bytes_are_rejected)
 }
 END_TEST
 
+static hc__pgshape *shape_of(const hc_value *v)
+{
+    hc__pgshape *sh = NULL;
+    ck_assert_int_eq(hc__pgcodec_shape(hc_value_data(v), hc_value_len(v), &sh, NULL), HC_OK);
+    return sh;
+}
+
+START_TEST(test_origin_is_recorded_and_matched)
+{
+    PGresult *r = sample();
+    hc__pgcodec_origin bin = {.result_format = 1, .settings = 0x0123456789abcdefULL};
+    hc_value *v = NULL;
+    ck_assert_int_eq(hc__pgcodec_encode(r, &bin, &v, NULL), HC_OK);
+    hc__pgshape *sh = shape_of(v);
+    ck_assert(hc__pgcodec_fits(sh, &bin));
+    ck_assert(!hc__pgcodec_fits(sh, &(hc__pgcodec_origin){.result_format = 0, .settings = bin.settings}));
+    ck_assert(!hc__pgcodec_fits(sh, &(hc__pgcodec_origin){.result_format = 1, .settings = bin.settings ^ 1}));
+    ck_assert(!hc__pgcodec_fits(sh, &(hc__pgcodec_origin){.result_format = 1, .settings = bin.settings ^ (1ULL << 63)}));
+    hc__pgshape_release(sh);
+    PGresult *back = NULL;
+    ck_assert_int_eq(hc__pgcodec_decode(hc_value_data(v), hc_value_len(v), NULL, &back, NULL), HC_OK);
+    PQclear(back);
+    hc_value_release(v);
+    v = encode_ok(r); /* no origin: text, settings 0 */
+    sh = shape_of(v);
+    ck_assert(hc__pgcodec_fits(sh, &(hc__pgcodec_origin){0}));
+    ck_assert(!hc__pgcodec_fits(sh, &bin));
+    hc__pgshape_release(sh);
+    hc_value_release(v);
+    PQclear(r);
+}
+END_TEST
+
+/* ------------------------------------------------------------ shapes */
+
+START_TEST(test_results_of_one_shape_store_it_once)
+{
+    PGresult *a = sample(), *b = make_result(3, 0);
+    set(b, 0, 0, "1", 1);
+    set(b, 0, 1, "b", 1);
+    set(b, 0, 2, "c", 1);
+    hc_value *va = encode_ok(a);
+    size_t shapes0, bytes0, shapes1, bytes1;
+    hc__pgshape_usage(&shapes0, &bytes0);
+    hc_value *vb = encode_ok(b);
+    hc__pgshape_usage(&shapes1, &bytes1);
+    ck_assert_uint_eq(shapes1, shapes0); /* the same columns: no new shape */
+    ck_assert_uint_eq(bytes1, bytes0);
+    const unsigned char *da = hc_value_data(va), *db = hc_value_data(vb);
+    ck_assert_int_eq(da[5], 0);                    /* by id */
+    ck_assert(memcmp(da + 12, db + 12, 8) == 0);   /* the same id */
+    /* header, id, then only the cells: 3 x (4 + len + 1) */
+    ck_assert_uint_eq(hc_value_len(vb), 12 + 8 + 3 * 6);
+    hc_value_release(va);
+    hc_value_release(vb);
+    PQclear(a);
+    PQclear(b);
+}
+END_TEST
+
+START_TEST(test_inline_shape_round_trips)
+{
+    PGresult *r = sample();
+    hc_value *v = NULL;
+    ck_assert_int_eq(hc__pgcodec_encode(r, &(hc__pgcodec_origin){.inline_shape = true}, &v, NULL), HC_OK);
+    ck_assert_int_eq(((const unsigned char *)hc_value_data(v))[5], HC_PGCODEC_FLAG_INLINE);
+    PGresult *back = NULL;
+    ck_assert_int_eq(hc__pgcodec_decode(hc_value_data(v), hc_value_len(v), NULL, &back, NULL), HC_OK);
+    hc_assert_same_result(r, back);
+    PQclear(back);
+    hc_pg_view view;
+    ck_assert_int_eq(hc__pgrowview_fill(v, &view, NULL), HC_OK);
+    ck_assert_str_eq(hc_pg_view_fname(&view, 1), PQfname(r, 1));
+    ck_assert_str_eq(hc_pg_view_getvalue(&view, 0, 1), "alice");
+    hc_pg_view_release(&view);
+    PQclear(r);
+}
+END_TEST
+
+/* A row view of these bytes is HC_ERR_CODEC, empty, and leaves the value alone. */
+static void assert_view_refuses(const void *p, size_t len)
+{
+    hc_value *bad = hc_value_new(p, len);
+    hc_pg_view view;
+    ck_assert_int_eq(hc__pgrowview_fill(bad, &view, NULL), HC_ERR_CODEC);
+    ck_assert_int_eq(hc_pg_view_nfields(&view), 0);
+    hc_value_release(bad);
+}
+
+static PGresult *sample_result;
+static void make_sample(void) { sample_result = sample(); }
+static void free_sample(void) { PQclear(sample_result); }
+
+START_TEST(test_unknown_shape_id_is_a_codec_error)
+{
+    hc_value *v = encode_ok(sample_result);
+    size_t len = hc_value_len(v);
+    unsigned char *p = memcpy(malloc(len), hc_value_data(v), len);
+    memset(p + 12, 0xee, 8); /* an id never handed out */
+    PGresult *back = (PGresult *)1;
+    hc_error err;
+    ck_assert_int_eq(hc__pgcodec_decode(p, len, NULL, &back, &err), HC_ERR_CODEC);
+    ck_assert_ptr_null(back);
+    ck_assert_msg(strstr(err.message, "unknown shape") != NULL, "%s", err.message);
+    hc__pgshape *sh = (hc__pgshape *)1;
+    ck_assert_int_eq(hc__pgcodec_shape(p, len, &sh, NULL), HC_MISS);
+    ck_assert_ptr_null(sh);
+    assert_view_refuses(p, len);
+    free(p);
+    hc_value_release(v);
+}
+END_TEST
+
+START_TEST(test_a_held_shape_outlives_its_drop_from_the_dictionary)
+{
+    PGresult *r = make_result(2, 0);
+    set(r, 0, 0, "1", 1);
+    set(r, 0, 1, "x", 1);
+    hc_value *v = encode_ok(r);
+    hc_pg_view view;
+    ck_assert_int_eq(hc__pgrowview_fill(v, &view, NULL), HC_OK); /* holds v and its shape */
+    hc_value_retain(v);
+    hc__pgshape_drop_unused();
+    ck_assert_str_eq(hc_pg_view_fname(&view, 1), PQfname(r, 1)); /* still there while held */
+    PGresult *back = NULL;
+    ck_assert_int_eq(hc__pgcodec_decode(hc_value_data(v), hc_value_len(v), NULL, &back, NULL), HC_OK);
+    PQclear(back);
+    hc_pg_view_release(&view);
+    hc__pgshape_drop_unused(); /* now nobody holds it */
+    hc_error err;
+    ck_assert_int_eq(hc__pgcodec_decode(hc_value_data(v), hc_value_len(v), NULL, &back, &err), HC_ERR_CODEC);
+    ck_assert_ptr_null(back);
+    hc_value_release(v);
+    PQclear(r);
+}
+END_TEST
+
+/* Shape bytes of nfields 1 column named name, loaded under settings. */
+static size_t shape_bytes(unsigned char *p, uint64_t settings, const char *name)
+{
+    size_t nl = strlen(name), n = 0;
+    p[n++] = 0;
+    for (int i = 0; i < 8; i++) p[n++] = (unsigned char)(settings >> (8 * i));
+    p[n++] = 1, p[n++] = 0, p[n++] = 0, p[n++] = 0;
+    p[n++] = (unsigned char)nl, p[n++] = (unsigned char)(nl >> 8), p[n++] = 0, p[n++] = 0;
+    memcpy(p + n, name, nl + 1);
+    n += nl + 1;
+    memset(p + n, 0, 21);
+    return n + 21;
+}
+
+START_TEST(test_the_dictionary_is_bounded_in_shapes_and_bytes)
+{
+    static unsigned char p[1200];
+    uint64_t first = hc__pgshape_intern(p, shape_bytes(p, 1, "c"));
+    ck_assert_uint_ne(first, 0);
+    for (uint64_t i = 2; i < HC_PGSHAPE_MAX_SHAPES + 100; i++)
+        ck_assert_uint_ne(hc__pgshape_intern(p, shape_bytes(p, i, "c")), 0);
+    size_t shapes, bytes;
+    hc__pgshape_usage(&shapes, &bytes);
+    ck_assert_uint_le(shapes, HC_PGSHAPE_MAX_SHAPES);
+    ck_assert_ptr_null(hc__pgshape_get(first)); /* the least recently used went first */
+    char name[1001];
+    memset(name, 'n', 1000);
+    name[1000] = '\0';
+    for (uint64_t i = 0; i < 5000; i++)
+        ck_assert_uint_ne(hc__pgshape_intern(p, shape_bytes(p, i, name)), 0);
+    hc__pgshape_usage(&shapes, &bytes);
+    ck_assert_uint_le(bytes, HC_PGSHAPE_MAX_BYTES);
+    ck_assert_uint_eq(hc__pgshape_intern(p, 3), 0); /* not shape bytes */
+    hc__pgshape_drop_unused();
+}
+END_TEST
+
+static void *shape_worker(void *arg)
+{
+    uint64_t base = (uint64_t)(uintptr_t)arg;
+    unsigned char p[64];
+    for (uint64_t i = 0; i < 3000; i++) {
+        uint64_t id = hc__pgshape_intern(p, shape_bytes(p, base + i % 50, "col"));
+        hc__pgshape *s = hc__pgshape_get(id);
+        if (s != NULL) {
+            ck_assert_str_eq(s->attrs[0].name, "col");
+            ck_assert_uint_eq(s->settings, base + i % 50);
+            hc__pgshape_release(s);
+        }
+        if (i % 500 == 0) hc__pgshape_drop_unused();
+    }
+    return NULL;
+}
+
+START_TEST(test_the_dictionary_is_shared_by_threads)
+{
+    pthread_t t[4];
+    for (uintptr_t i = 0; i < 4; i++) pthread_create(&t[i], NULL, shape_worker, (void *)(i * 1000 + 7));
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+}
+END_TEST
+
 START_TEST(test_bad_magic_version_and_flags_are_rejected)
 {
     PGresult *r = sample();
@@ -273,7 +476,7 @@ static void view_matches(PGresult *r)
     hc_value *v = encode_ok(r);
     hc_pg_view view;
     hc_error err;
-    ck_assert_int_eq(hc__pgcodec_view(v, &view, &err), HC_OK);
+    ck_assert_int_eq(hc__pgrowview_fill(v, &view, &err), HC_OK);
     ck_assert_int_eq(hc_pg_view_ntuples(&view), PQntuples(r));
     ck_assert_int_eq(hc_pg_view_nfields(&view), PQnfields(r));
     for (int f = 0; f < PQnfields(r); f++) {
@@ -335,7 +538,7 @@ START_TEST(test_view_accessors_out_of_range_answer_like_libpq)
     hc_value *v = encode_ok(r);
     PQclear(r);
     hc_pg_view view;
-    ck_assert_int_eq(hc__pgcodec_view(v, &view, NULL), HC_OK);
+    ck_assert_int_eq(hc__pgrowview_fill(v, &view, NULL), HC_OK);
     ck_assert_ptr_null(hc_pg_view_getvalue(&view, 2, 0));
     ck_assert_ptr_null(hc_pg_view_getvalue(&view, 0, -1));
     ck_assert_int_eq(hc_pg_view_getlength(&view, -1, 0), 0);
@@ -361,7 +564,7 @@ START_TEST(test_view_rejects_every_truncation_and_flip_in_the_cells)
     for (size_t cut = 0; cut < len; cut++) {
         hc_value *t = hc_value_new(hc_value_data(v), cut);
         hc_pg_view view;
-        ck_assert_int_eq(hc__pgcodec_view(t, &view, NULL), HC_ERR_CODEC);
+        ck_assert_int_eq(hc__pgrowview_fill(t, &view, NULL), HC_ERR_CODEC);
         ck_assert_int_eq(hc_pg_view_ntuples(&view), 0);
         hc_value_release(t); /* a failed view leaves the value to the caller */
     }
@@ -370,11 +573,11 @@ START_TEST(test_view_rejects_every_truncation_and_flip_in_the_cells)
     p[len - 1] = 'x'; /* the last value's NUL */
     hc_value *bad = hc_value_new(p, len);
     hc_pg_view view;
-    ck_assert_int_eq(hc__pgcodec_view(bad, &view, NULL), HC_ERR_CODEC);
+    ck_assert_int_eq(hc__pgrowview_fill(bad, &view, NULL), HC_ERR_CODEC);
     p[len - 1] = '\0';
     p[len] = 0;
     hc_value *longer = hc_value_new(p, len + 1);
-    ck_assert_int_eq(hc__pgcodec_view(longer, &view, NULL), HC_ERR_CODEC); /* trailing byte */
+    ck_assert_int_eq(hc__pgrowview_fill(longer, &view, NULL), HC_ERR_CODEC); /* trailing byte */
     free(p);
     hc_value_release(bad);
     hc_value_release(longer);
@@ -385,25 +588,36 @@ END_TEST
 
 START_TEST(test_impossible_counts_are_rejected_before_allocating)
 {
-    /* 2^31-1 rows of 1664 columns claimed by a 20-byte buffer */
-    unsigned char p[20] = {'H', 'C', 'P', 'G', HC_PGCODEC_VERSION, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0x80, 0x06, 0, 0};
+    PGresult *r = make_result(3, 0);
+    set(r, 0, 0, "1", 1);
+    hc_value *v = encode_ok(r);
+    size_t len = hc_value_len(v);
+    unsigned char *p = malloc(len);
+    memcpy(p, hc_value_data(v), len);
+    p[8] = p[9] = p[10] = 0xff, p[11] = 0x7f; /* 2^31-1 rows of 3 columns in a few bytes */
     PGresult *back = NULL;
     hc_error err;
-    ck_assert_int_eq(hc__pgcodec_decode(p, sizeof p, NULL, &back, &err), HC_ERR_CODEC);
+    ck_assert_int_eq(hc__pgcodec_decode(p, len, NULL, &back, &err), HC_ERR_CODEC);
+    assert_view_refuses(p, len);
     p[11] = 0xff; /* ntuples > INT_MAX */
-    ck_assert_int_eq(hc__pgcodec_decode(p, sizeof p, NULL, &back, &err), HC_ERR_CODEC);
+    ck_assert_int_eq(hc__pgcodec_decode(p, len, NULL, &back, &err), HC_ERR_CODEC);
     int n;
-    ck_assert_int_eq(hc__pgcodec_ntuples(p, sizeof p, &n, &err), HC_ERR_CODEC);
+    ck_assert_int_eq(hc__pgcodec_ntuples(p, len, &n, &err), HC_ERR_CODEC);
     ck_assert_int_eq(hc__pgcodec_decode(NULL, 0, NULL, &back, &err), HC_ERR_CODEC);
-    ck_assert_int_eq(hc__pgcodec_decode(p, sizeof p, NULL, NULL, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc__pgcodec_decode(p, len, NULL, NULL, &err), HC_ERR_INVALID);
+    free(p);
+    hc_value_release(v);
+    PQclear(r);
 }
 END_TEST
 
 START_TEST(test_allocation_failure_while_decoding_is_nomem)
 {
-    PGresult *r = make_result(40, 0); /* more columns than fit the stack buffer */
+    /* an inline shape is parsed into an allocation of its own */
+    PGresult *r = make_result(40, 0);
     set(r, 0, 0, "1", 1);
-    hc_value *v = encode_ok(r);
+    hc_value *v = NULL;
+    ck_assert_int_eq(hc__pgcodec_encode(r, &(hc__pgcodec_origin){.inline_shape = true}, &v, NULL), HC_OK);
     PGresult *back = (PGresult *)1;
     hc_error err;
     hc__alloc_fail_after(0);
@@ -412,6 +626,11 @@ START_TEST(test_allocation_failure_while_decoding_is_nomem)
     ck_assert_int_eq(st, HC_ERR_NOMEM);
     ck_assert_int_eq(err.code, HC_ERR_NOMEM);
     ck_assert_ptr_null(back);
+    hc_pg_view view;
+    hc__alloc_fail_after(0);
+    st = hc__pgrowview_fill(v, &view, &err);
+    hc__alloc_fail_after(-1);
+    ck_assert_int_eq(st, HC_ERR_NOMEM);
     hc_value_release(v);
     PQclear(r);
 }
@@ -494,6 +713,16 @@ int main(void)
     tcase_add_test(bad, test_every_truncation_is_rejected);
     tcase_add_test(bad, test_trailing_bytes_are_rejected);
     tcase_add_test(bad, test_bad_magic_version_and_flags_are_rejected);
+    tcase_add_test(bad, test_origin_is_recorded_and_matched);
+    TCase *shapes = tcase_create("shapes");
+    tcase_add_checked_fixture(shapes, make_sample, free_sample);
+    tcase_add_test(shapes, test_results_of_one_shape_store_it_once);
+    tcase_add_test(shapes, test_inline_shape_round_trips);
+    tcase_add_test(shapes, test_unknown_shape_id_is_a_codec_error);
+    tcase_add_test(shapes, test_a_held_shape_outlives_its_drop_from_the_dictionary);
+    tcase_add_test(shapes, test_the_dictionary_is_bounded_in_shapes_and_bytes);
+    tcase_add_test(shapes, test_the_dictionary_is_shared_by_threads);
+    suite_add_tcase(s, shapes);
     tcase_add_test(bad, test_impossible_counts_are_rejected_before_allocating);
     tcase_add_test(bad, test_allocation_failure_while_decoding_is_nomem);
     tcase_add_test(bad, test_random_byte_flips_give_codec_error_or_a_valid_result);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "hydracache/pg.h"
-#include "pgint.h"
+#include "hash.h"
 #include "hc_test.h"
 
 static HC_ENTITY_DEF(USER, .name = "user", .collection = "users", .table = "public.users",

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bus_internal.h"
 #include "hc_test.h"
 #include "hydracache/registry.h"
 #include "json_check.h"
@@ -265,12 +266,75 @@ START_TEST(test_health_is_down_while_a_cache_is_in_bypass)
     ck_assert(json_valid(s));
     ck_assert_contains(s, "{\"status\":\"DOWN\",");
     ck_assert_contains(s, "\"a\":{\"status\":\"UP\"");
-    ck_assert_contains(s, "\"b\":{\"status\":\"DOWN\",\"bus_state\":\"none\",\"bypass\":true}");
+    ck_assert_contains(s, "\"b\":{\"status\":\"DOWN\",\"bus_state\":\"none\",\"bypass\":true,"
+                          "\"notify_queue_usage\":null}");
     free(s);
 
     hc_cache_set_bypass(b, false, HC_ORIGIN_LOCAL);
     ck_assert_int_eq(hc_registry_health(reg, &up, NULL, NULL, NULL), HC_OK);
     ck_assert(up);
+    hc_registry_free(reg);
+    hc_cache_free(a);
+    hc_cache_free(b);
+}
+END_TEST
+
+/* The usage reaches a cache through hc_cache_set_notify_queue_usage, the
+ * call the bus makes for every attached cache after each probe. */
+START_TEST(test_health_is_degraded_above_the_queue_usage_threshold)
+{
+    hc_registry *reg = new_registry();
+    hc_cache *a = named_cache("a"), *b = named_cache("b");
+    ck_assert_int_eq(hc_registry_add(reg, a, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add(reg, b, NULL), HC_OK);
+    hc_health h = HC_HEALTH_DOWN;
+    bool up = false;
+    char *s = NULL;
+
+    hc_cache_set_notify_queue_usage(b, 0.5); /* at the default threshold: not above */
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_UP);
+
+    hc_cache_set_notify_queue_usage(b, 0.75);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, &s, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_DEGRADED);
+    ck_assert(json_valid(s));
+    ck_assert_contains(s, "{\"status\":\"DEGRADED\",");
+    ck_assert_contains(s, "\"a\":{\"status\":\"UP\",\"bus_state\":\"none\",\"bypass\":false,"
+                          "\"notify_queue_usage\":null}");
+    ck_assert_contains(s, "\"b\":{\"status\":\"DEGRADED\",\"bus_state\":\"none\","
+                          "\"bypass\":false,\"notify_queue_usage\":0.75}");
+    ck_assert_contains(s, "\"queue_usage_threshold\":0.5}");
+    free(s);
+    /* degraded is still up for the boolean API, and the whole snapshot says so */
+    ck_assert_int_eq(hc_registry_health(reg, &up, NULL, NULL, NULL), HC_OK);
+    ck_assert(up);
+    s = json_of(reg);
+    ck_assert_contains(s, "\"status\":\"DEGRADED\"");
+    free(s);
+
+    /* a raised threshold makes it UP again; bad thresholds are refused and change nothing */
+    hc_error err;
+    ck_assert_int_eq(hc_registry_set_queue_threshold(reg, 0.9, &err), HC_OK);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_UP);
+    ck_assert_int_eq(hc_registry_set_queue_threshold(reg, 1.5, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_registry_set_queue_threshold(reg, -0.1, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_registry_set_queue_threshold(reg, 0.0 / 0.0, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_registry_set_queue_threshold(NULL, 0.5, &err), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_UP);
+    ck_assert_int_eq(hc_registry_set_queue_threshold(reg, 0.25, &err), HC_OK);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_DEGRADED);
+
+    /* bypass is worse than degraded */
+    hc_cache_set_bypass(a, true, HC_ORIGIN_LOCAL);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_DOWN);
+    ck_assert_int_eq(hc_registry_health_status(reg, NULL, NULL, NULL, &err), HC_ERR_INVALID);
+    ck_assert_str_eq(hc_health_str(HC_HEALTH_DEGRADED), "DEGRADED");
+    ck_assert_str_eq(hc_health_str((hc_health)9), "unknown");
     hc_registry_free(reg);
     hc_cache_free(a);
     hc_cache_free(b);
@@ -325,6 +389,191 @@ START_TEST(test_pg_bus_is_reported_and_down_until_listening)
     hc_registry_free(reg);
     hc_pg_bus_free(bus);
     hc_cache_free(c);
+}
+END_TEST
+
+/* A transport that does nothing: its bus stays connecting until the test says up. */
+static hc_bus *started_bus;
+static hc_status null_start(void *impl, hc_bus *bus, hc_error *err)
+{
+    (void)impl;
+    (void)err;
+    started_bus = bus;
+    return HC_OK;
+}
+static void null_publish(void *impl, hc_cache *from, hc_inval_kind kind, const char *arg)
+{
+    (void)impl;
+    (void)from;
+    (void)kind;
+    (void)arg;
+}
+static const hc_transport_ops null_ops = {.name = "null", .start = null_start,
+                                          .publish = null_publish};
+
+START_TEST(test_any_bus_is_reported_from_the_generic_bus)
+{
+    hc_registry *reg = new_registry();
+    hc_bus *local = hc_local_bus_new("loc", NULL);
+    hc_bus *custom = hc_bus_new("cus", &null_ops, NULL, NULL);
+    ck_assert(local != NULL && custom != NULL);
+    ck_assert_double_eq(hc_bus_queue_usage(custom), -1.0);
+    ck_assert_double_eq(hc_bus_queue_usage(NULL), -1.0);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "local", local, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "custom", custom, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "again", custom, NULL), HC_ERR_BUSY);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "local", custom, NULL), HC_ERR_BUSY);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "x", NULL, NULL), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "", local, NULL), HC_ERR_INVALID);
+
+    char *s = json_of(reg);
+    ck_assert_contains(s, "\"buses\":[{\"name\":\"local\",\"node_id\":\"loc\",\"state\":\"local\","
+                          "\"notify_queue_usage\":null},{\"name\":\"custom\",\"node_id\":\"cus\","
+                          "\"state\":\"connecting\",\"notify_queue_usage\":null}]");
+    free(s);
+    hc_health h;
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, &s, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_DOWN);
+    ck_assert_contains(s, "\"local\":{\"status\":\"UP\",\"state\":\"local\"");
+    ck_assert_contains(s, "\"custom\":{\"status\":\"DOWN\",\"state\":\"connecting\"");
+    free(s);
+
+    /* the transport comes up, then reports its queue filling: the registry asks the bus */
+    hc_bus_transport_up(started_bus);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_UP);
+    hc_bus_set_queue_usage(started_bus, 0.9);
+    ck_assert_double_eq(hc_bus_queue_usage(custom), 0.9);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, &s, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_DEGRADED);
+    ck_assert_contains(s, "\"custom\":{\"status\":\"DEGRADED\",\"state\":\"listening\","
+                          "\"notify_queue_usage\":0.9}");
+    free(s);
+    /* no pg families without a PostgreSQL bus */
+    s = prom_of(reg);
+    ck_assert_ptr_null(strstr(s, "hydracache_pg_bus"));
+    free(s);
+
+    ck_assert_int_eq(hc_registry_remove_bus(reg, custom, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_remove_bus(reg, custom, NULL), HC_MISS);
+    ck_assert_int_eq(hc_registry_remove_bus(reg, NULL, NULL), HC_ERR_INVALID);
+    ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
+    ck_assert_int_eq(h, HC_HEALTH_UP);
+    ck_assert_int_eq(hc_registry_remove_bus(reg, local, NULL), HC_OK);
+    hc_registry_free(reg);
+    hc_bus_free(custom);
+    hc_bus_free(local);
+}
+END_TEST
+
+/* A PostgreSQL bus is one bus: it cannot be registered again as a generic one. */
+START_TEST(test_a_pg_bus_cannot_be_registered_twice_through_its_generic_bus)
+{
+    hc_registry *reg = new_registry();
+    hc_pg_bus *bus = idle_pg_bus();
+    ck_assert_int_eq(hc_registry_add_pg_bus(reg, "main", bus, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add_bus(reg, "other", hc_pg_bus_bus(bus), NULL), HC_ERR_BUSY);
+    ck_assert_int_eq(hc_registry_remove_pg_bus(reg, bus, NULL), HC_OK);
+    hc_registry_free(reg);
+    hc_pg_bus_free(bus);
+}
+END_TEST
+
+/* ------------------------------------------------------------- golden */
+
+/* Appends "--- title\n" + text + "\n" to *all, with the library version
+ * replaced by @VERSION@ (so a version bump does not touch the golden file). */
+static void golden_add(char **all, const char *title, char *text)
+{
+    ck_assert_ptr_nonnull(text);
+    size_t vlen = strlen(HC_VERSION_STRING), n = strlen(*all);
+    size_t cap = n + strlen(title) + 2 * strlen(text) + 64;
+    char *out = realloc(*all, cap);
+    ck_assert_ptr_nonnull(out);
+    n += (size_t)sprintf(out + n, "--- %s\n", title);
+    for (const char *p = text; *p;) {
+        if (strncmp(p, HC_VERSION_STRING, vlen) == 0) {
+            n += (size_t)sprintf(out + n, "@VERSION@");
+            p += vlen;
+        } else
+            out[n++] = *p++;
+    }
+    out[n++] = '\n';
+    out[n] = '\0';
+    *all = out;
+    free(text);
+}
+
+/* Every snapshot of one fixed state, byte for byte, against
+ * tests/unit/registry_golden.txt (HC_GOLDEN_WRITE=1 rewrites the file).
+ * The state covers every counter kind, a ratio, escaping, a bypassed cache,
+ * a known and an unknown queue usage and a PostgreSQL bus. */
+START_TEST(test_snapshots_match_the_golden_file)
+{
+    hc_registry *reg = new_registry();
+    hc_pg_bus *bus = idle_pg_bus();
+    hc_cache *users = hc_cache_new(
+        &(hc_config){.name = "users", .max_bytes = 1 << 20, .max_entries = 100}, NULL);
+    hc_cache *odd = hc_cache_new(
+        &(hc_config){.name = "q\"b\\\n\x01\xff/\xc3\xa9", .max_bytes = 1 << 20}, NULL);
+    ck_assert(users != NULL && odd != NULL);
+    hc_value *v = NULL;
+    ck_assert_int_eq(hc_put(users, "user:1", "abc", 3, NULL, NULL), HC_OK);
+    ck_assert_int_eq(hc_get(users, "user:1", &v, NULL), HC_OK);
+    hc_value_release(v);
+    ck_assert_int_eq(hc_get(users, "user:2", &v, NULL), HC_MISS);
+    ck_assert_int_eq(hc_get(users, "user:3", &v, NULL), HC_MISS);
+    ck_assert_int_eq(hc_invalidate_tag(users, "t", NULL), HC_OK);
+    ck_assert_int_eq(hc_invalidate_key(users, "user:1", NULL), HC_OK);
+    ck_assert_int_eq(hc_flush(users, NULL), HC_OK);
+    hc_cache_set_notify_queue_usage(users, 0.25);
+    ck_assert_int_eq(hc_pg_bus_attach(bus, odd, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add(reg, users, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add(reg, odd, NULL), HC_OK);
+    ck_assert_int_eq(hc_registry_add_pg_bus(reg, "main \"bus\"", bus, NULL), HC_OK);
+
+    char *all = calloc(1, 1), *s = NULL;
+    bool up;
+    golden_add(&all, "json", json_of(reg));
+    ck_assert_int_eq(hc_registry_caches_json(reg, &s, NULL, NULL), HC_OK);
+    golden_add(&all, "caches", s);
+    ck_assert_int_eq(hc_registry_cache_json(reg, "users", HC_REGISTRY_STATS, &s, NULL, NULL),
+                     HC_OK);
+    golden_add(&all, "stats users", s);
+    ck_assert_int_eq(hc_registry_cache_json(reg, "users", HC_REGISTRY_DIAGNOSTICS, &s, NULL, NULL),
+                     HC_OK);
+    golden_add(&all, "diagnostics users", s);
+    ck_assert_int_eq(hc_registry_health(reg, &up, &s, NULL, NULL), HC_OK);
+    golden_add(&all, "health", s);
+    golden_add(&all, "prometheus", prom_of(reg));
+
+    char path[4096];
+    hc_test_srcpath("tests/unit/registry_golden.txt", path, sizeof path);
+    if (getenv("HC_GOLDEN_WRITE") != NULL) {
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(all, f);
+        fclose(f);
+    }
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char *want = calloc(1, 1 << 20);
+    size_t n = fread(want, 1, (1 << 20) - 1, f);
+    fclose(f);
+    want[n] = '\0';
+    if (strcmp(all, want) != 0) {
+        size_t i = 0;
+        while (all[i] && all[i] == want[i])
+            i++;
+        ck_abort_msg("snapshot differs from %s at byte %zu:\n got: %.80s\nwant: %.80s", path, i,
+                     all + i, want + i);
+    }
+    free(want);
+    free(all);
+    hc_registry_free(reg);
+    hc_pg_bus_free(bus);
+    hc_cache_free(users);
+    hc_cache_free(odd);
 }
 END_TEST
 
@@ -607,7 +856,11 @@ static Suite *registry_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("health");
     tcase_add_test(tc, test_health_is_down_while_a_cache_is_in_bypass);
+    tcase_add_test(tc, test_health_is_degraded_above_the_queue_usage_threshold);
     tcase_add_test(tc, test_pg_bus_is_reported_and_down_until_listening);
+    tcase_add_test(tc, test_snapshots_match_the_golden_file);
+    tcase_add_test(tc, test_any_bus_is_reported_from_the_generic_bus);
+    tcase_add_test(tc, test_a_pg_bus_cannot_be_registered_twice_through_its_generic_bus);
     suite_add_tcase(s, tc);
     tc = tcase_create("prometheus");
     tcase_add_test(tc, test_prometheus_writes_help_and_type_once_per_family);

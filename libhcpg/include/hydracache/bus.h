@@ -129,6 +129,14 @@ HC_EXTERN size_t hc_bus_cache_count(hc_bus *bus);
 /* HC_BUS_LOCAL, HC_BUS_CONNECTING, HC_BUS_LISTENING or HC_BUS_DISCONNECTED. */
 HC_EXTERN hc_bus_state hc_bus_state_get(hc_bus *bus);
 
+/*
+ * How full the transport's notification queue is, 0..1, as it last reported
+ * (the PostgreSQL bus: pg_notification_queue_usage(), probed every
+ * health_interval_ms); -1 when unknown (no probe yet, a transport without
+ * such a queue, NULL bus).  Thread-safe.
+ */
+HC_EXTERN double hc_bus_queue_usage(hc_bus *bus);
+
 /* The transport's fd / poll (-1 / HC_ERR_STATE when it has none). */
 HC_EXTERN int hc_bus_fd(hc_bus *bus);
 HC_EXTERN hc_status hc_bus_poll(hc_bus *bus, hc_error *err);

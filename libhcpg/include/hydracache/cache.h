@@ -318,7 +318,9 @@ typedef enum hc_bus_state {
 
 HC_EXTERN const char *hc_bus_state_str(hc_bus_state st);
 
-/* A consistent-enough snapshot of the counters (each counter is exact). */
+/* A consistent-enough snapshot of the counters (each counter is exact).
+ * All fields are uint64_t; new ones are only appended (ABI), each with its
+ * row in HC_CACHE_COUNTERS (libhcpg/stats.h; a build check enforces it). */
 typedef struct hc_stats {
     uint64_t hits;
     uint64_t misses;

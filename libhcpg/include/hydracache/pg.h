@@ -25,6 +25,25 @@
  * optional hc_error.  Only results with status PGRES_TUPLES_OK are cached;
  * server errors are never cached (see hc_query.error_result).
  *
+ * What a hit matches: one entry per key, stored with the result_format it
+ * was asked for and a fingerprint of the loading session's DateStyle,
+ * TimeZone, IntervalStyle, client_encoding and standard_conforming_strings
+ * (as libpq tracks them from the server's ParameterStatus messages: no round
+ * trip).  A call asking for another result format, or on a connection whose
+ * settings differ, is served from the server, never from that entry: it runs
+ * the query on conn (as inside a transaction, below), returns its result and
+ * leaves the entry as it is (not replaced, so connections with different
+ * settings cannot evict each other's entries in turn).  Such calls count as a
+ * hit and as bypassed_loads in hc_stats.  Calls without a conn
+ * (hc_pg_fetch_with) match only entries loaded without one.
+ * search_path is NOT part of it: PostgreSQL does not report it to the
+ * client.  Queries whose result depends on it (unqualified names resolved
+ * differently per session) must qualify their names, or use a key or label
+ * per search_path.  Other settings that change text output without being
+ * reported (lc_monetary for money, extra_float_digits, bytea_output) must
+ * likewise be the same on every connection sharing a cache, or be pinned
+ * with SET in the connection string (options='-c bytea_output=hex').
+ *
  * Transactions: a call whose conn is inside a transaction block
  * (PQtransactionStatus(conn) != PQTRANS_IDLE) bypasses the cache: it runs the
  * query on conn and returns the result, but neither reads the cache (a cached
@@ -96,6 +115,29 @@ typedef struct hc_policy {
  * (.table = "\"Users\"").  An entity key names one row shape: every query that
  * uses the key "user:42" must select the same columns (use .select).
  */
+/*
+ * The type of a key column, so that every spelling of one value gets one key:
+ * the key must be the column's text output, which is what the extension's
+ * trigger sends ("42", never "0042").
+ *   HC_PG_KEY_TEXT  (default) the id is used as given: pass it exactly as
+ *                   PostgreSQL prints the column (text, varchar, or any type
+ *                   you already print canonically);
+ *   HC_PG_KEY_INT   smallint/integer/bigint: leading/trailing blanks, a '+'
+ *                   sign and leading zeros are removed ("0042", "+42" and
+ *                   " 42 " are "42"; "-0" is "0"); anything but an optional
+ *                   sign and 1..19 digits fitting in a bigint is
+ *                   HC_ERR_INVALID ("id ... is not an integer");
+ *   HC_PG_KEY_UUID  uuid: upper-case, braces and hyphens between groups of four
+ *                   digits as PostgreSQL accepts them become the lower-case
+ *                   8-4-4-4-12 form; anything else is HC_ERR_INVALID.
+ * The canonical text is both the key and the parameter sent to the server.
+ */
+typedef enum hc_pg_key_type {
+    HC_PG_KEY_TEXT = 0,
+    HC_PG_KEY_INT,
+    HC_PG_KEY_UUID,
+} hc_pg_key_type;
+
 typedef struct hc_entity_def {
     const char *name;                                 /* entity name, e.g. "user" (required) */
     const char *collection;                           /* collection tag; NULL -> table name without schema */
@@ -105,6 +147,7 @@ typedef struct hc_entity_def {
                                                          "SELECT * FROM <table> WHERE <k1> = $1 AND ..." */
     uint64_t ttl_ms;                                  /* HC_TTL_DEFAULT (0) -> cache default */
     const char *label;                                /* NULL -> name */
+    hc_pg_key_type key_types[HC_PG_MAX_KEY_COLUMNS];  /* per key column; default HC_PG_KEY_TEXT */
 } hc_entity_def;
 
 #define HC_ENTITY_DEF(var, ...) const hc_entity_def var = {__VA_ARGS__}
@@ -165,6 +208,8 @@ typedef struct hc_query {
         int nparams;                                    /* key values as params (entity defs) */
         uint64_t ttl_ms;                                /* from an entity def */
         const char *params[HC_PG_MAX_KEY_COLUMNS];
+        unsigned short param_off[HC_PG_MAX_KEY_COLUMNS]; /* canonical id in buf, if in param_in_buf */
+        unsigned char param_in_buf;                     /* bit i: params[i] is buf + param_off[i] */
         const char *label;                              /* borrowed collection name: default label */
         unsigned short used;                            /* bytes of buf in use */
         unsigned short key_off;                         /* entity key, if key_is_tag */
@@ -185,7 +230,11 @@ typedef struct hc_query {
 /*
  * Make q an entity query: key and tag esc(entity):esc(id) (hc_key_build) and
  * the table-wide tag esc(entity):* (hc_key_table_tag).  Call once per query.
- * id NULL stands for SQL NULL ("\N").  The helpers record their first error in
+ * id NULL stands for SQL NULL ("\N").  The id must be the key column's value
+ * exactly as PostgreSQL prints it (what the extension's trigger sends): "42",
+ * not "0042" or "+42", whose key "user:0042" no write would ever invalidate.
+ * hc_query_for_entity canonicalises ids for columns declared in
+ * hc_entity_def.key_types; these helpers cannot know the column's type.  The helpers record their first error in
  * q and every hc_pg_fetch_* of q reports it, so checking here is optional;
  * once q holds an error, the helpers leave it unchanged and return that error.
  * HC_ERR_INVALID (NULL q/entity, called twice, n out of range),
@@ -213,7 +262,9 @@ HC_EXTERN hc_status hc_query_add_collection(hc_query *q, const char *collection)
 /*
  * The query of one entity row: SQL (.select or generated), the key values as
  * text parameters $1..$n (borrowed: they must outlive the returned query's
- * use), entity key and tags, TTL and label from def.  Errors are recorded in
+ * use; ids of HC_PG_KEY_INT/HC_PG_KEY_UUID columns are canonicalised into
+ * the query itself, and an id not of its type is HC_ERR_INVALID), entity key
+ * and tags, TTL and label from def.  Errors are recorded in
  * the returned query and reported by the fetch.
  *
  *     hc_query q = hc_query_for_entity(&USER, "42");
@@ -255,7 +306,11 @@ HC_EXTERN size_t hc_query_tags(const hc_query *q, const char **out, size_t cap);
  *   HC_ERR_CODEC    corrupt cached bytes; HC_ERR_NOMEM; HC_ERR_TOO_LARGE.
  * A hit's PGresult has the same columns (name, table OID, column number, type
  * OID, typmod, size, format), rows, values and NULLs as the server's, but no
- * command status (PQcmdStatus/PQcmdTuples are empty).
+ * command status (PQcmdStatus/PQcmdTuples are empty).  It is made for conn as
+ * libpq makes its own: conn's event procedures (PQregisterEventProc) are
+ * copied to it and receive PGEVT_RESULTCREATE (and PGEVT_RESULTDESTROY on
+ * PQclear); a procedure failing PGEVT_RESULTCREATE makes the call fail with
+ * HC_ERR_PG.
  * Thread-safe for the cache; conn must not be used by another thread meanwhile.
  */
 HC_EXTERN PGresult *hc_pg_fetch_all(hc_cache *c, PGconn *conn, const hc_query *q, hc_error *err);
@@ -319,16 +374,15 @@ HC_EXTERN PGresult *hc_pg_fetch_with_conn(hc_cache *c, PGconn *conn, const hc_qu
 
 /* ------------------------------------------------------------ row views */
 
-#define HC_PG_VIEW_INLINE_FIELDS 16  /* columns a view indexes without malloc */
-#define HC_PG_VIEW_INLINE_CELLS 32   /* cells (rows x columns) likewise */
+#define HC_PG_VIEW_INLINE_FIELDS 16  /* (unused since column metadata is shared) */
+#define HC_PG_VIEW_INLINE_CELLS 32   /* cells (rows x columns) a view indexes without malloc */
 
 /*
  * A zero-copy, read-only view of a query result: the accessors read straight
  * from the cached bytes, which the view keeps alive by holding a reference to
  * the cached value (an invalidation or eviction meanwhile does not affect it).
  * No PGresult is built, so a hit costs little more than hc_get.  A result of
- * at most HC_PG_VIEW_INLINE_FIELDS columns and HC_PG_VIEW_INLINE_CELLS cells
- * needs no allocation at all.
+ * at most HC_PG_VIEW_INLINE_CELLS cells needs no allocation at all.
  *
  *     hc_pg_view v;
  *     if (hc_pg_fetch_one_view(cache, conn, &q, &v, &err) == HC_OK) {
@@ -345,12 +399,11 @@ HC_EXTERN PGresult *hc_pg_fetch_with_conn(hc_cache *c, PGconn *conn, const hc_qu
 typedef struct hc_pg_view {
     struct hc_pg_view_priv_ {
         hc_value *value;                                /* the reference held; NULL: empty */
+        const void *shape;                              /* its column metadata, held */
         const unsigned char *data;                      /* value's bytes */
         int ntuples, nfields;
-        const uint32_t *fields;                         /* offset of each column's name */
         const uint32_t *cells;                          /* offset of each cell's bytes, 0 = NULL */
-        uint32_t *heap;                                 /* both arrays, for large results */
-        uint32_t inline_fields[HC_PG_VIEW_INLINE_FIELDS];
+        uint32_t *heap;                                 /* the cells' offsets, for large results */
         uint32_t inline_cells[HC_PG_VIEW_INLINE_CELLS];
     } priv_;
 } hc_pg_view;

@@ -1,4 +1,7 @@
 -- watch(), unwatch(), the watched view, and who may use them.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS hydracache;
+RESET client_min_messages;
 CREATE TABLE users (id int PRIMARY KEY, name text, email text);
 CREATE TABLE order_items (order_id int, line int, qty int, note text, PRIMARY KEY (order_id, line));
 CREATE TABLE nokey (a int, b text);
@@ -120,14 +123,111 @@ CREATE TRIGGER manual_before BEFORE INSERT ON manual FOR EACH ROW
 INSERT INTO manual VALUES (1);
 DROP TRIGGER manual_before ON manual;
 SELECT hydracache.trigger();
+-- Hand-made triggers with absurd key counts get a clean error (no overflow, no huge alloc).
+CREATE TRIGGER manual_absurd AFTER INSERT ON manual FOR EACH ROW
+    EXECUTE FUNCTION hydracache.trigger('m', 'manual', '2147483647', 'id');
+INSERT INTO manual VALUES (1);
+DROP TRIGGER manual_absurd ON manual;
+CREATE TRIGGER manual_absurd AFTER INSERT ON manual FOR EACH ROW
+    EXECUTE FUNCTION hydracache.trigger('m', 'manual', '99999999999999999999', 'id');
+INSERT INTO manual VALUES (1);
+DROP TRIGGER manual_absurd ON manual;
+CREATE TRIGGER manual_absurd AFTER INSERT ON manual FOR EACH ROW
+    EXECUTE FUNCTION hydracache.trigger('m', 'manual', '-1', 'id');
+INSERT INTO manual VALUES (1);
+DROP TRIGGER manual_absurd ON manual;
+CREATE TRIGGER manual_absurd AFTER INSERT ON manual FOR EACH ROW
+    EXECUTE FUNCTION hydracache.trigger('m', 'manual', ' 1x', 'id');
+INSERT INTO manual VALUES (1);
+DROP TRIGGER manual_absurd ON manual;
 
--- Renaming a watched column makes writes fail loudly until watch() runs again.
+-- create_triggers() quotes each trigger argument itself: any text arrives intact.
+CREATE TABLE quoted (id int PRIMARY KEY);
+SELECT hydracache.create_triggers('quoted', ARRAY[$$o'); DROP TABLE quoted; --$$, 'q\''', '1', 'id']);
+SELECT entity, collection, key_columns FROM hydracache.watched WHERE tbl = 'quoted'::regclass;
+SELECT hydracache.unwatch('quoted');
+SELECT hydracache.create_triggers('quoted', ARRAY['e', NULL, '1', 'id']);
+SELECT hydracache.create_triggers('quoted', NULL);
+DROP TABLE quoted;
+
+-- Renaming a key or watched column is followed (the DDL event trigger runs watch() again
+-- with the new name): writes keep working and send the right keys.
 SELECT hydracache.watch('manual', 'm');
 ALTER TABLE manual RENAME COLUMN id TO ident;
-INSERT INTO manual VALUES (2);
-SELECT hydracache.watch('manual', 'm');
 SELECT * FROM hydracache.watched WHERE tbl = 'manual'::regclass;
+BEGIN;
 INSERT INTO manual VALUES (2);
+UPDATE manual SET ident = 3 WHERE ident = 2;
+SELECT * FROM hydracache.pending();
+COMMIT;
+BEGIN;
+TRUNCATE manual;
+SELECT * FROM hydracache.pending();
+ROLLBACK;
+-- A watched non-key column, with hydracache.enabled off (the rename is still followed).
+CREATE TABLE renamed (a int, b int, c int);
+SELECT hydracache.watch('renamed', 'r', ARRAY['a'], columns => ARRAY['b']);
+BEGIN;
+SET LOCAL hydracache.enabled = off;
+ALTER TABLE renamed RENAME COLUMN b TO bb;
+ALTER TABLE renamed RENAME COLUMN c TO cc;   -- not watched: left alone
+COMMIT;
+SELECT * FROM hydracache.watched WHERE tbl = 'renamed'::regclass;
+INSERT INTO renamed VALUES (1, 1, 1);
+BEGIN;
+UPDATE renamed SET cc = 2;
+SELECT count(*) AS unwatched_column_sends_nothing FROM hydracache.pending();
+UPDATE renamed SET bb = 2;
+SELECT * FROM hydracache.pending();
+ROLLBACK;
+-- Renames that the configuration does not concern never call watch(), so they work even
+-- where watch() may not be called.
+REVOKE EXECUTE ON FUNCTION hydracache.watch(regclass, text, text[], text, text[]) FROM PUBLIC;
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_hc_renamer;
+RESET client_min_messages;
+CREATE ROLE regress_hc_renamer;
+CREATE TABLE renamer_plain (a int);
+ALTER TABLE renamer_plain OWNER TO regress_hc_renamer;
+ALTER TABLE renamed OWNER TO regress_hc_renamer;
+SET ROLE regress_hc_renamer;
+ALTER TABLE renamer_plain RENAME COLUMN a TO aa;
+ALTER TABLE renamed RENAME COLUMN cc TO c;
+ALTER TABLE renamed RENAME COLUMN a TO a2;   -- a key column: needs watch()
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION hydracache.watch(regclass, text, text[], text, text[]) TO PUBLIC;
+ALTER TABLE renamed OWNER TO CURRENT_USER;
+DROP TABLE renamer_plain;
+DROP ROLE regress_hc_renamer;
+-- A partitioned table: the rename reaches its partitions and the clones follow.
+CREATE TABLE renamed_p (k int PRIMARY KEY, v text) PARTITION BY RANGE (k);
+CREATE TABLE renamed_p1 PARTITION OF renamed_p FOR VALUES FROM (0) TO (100);
+SELECT hydracache.watch('renamed_p', 'rp');
+ALTER TABLE renamed_p RENAME COLUMN k TO kk;
+SELECT tgrelid::regclass, tgname, hydracache.trigger_args(tgargs)
+  FROM pg_trigger WHERE tgrelid IN ('renamed_p'::regclass, 'renamed_p1'::regclass)
+   AND tgname LIKE 'hydracache%' ORDER BY 1, 2;
+BEGIN;
+INSERT INTO renamed_p1 VALUES (5, 'x');
+SELECT * FROM hydracache.pending();
+ROLLBACK;
+-- Where a rename is not followed (event triggers do not fire in replica mode) or a watched
+-- column is dropped, writes send the table-wide tag with a WARNING instead of failing.
+BEGIN;
+SET LOCAL session_replication_role = replica;
+ALTER TABLE manual RENAME COLUMN ident TO id2;
+COMMIT;
+BEGIN;
+INSERT INTO manual VALUES (4);
+SELECT * FROM hydracache.pending();
+ROLLBACK;
+ALTER TABLE renamed DROP COLUMN bb;
+BEGIN;
+UPDATE renamed SET a = 3;
+SELECT * FROM hydracache.pending();
+ROLLBACK;
+DROP TABLE renamed, renamed_p;
+SELECT hydracache.watch('manual', 'm');
 
 -- A trigger of ours with malformed arguments (not made by watch()) is left out of the
 -- watched view rather than breaking it for everyone.
@@ -151,3 +251,4 @@ DROP ROLE regress_hc_owner, regress_hc_other, regress_hc_member;
 DROP TABLE manual, nokey, other.users;
 DROP SCHEMA other;
 DROP VIEW users_view;
+DROP TABLE users, order_items;

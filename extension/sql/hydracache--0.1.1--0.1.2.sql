@@ -9,6 +9,8 @@
 --    ADD/DROP/RENAME COLUMN, ALTER COLUMN ... TYPE) sends the table-wide and collection tags
 --    of the watched tables affected, through two event triggers.
 --  * The watched view skips triggers of ours whose arguments are malformed instead of failing.
+-- (Fixed after release: the conversion loop below used DROP TRIGGER without IF EXISTS, so the
+-- update failed when an owner had dropped one of a watched table's triggers.)
 
 \echo Use "ALTER EXTENSION hydracache UPDATE TO '0.1.2'" to load this file. \quit
 
@@ -196,9 +198,9 @@ BEGIN
                 AND t.tgname = 'hydracache_insert' AND c.relkind = 'r'
                 AND t.tgparentid = 0           -- not the row triggers cloned onto partitions
     LOOP
-        EXECUTE pg_catalog.format('DROP TRIGGER hydracache_insert ON %s', w.tbl);
-        EXECUTE pg_catalog.format('DROP TRIGGER hydracache_update ON %s', w.tbl);
-        EXECUTE pg_catalog.format('DROP TRIGGER hydracache_delete ON %s', w.tbl);
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS hydracache_insert ON %s', w.tbl);
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS hydracache_update ON %s', w.tbl);
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS hydracache_delete ON %s', w.tbl);
         PERFORM hydracache.create_dml_triggers(w.tbl, w.args);
     END LOOP;
 END

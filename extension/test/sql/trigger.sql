@@ -1,6 +1,13 @@
 -- What each kind of write adds to the transaction's invalidation set.  pending() shows the
 -- messages the transaction would send if it committed now (the isolation suite checks
 -- what listeners actually receive).
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS hydracache;
+RESET client_min_messages;
+CREATE TABLE users (id int PRIMARY KEY, name text, email text);
+CREATE TABLE order_items (order_id int, line int, qty int, note text, PRIMARY KEY (order_id, line));
+SELECT hydracache.watch('users', 'user');
+SELECT hydracache.watch('order_items', 'order_item', collection => 'orders', columns => ARRAY['qty']);
 TRUNCATE users;
 DELETE FROM order_items;
 CREATE TABLE texts (k text PRIMARY KEY, v text);
@@ -186,3 +193,4 @@ SELECT count(*) AS nothing_pending FROM hydracache.pending();
 ROLLBACK;
 
 DROP TABLE nullable, measures;
+DROP TABLE users, order_items, texts;

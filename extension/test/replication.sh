@@ -2,11 +2,12 @@
 # Logical replication end to end: a write replicated into a watched table of a subscriber
 # database must notify that database's listeners (the apply worker fires row-level triggers
 # only, in replica mode: docs/EXTENSION.md, "Replication role").  Run by `make installcheck`
-# after the pg_regress and isolation suites, against PGHOST/PGPORT/PGUSER; the server needs
+# in extension/ after the pg_regress and isolation suites, against PGHOST/PGPORT/PGUSER; the server needs
 # wal_level = logical (tests/pgcluster.sh sets it).  Publisher and subscriber are two
 # databases of that one server, so the slot is created separately (CREATE SUBSCRIPTION cannot
 # create a slot on its own server).  Exits non-zero unless the listener gets exactly the
-# expected payloads within 10 s each.
+# expected payloads within 10 s each.  On a server without wal_level = logical it reports
+# SKIP and succeeds, except under CI=true, where it fails.
 set -euo pipefail
 
 tag="hc_repl_$$"
@@ -34,8 +35,8 @@ cleanup() {
     sleep 0.1
   done
   q postgres "SELECT pg_drop_replication_slot('$slot') FROM pg_replication_slots WHERE slot_name = '$slot'" >/dev/null
-  q postgres "DROP DATABASE IF EXISTS $subdb WITH (FORCE)" >/dev/null
-  q postgres "DROP DATABASE IF EXISTS $pubdb WITH (FORCE)" >/dev/null
+  q postgres "DROP DATABASE IF EXISTS $subdb WITH (FORCE)" >/dev/null 2>&1
+  q postgres "DROP DATABASE IF EXISTS $pubdb WITH (FORCE)" >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -53,8 +54,14 @@ wait_for() {
 }
 
 echo "+++ replication test (publication -> subscription -> NOTIFY) +++"
-[ "$(q postgres 'SHOW wal_level')" = logical ] \
-  || fail "the server needs wal_level = logical (tests/pgcluster.sh sets it)"
+wal_level=$(q postgres 'SHOW wal_level')
+if [ "$wal_level" != logical ]; then
+  why="the server has wal_level = $wal_level; this test needs wal_level = logical (tests/pgcluster.sh sets it)"
+  # CI's cluster has it: there a missing setting is a failure, not a skip
+  [ "${CI:-}" = true ] && fail "$why"
+  echo "replication test ... SKIP: $why"
+  trap - EXIT; rm -rf "$work"; exit 0
+fi
 
 q postgres "CREATE DATABASE $pubdb"
 q postgres "CREATE DATABASE $subdb"

@@ -1,6 +1,8 @@
 /*
- * view.c - typed, namespaced views over a cache: keys get the prefix
- * "<esc(ns)>:" and values pass through the view's codec.  Built only on the
+ * typedview.c - typed views (hc_view, hydracache/cache.h): namespaced views
+ * over a cache whose keys get the prefix "<esc(ns)>:" and whose values pass
+ * through the view's codec.  (Not the row views of pgrowview.c, hc_pg_view,
+ * which read one cached query result.)  Built only on the
  * public cache API (plus hc__cache_drop for corrupt entries and
  * hc__cache_put_failed when encoding a put fails).
  */

@@ -1,6 +1,9 @@
 -- DDL that changes the rows queries of a watched table return sends that table's table-wide
 -- and collection tags, and those of every watched partitioned table above it (event
 -- triggers hydracache_ddl_end on ALTER TABLE and hydracache_ddl_drop on DROP TABLE).
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS hydracache;
+RESET client_min_messages;
 CREATE TABLE parts (id int, k int, v int, PRIMARY KEY (id, k)) PARTITION BY LIST (k);
 CREATE TABLE parts_1 PARTITION OF parts FOR VALUES IN (1);
 CREATE TABLE parts_2 PARTITION OF parts FOR VALUES IN (2) PARTITION BY LIST (id);

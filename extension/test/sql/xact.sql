@@ -1,4 +1,11 @@
 -- Transactions, subtransactions, thresholds and settings.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS hydracache;
+RESET client_min_messages;
+CREATE TABLE users (id int PRIMARY KEY, name text, email text);
+SELECT hydracache.watch('users', 'user');
+-- A new session, which has not loaded the library yet.
+\c
 
 -- A value set before the library is loaded in this session (a placeholder) is kept once it
 -- loads; hydracache.* names it does not define are rejected from then on.
@@ -131,7 +138,7 @@ ROLLBACK;
 -- UPDATE in an ordinary session sends only the table-wide tag (the statement trigger; a row
 -- trigger firing too would have added the keys first), while under the replica role it
 -- sends the keys (the row triggers, as the apply worker fires them; the statement trigger
--- firing too would have added the table-wide tag).  tests/regress/replication.sh checks a
+-- firing too would have added the table-wide tag).  test/replication.sh checks a
 -- real subscription.
 SET hydracache.bulk_threshold = 1;
 BEGIN;
@@ -204,8 +211,10 @@ SELECT count(*) AS nothing_pending FROM hydracache.pending();
 ROLLBACK;
 
 -- DROP EXTENSION needs CASCADE while tables are watched, and then drops their triggers.
+SELECT hydracache.watch('users', 'user');
 \set VERBOSITY terse
 DROP EXTENSION hydracache;
 DROP EXTENSION hydracache CASCADE;
 \set VERBOSITY default
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgname LIKE 'hydracache%';
+DROP TABLE users;

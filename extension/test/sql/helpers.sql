@@ -1,4 +1,7 @@
 -- The SQL helpers share the trigger's escaping code (docs/PROTOCOL.md).
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS hydracache;
+RESET client_min_messages;
 SELECT hydracache.entity_key('user', '42');
 SELECT hydracache.entity_key('order_item', '7', '3');
 SELECT hydracache.entity_key('user', NULL);

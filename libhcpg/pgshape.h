@@ -1,0 +1,84 @@
+/*
+ * pgshape.h (private) - result shapes stored once: the column metadata of a
+ * cached query result (the result format and session settings it was loaded
+ * under, then per column its name, table OID, column number, type OID,
+ * size, typmod and format) lives in one process-wide dictionary, keyed by
+ * its bytes, and an encoded result (pgcodec.h) stores only the shape's id
+ * and its cells.
+ *
+ * Shape bytes, all integers little-endian:
+ *   u8 result_format(0|1) u64 settings u32 nfields
+ *   nfields x { u32 namelen, name bytes, NUL, u32 tableid, i32 columnid,
+ *               u32 typid, i32 typlen, i32 typmod, u8 format(0|1) }
+ *
+ * Ids are handed out once (a 64-bit counter, never reused), so an id names
+ * one shape for the life of the process.  The dictionary is bounded
+ * (HC_PGSHAPE_MAX_SHAPES shapes, HC_PGSHAPE_MAX_BYTES bytes of them); when
+ * full, the least recently used shape that nobody holds is dropped, and a
+ * cached result naming it then reads as an unknown shape (the adapter drops
+ * such an entry and loads it again).  Cached results hold no reference to
+ * their shape (hc_value has no destructor to give it back): references are
+ * held only while a result is decoded or a row view is alive.
+ *
+ * Thread-safety: every function is thread-safe (one mutex around the
+ * dictionary; a held shape is immutable and stays valid until released).
+ */
+#ifndef HC_PGSHAPE_H
+#define HC_PGSHAPE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "hydracache/cache.h"
+
+#define HC_PGSHAPE_MAX_SHAPES 4096
+#define HC_PGSHAPE_MAX_BYTES ((size_t)4 << 20)
+#define HC_PGSHAPE_MAX_FIELDS 1664   /* PostgreSQL's MaxTupleAttributeNumber */
+#define HC_PGSHAPE_MAX_NAME 1024     /* column name bytes */
+#define HC_PGSHAPE_FIXED 9u          /* result_format, settings */
+#define HC_PGSHAPE_FIELD_FIXED 26u   /* namelen, NUL, 5 x 4 bytes, format */
+
+typedef struct hc__pgshape {
+    atomic_size_t refs;         /* holders (dictionary shapes: not counting the dictionary) */
+    uint64_t id;                /* 0: a private shape (not in the dictionary) */
+    int result_format;
+    uint64_t settings;
+    int nfields;
+    PGresAttDesc *attrs;        /* nfields; names point into bytes */
+    size_t len;
+    const unsigned char *bytes; /* the shape bytes (in the same allocation) */
+    /* dictionary bookkeeping, under its lock */
+    uint64_t hash, last_use;
+    struct hc__pgshape *next_id, *next_hash;
+} hc__pgshape;
+
+/*
+ * Check shape bytes as strictly as any cached input and make a private,
+ * held shape of them (release it).  HC_ERR_CODEC, HC_ERR_NOMEM.
+ */
+hc_status hc__pgshape_parse(const void *bytes, size_t len, hc__pgshape **out, hc_error *err);
+
+/*
+ * The id of the shape with these bytes (valid shape bytes, as the encoder
+ * builds them), adding it to the dictionary when new.  0 when it cannot be
+ * added (out of memory, or the dictionary is full of held shapes): the
+ * caller then stores the shape inline.
+ */
+uint64_t hc__pgshape_intern(const void *bytes, size_t len);
+
+/* Hold the dictionary's shape id: NULL if unknown (never added, or dropped). */
+hc__pgshape *hc__pgshape_get(uint64_t id);
+
+/* Give back a held shape (NULL-safe). */
+void hc__pgshape_release(hc__pgshape *s);
+
+/* Dictionary size now, for tests and benchmarks. */
+void hc__pgshape_usage(size_t *shapes, size_t *bytes);
+
+/* Test hook: drop every shape nobody holds, as if evicted. */
+void hc__pgshape_drop_unused(void);
+
+#endif
