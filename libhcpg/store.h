@@ -37,9 +37,10 @@
  *                   next entry (hc_taglink)
  *   allocation      malloc's size word + rounding   8-23
  *   value           refs 4 + len 4 + data + NUL  len + 9  (+ malloc's 8-23)
- *   slot table      hash 8 + entry pointer 8          16 / slot
+ *   slot table      hash (low 32 bits) 4 + entry      12 / slot
+ *                   pointer 8, packed
  *   ghost table     32-bit hash fingerprint            4 / slot
- *                   (slots: load 3/8..3/4, so 27-53 B per entry)
+ *                   (slots: load 3/8..3/4, so 21-43 B per entry)
  *   tag node        chain, name, first entry      24 (32) per tag per shard
  *   tag name        chain 8, hash 8, refs 4,  24 + len + 1 per distinct tag
  *                   len 4, text + NUL
