@@ -3,6 +3,9 @@
 # needs (only those missing), then builds everything with Autotools in build/plain.
 #   bash scripts/setup.sh            # packages + autoreconf + configure + make (build/plain)
 #   HC_SETUP_NO_BUILD=1 bash ...     # packages only
+#   HC_SETUP_NO_PKGS=1 bash ...      # build only (no apt; e.g. not Debian, packages at hand)
+# It never touches a build of yours: if this source tree is configured in-tree (which blocks
+# out-of-tree builds like build/plain), it stops and says so instead of cleaning it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -11,6 +14,7 @@ PKGS=(build-essential autoconf automake libtool pkg-config check libpq-dev
       libmicrohttpd-dev valgrind gnuplot-nox clang libclang-rt-14-dev)
 
 missing=()
+[ "${HC_SETUP_NO_PKGS:-}" = 1 ] && PKGS=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
@@ -24,14 +28,20 @@ fi
 [ "${HC_SETUP_NO_BUILD:-}" = 1 ] && exit 0
 
 # Builds go out of tree (build/plain here; scripts/test.sh adds build/asan and build/tsan),
-# so several configurations can live side by side.  An in-tree configuration would block them.
+# so several configurations can live side by side.  An in-tree configuration would block them,
+# and it is the user's: say so and stop, never distclean it.
+if [ -f config.status ]; then
+  echo "setup: $(pwd) is configured in-tree (./config.status): that blocks the out-of-tree" >&2
+  echo "setup: build in build/plain. setup will not delete your build; to let it proceed," >&2
+  echo "setup: run 'make distclean' in $(pwd) yourself, then run setup again." >&2
+  exit 1
+fi
 if [ ! -x configure ] || [ configure.ac -nt configure ]; then
   autoreconf -fi >/dev/null 2>&1
 fi
-if [ -f config.status ]; then make distclean >/dev/null 2>&1 || rm -f config.status; fi
 mkdir -p build/plain
 if [ ! -f build/plain/Makefile ] || [ configure -nt build/plain/config.status ]; then
-  (cd build/plain && ../../configure -q --with-actuator)
+  (cd build/plain && ../../configure -q --with-actuator --enable-werror)
 fi
 make -C build/plain -j"$(nproc)" >/dev/null
 echo "setup: build ok (build/plain)"

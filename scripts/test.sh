@@ -53,7 +53,8 @@ for san in "address,undefined" "thread"; do
   name=$( [ "$san" = thread ] && echo tsan || echo asan )
   echo "== [$([ $name = asan ] && echo 2 || echo 3)/6] $name build: make check"
   mkdir -p "build/$name"
-  ( cd "build/$name" && { [ -f Makefile ] || "$top/configure" -q --disable-extension --with-actuator --enable-sanitizers="$san"; } \
+  ( cd "build/$name" && { { [ -f Makefile ] && [ config.status -nt "$top/configure" ]; } \
+        || "$top/configure" -q --disable-extension --with-actuator --enable-werror --enable-sanitizers="$san"; } \
       && make -j"$jobs" >/dev/null && make -j"$jobs" check ) >"/tmp/hc-check-$name.out" 2>&1; rc=$?
   grep -E '^(FAIL|ERROR):' "/tmp/hc-check-$name.out" || true
   [ $rc = 0 ] || tail -40 "/tmp/hc-check-$name.out"

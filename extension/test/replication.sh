@@ -72,8 +72,11 @@ q "$pubdb" "SELECT pg_create_logical_replication_slot('$slot', 'pgoutput')" >/de
 q "$subdb" "CREATE EXTENSION hydracache;
             CREATE TABLE items (id int PRIMARY KEY, name text);
             SELECT hydracache.watch('items', 'item');" >/dev/null
-conn="dbname=$pubdb user=${PGUSER:-postgres} port=${PGPORT:-5432}"
-[ -n "${PGHOST:-}" ] && conn="host=$PGHOST $conn"
+# The subscription connects from inside the server: give it the server's own socket and port,
+# not this client's view (PGHOST/PGPORT may be a forwarded port: docker-compose's 54329).
+sock=$(q postgres "SELECT trim(split_part(current_setting('unix_socket_directories'), ',', 1))")
+conn="dbname=$pubdb user=$(q postgres 'SELECT current_user') port=$(q postgres 'SHOW port')"
+conn="host=${sock:-127.0.0.1} $conn${PGPASSWORD:+ password=$PGPASSWORD}"
 q "$subdb" "CREATE SUBSCRIPTION ${tag} CONNECTION '$conn' PUBLICATION ${tag}
             WITH (create_slot = false, slot_name = '$slot')"
 

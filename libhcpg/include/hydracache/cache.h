@@ -30,10 +30,7 @@ extern "C" {
 #define HC_EXTERN
 #endif
 
-#define HC_VERSION_MAJOR 0
-#define HC_VERSION_MINOR 1
-#define HC_VERSION_PATCH 0
-#define HC_VERSION_STRING "0.1.0"
+#include <hydracache/version.h>
 
 /* ------------------------------------------------------------------ status */
 
@@ -62,6 +59,10 @@ typedef enum hc_status {
 /* Static, never NULL; "unknown status" for values not listed above. */
 HC_EXTERN const char *hc_status_str(hc_status st);
 
+/* The version of the loaded library, "MAJOR.MINOR.PATCH" (HC_VERSION_STRING
+ * of the build that produced it).  Static, never NULL; any thread. */
+HC_EXTERN const char *hc_version(void);
+
 #define HC_ERROR_MSG_MAX 256
 
 /* Optional error out-parameter.  Caller-owned; one per call site/thread. */
@@ -70,7 +71,11 @@ typedef struct hc_error {
     char message[HC_ERROR_MSG_MAX];
 } hc_error;
 
-/* Set err (if not NULL) to code + printf-style message; returns code. */
+/* Set err (if not NULL) to code + printf-style message (truncated to
+ * HC_ERROR_MSG_MAX - 1 bytes); returns code.  Public: loaders and codecs
+ * (hc_loader_fn and friends) report their failures through the hc_error *err
+ * they are given, e.g. `return hc_error_set(err, HC_ERR_LOADER, "no row %s", key);`.
+ * Any thread. */
 HC_EXTERN hc_status hc_error_set(hc_error *err, hc_status code, const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 3, 4)))
