@@ -525,8 +525,10 @@ static enum room do_make_room(hc_store *s, shard *sh, int allow_full)
 }
 
 /* An emptied shard gives its grown tables back (uncounting them).  Every
- * slot is empty, so shrinking reallocs move nothing that matters; if one
- * fails the larger table stays, still counted. */
+ * slot is empty, so shrinking reallocs move nothing that matters.  If the
+ * slots' realloc fails they stay, still counted; if only the ghosts' does
+ * (glibc's shrinking realloc does not fail), the larger ghost array stays
+ * uncounted until the table next grows and frees it. */
 static void do_shrink_if_empty(hc_store *s, shard *sh)
 {
     if (sh->count != 0 || sh->nslots <= MIN_SLOTS)
