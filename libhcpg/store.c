@@ -241,11 +241,6 @@ static size_t tags_to_link(const char *key, size_t klen, const char *const *tags
     return n;
 }
 
-size_t hc_store_footprint(size_t klen, const hc_value *v, const char *const *tags, size_t ntags)
-{
-    return entry_cost(klen, ntags, v) + hc_tagindex_cost(tags, ntags);
-}
-
 /* Bytes of a shard's slot and ghost tables beyond the initial ones. */
 static size_t table_cost(size_t nslots)
 {

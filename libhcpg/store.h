@@ -110,10 +110,6 @@ size_t hc_store_clear(hc_store *s);
 size_t hc_store_sweep(hc_store *s);
 
 void hc_store_usage(const hc_store *s, size_t *entries, size_t *bytes);
-/* The most bytes an entry can be charged (entry, value, and its tags' nodes
- * and names when all are new). */
-size_t hc_store_footprint(size_t klen, const hc_value *v, const char *const *tags, size_t ntags);
-
 /* Where the bytes go, summed over every entry (for benchmarks and tests). */
 typedef struct hc_store_bytes {
     size_t entries;
