@@ -37,9 +37,10 @@
  *                   next entry (hc_taglink)
  *   allocation      malloc's size word + rounding   8-23
  *   value           refs 4 + len 4 + data + NUL  len + 9  (+ malloc's 8-23)
- *   slot table      hash 8 + entry pointer 8          16 / slot
+ *   slot table      hash (low 32 bits) 4 + entry      12 / slot
+ *                   pointer 8, packed
  *   ghost table     32-bit hash fingerprint            4 / slot
- *                   (slots: load 3/8..3/4, so 27-53 B per entry)
+ *                   (slots: load 3/8..3/4, so 21-43 B per entry)
  *   tag node        chain, name, first entry      24 (32) per tag per shard
  *   tag name        chain 8, hash 8, refs 4,  24 + len + 1 per distinct tag
  *                   len 4, text + NUL
@@ -109,10 +110,6 @@ size_t hc_store_clear(hc_store *s);
 size_t hc_store_sweep(hc_store *s);
 
 void hc_store_usage(const hc_store *s, size_t *entries, size_t *bytes);
-/* The most bytes an entry can be charged (entry, value, and its tags' nodes
- * and names when all are new). */
-size_t hc_store_footprint(size_t klen, const hc_value *v, const char *const *tags, size_t ntags);
-
 /* Where the bytes go, summed over every entry (for benchmarks and tests). */
 typedef struct hc_store_bytes {
     size_t entries;
