@@ -15,8 +15,9 @@
 static struct {
     pthread_mutex_t lock;
     hc__pgshape *by_id[NBUCKETS], *by_hash[NBUCKETS];
+    hc__pgshape *lru_head, *lru_tail; /* most / least recently used */
     size_t count, bytes;
-    uint64_t next_id, tick;
+    uint64_t next_id;
 } dict = {.lock = PTHREAD_MUTEX_INITIALIZER, .next_id = 1};
 
 static uint32_t get32(const unsigned char *p)
@@ -77,7 +78,7 @@ static hc__pgshape *build(const unsigned char *p, size_t len, int nfields)
         };
         off += HC_PGSHAPE_FIELD_FIXED + nl;
     }
-    s->next_id = s->next_hash = NULL;
+    s->next_id = s->next_hash = s->lru_prev = s->lru_next = NULL;
     return s;
 }
 
@@ -105,9 +106,37 @@ static hc__pgshape **hash_slot(hc__pgshape *s)
     return pp;
 }
 
+/* Under the lock: take s off the recency list. */
+static void lru_unlink(hc__pgshape *s)
+{
+    if (s->lru_prev != NULL) s->lru_prev->lru_next = s->lru_next;
+    else dict.lru_head = s->lru_next;
+    if (s->lru_next != NULL) s->lru_next->lru_prev = s->lru_prev;
+    else dict.lru_tail = s->lru_prev;
+}
+
+/* Under the lock: put s first on the recency list. */
+static void lru_push(hc__pgshape *s)
+{
+    s->lru_prev = NULL;
+    s->lru_next = dict.lru_head;
+    if (dict.lru_head != NULL) dict.lru_head->lru_prev = s;
+    else dict.lru_tail = s;
+    dict.lru_head = s;
+}
+
+/* Under the lock: s was just used. */
+static void touch(hc__pgshape *s)
+{
+    if (dict.lru_head == s) return;
+    lru_unlink(s);
+    lru_push(s);
+}
+
 /* Under the lock: drop s (nobody holds it). */
 static void unlink_shape(hc__pgshape *s)
 {
+    lru_unlink(s);
     *id_slot(s->id) = s->next_id;
     *hash_slot(s) = s->next_hash;
     dict.count--;
@@ -116,15 +145,15 @@ static void unlink_shape(hc__pgshape *s)
 }
 
 /* Under the lock: make room for need more bytes and one more shape by
- * dropping the least recently used shapes nobody holds. */
+ * dropping the least recently used shapes nobody holds.  From the tail of the
+ * recency list, skipping held shapes (few: held only while a result is
+ * decoded or a row view lives), not a scan of the whole dictionary per
+ * eviction, which made a full dictionary quadratic. */
 static bool make_room(size_t need)
 {
     while (dict.count >= HC_PGSHAPE_MAX_SHAPES || dict.bytes + need > HC_PGSHAPE_MAX_BYTES) {
-        hc__pgshape *victim = NULL;
-        for (size_t b = 0; b < NBUCKETS; b++)
-            for (hc__pgshape *s = dict.by_id[b]; s != NULL; s = s->next_id)
-                if (atomic_load(&s->refs) == 0 && (victim == NULL || s->last_use < victim->last_use))
-                    victim = s;
+        hc__pgshape *victim = dict.lru_tail;
+        while (victim != NULL && atomic_load(&victim->refs) != 0) victim = victim->lru_prev;
         if (victim == NULL) return false;
         unlink_shape(victim);
     }
@@ -139,7 +168,7 @@ uint64_t hc__pgshape_intern(const void *bytes, size_t len)
     pthread_mutex_lock(&dict.lock);
     for (hc__pgshape *s = dict.by_hash[h & (NBUCKETS - 1)]; s != NULL; s = s->next_hash)
         if (s->hash == h && s->len == len && memcmp(s->bytes, bytes, len) == 0) {
-            s->last_use = ++dict.tick;
+            touch(s);
             id = s->id;
             break;
         }
@@ -159,7 +188,7 @@ uint64_t hc__pgshape_intern(const void *bytes, size_t len)
         return 0;
     }
     s->id = id = dict.next_id++;
-    s->last_use = ++dict.tick;
+    lru_push(s);
     hc__pgshape **slot = &dict.by_id[id & (NBUCKETS - 1)];
     s->next_id = *slot;
     *slot = s;
@@ -179,7 +208,7 @@ hc__pgshape *hc__pgshape_get(uint64_t id)
     hc__pgshape *s = *id_slot(id);
     if (s != NULL) {
         atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-        s->last_use = ++dict.tick;
+        touch(s);
     }
     pthread_mutex_unlock(&dict.lock);
     return s;

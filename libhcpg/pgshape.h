@@ -51,8 +51,9 @@ typedef struct hc__pgshape {
     size_t len;
     const unsigned char *bytes; /* the shape bytes (in the same allocation) */
     /* dictionary bookkeeping, under its lock */
-    uint64_t hash, last_use;
+    uint64_t hash;
     struct hc__pgshape *next_id, *next_hash;
+    struct hc__pgshape *lru_prev, *lru_next; /* recency list: O(1) touch and eviction */
 } hc__pgshape;
 
 /*
