@@ -20,12 +20,16 @@
 #include "hydracache/cache.h"
 #include "hydracache/pg.h"
 
+/* libhcpg's private pgshape.h: bytes of result shapes stored once per process */
+void hc__pgshape_usage(size_t *shapes, size_t *bytes);
+
 typedef struct shape {
     const char *name;
     const char *table;
     size_t bio_len;
     double payload, bytes_used, rss; /* per entry */
     double value_len, key_len;       /* per entry: encoded PGresult, cache key */
+    size_t shape_bytes;              /* the adapter's shape dictionary (whole process), not per entry */
     size_t entries;
     /* bookkeeping per entry: bytes_used - key - payload, and its parts */
     double bookkeeping, entry_header, slots, tags, value_header, codec_meta;
@@ -112,6 +116,7 @@ static void measure(shape *s, PGconn *conn, size_t n)
     s->bytes_used = (double)(d1.bytes_used - d0.bytes_used) / (double)n;
     s->rss = ((double)rss1 - (double)rss0) / (double)n;
     entry_sizes(c, sql, n, &s->value_len, &s->key_len);
+    hc__pgshape_usage(NULL, &s->shape_bytes);
     hc_store_bytes b;
     hc__cache_bytes_split(c, &b);
     if (b.entries != n) bench_die("%s: split saw %zu of %zu entries", s->name, b.entries, n);
@@ -167,6 +172,7 @@ int main(int argc, char **argv)
         bench_json_num(&j, "rss_bytes_per_entry", shapes[i].rss);
         bench_json_num(&j, "encoded_value_bytes_per_entry", shapes[i].value_len);
         bench_json_num(&j, "key_bytes_per_entry", shapes[i].key_len);
+        bench_json_int(&j, "shape_dictionary_bytes_total", (long long)shapes[i].shape_bytes);
         bench_json_num(&j, "other_bytes_used_per_entry",
                        shapes[i].bytes_used - shapes[i].value_len - shapes[i].key_len);
         bench_json_num(&j, "bytes_used_over_payload", shapes[i].bytes_used / shapes[i].payload);

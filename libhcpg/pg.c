@@ -134,12 +134,6 @@ static hc_status load(void *vctx, const char *key, hc_value **out, hc_error *err
 }
 
 /*
- * Run q through the cache up to the point where the result is handed out:
- * *v is the cached or loaded value (NULL when nothing was stored) and
- * lc->result the PGresult this thread ran itself (NULL on a hit or a joined
- * load).  On error both are released and q->error_result is handed out.
- */
-/*
  * The session settings that change the text PostgreSQL sends for the same
  * rows (and, for standard_conforming_strings, what the same SQL means),
  * as libpq tracks them from ParameterStatus messages: no round trip.
@@ -177,32 +171,30 @@ static hc_status bypass(hc_cache *c, load_ctx *lc, hc_error *err)
  * hc_get_or_load, and for a hit or a joined load the shape of the value
  * (held in *shape; NULL when the bytes are corrupt: decoding reports it).  A
  * value loaded in another result format or under other session settings is
- * not this caller's: it reads from the server and leaves the entry be.  A
- * value whose shape the dictionary dropped is loaded again (once).
+ * not this caller's: it reads from the server and leaves the entry be.
  */
 static hc_status get_or_load(hc_cache *c, const hc_opts *opts, load_ctx *lc, hc_value **v,
                              hc__pgshape **shape, hc_error *err)
 {
-    const char *key = lc->pl->key;
-    for (int attempt = 0;; attempt++) {
-        hc_status st = hc_get_or_load(c, key, opts, load, lc, v, err);
-        if (st != HC_OK || lc->result != NULL || *v == NULL) return st;
-        st = hc__pgcodec_shape(hc_value_data(*v), hc_value_len(*v), shape, NULL);
-        if (st == HC_MISS && attempt == 0) {
-            hc_value_release(*v);
-            *v = NULL;
-            hc__cache_drop(c, key); /* store-only, as for corrupt bytes (see fetch) */
-            continue;
-        }
-        if (st != HC_OK || hc__pgcodec_fits(*shape, &lc->origin)) return HC_OK;
-        hc__pgshape_release(*shape);
-        *shape = NULL;
-        hc_value_release(*v);
-        *v = NULL;
-        return bypass(c, lc, err);
-    }
+    hc_status st = hc_get_or_load(c, lc->pl->key, opts, load, lc, v, err);
+    if (st != HC_OK || lc->result != NULL || *v == NULL) return st;
+    if (hc__pgcodec_shape(hc_value_data(*v), hc_value_len(*v), shape, NULL) != HC_OK ||
+        hc__pgcodec_fits(*shape, &lc->origin))
+        return HC_OK;
+    hc__pgshape_release(*shape);
+    *shape = NULL;
+    hc_value_release(*v);
+    *v = NULL;
+    return bypass(c, lc, err);
 }
 
+/*
+ * Run q through the cache up to the point where the result is handed out:
+ * *v is the cached or loaded value (NULL when nothing was stored) and
+ * lc->result the PGresult this thread ran itself (NULL on a hit or a joined
+ * load), *shape the held shape of a hit's value.  On error all are
+ * released and q->error_result is handed out.
+ */
 static hc_status fetch_core(hc_cache *c, PGconn *conn, const hc_query *q, hc_pg_loader_fn fn,
                             void *fn_ctx, hc__pgplan *pl, load_ctx *lc, hc_value **v,
                             hc__pgshape **shape, hc_error *err)

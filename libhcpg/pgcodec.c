@@ -233,11 +233,9 @@ hc_status hc__pgcodec_shape(const void *data, size_t len, hc__pgshape **shape, h
     }
     if (r.left < 8) return corrupt(err, "shape id");
     uint64_t id = (uint64_t)get32(r.p) | (uint64_t)get32(r.p + 4) << 32;
-    if ((*shape = hc__pgshape_get(id)) == NULL) {
-        hc_error_set(err, HC_ERR_CODEC, "pgcodec: cached result of unknown shape %llu",
-                     (unsigned long long)id);
-        return HC_MISS;
-    }
+    if ((*shape = hc__pgshape_get(id)) == NULL)
+        return hc_error_set(err, HC_ERR_CODEC, "pgcodec: corrupt cached result (unknown shape %llu)",
+                            (unsigned long long)id);
     return HC_OK;
 }
 
@@ -321,7 +319,6 @@ hc_status hc__pgcodec_decode(const void *data, size_t len, PGconn *conn, PGresul
     *out = NULL;
     hc__pgshape *shape;
     hc_status st = hc__pgcodec_shape(data, len, &shape, err);
-    if (st == HC_MISS) return HC_ERR_CODEC;
     if (st != HC_OK) return st;
     st = hc__pgcodec_decode_shaped(data, len, shape, conn, out, err);
     hc__pgshape_release(shape);

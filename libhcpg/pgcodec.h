@@ -10,16 +10,15 @@
  * The shape (result format and session settings the result was loaded
  * under, and the columns' metadata) is stored once per process in the shape
  * dictionary and named by its id, so an entry holds little beyond its
- * cells; it is inline only when the dictionary cannot take it.  The other
+ * cells; it is inline only when the dictionary is full.  The other
  * flag bits are 0.  History: version 2 added the NUL after each value (so a
  * row view hands the cached bytes out as C strings, as PQgetvalue does);
  * version 3 the result format and settings; version 4 moved the column
  * metadata, format and settings into the shape.
  *
  * Decoding checks every count and length against the buffer and the caps
- * below, and rejects trailing bytes: corrupt input gives HC_ERR_CODEC; a
- * shape id the dictionary does not know (any more) gives HC_MISS from
- * hc__pgcodec_shape and HC_ERR_CODEC elsewhere.
+ * below, and rejects trailing bytes: corrupt input, a shape id the
+ * dictionary does not know included, gives HC_ERR_CODEC.
  */
 #ifndef HC_PGCODEC_H
 #define HC_PGCODEC_H
@@ -57,8 +56,8 @@ hc_status hc__pgcodec_encode(const PGresult *res, const hc__pgcodec_origin *orig
 
 /*
  * Hold the shape of encoded bytes (release it with hc__pgshape_release):
- * HC_OK; HC_MISS when its id is unknown to the dictionary (the entry must be
- * loaded again); HC_ERR_CODEC, HC_ERR_NOMEM.
+ * HC_OK; HC_ERR_CODEC (corrupt, or an id unknown to the dictionary),
+ * HC_ERR_NOMEM (an inline shape).
  */
 hc_status hc__pgcodec_shape(const void *data, size_t len, hc__pgshape **shape, hc_error *err);
 

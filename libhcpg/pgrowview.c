@@ -66,7 +66,6 @@ hc_status hc__pgrowview_fill(hc_value *v, hc_pg_view *view, hc_error *err)
     hc__pgrowview_clear(view);
     hc__pgshape *shape;
     hc_status st = hc__pgcodec_shape(hc_value_data(v), hc_value_len(v), &shape, err);
-    if (st == HC_MISS) return HC_ERR_CODEC;
     if (st == HC_OK) st = hc__pgrowview_fill_shaped(v, shape, view, err);
     if (st != HC_OK) hc__pgshape_release(shape);
     return st;

@@ -13,8 +13,7 @@
  * reference) on success; on failure v is left to the caller and the view is
  * empty.  Walks the bytes once, as strictly as decoding, noting where each
  * column name and cell starts (in the view's own arrays, or one malloc for
- * large results), and holding its shape.  HC_ERR_CODEC (also for a shape
- * the dictionary no longer knows), HC_ERR_NOMEM.
+ * large results), and holding its shape.  HC_ERR_CODEC, HC_ERR_NOMEM.
  */
 hc_status hc__pgrowview_fill(hc_value *v, hc_pg_view *view, hc_error *err);
 /* The same, for v's shape, which the caller holds and the view takes over

@@ -11,17 +11,17 @@
  *   nfields x { u32 namelen, name bytes, NUL, u32 tableid, i32 columnid,
  *               u32 typid, i32 typlen, i32 typmod, u8 format(0|1) }
  *
- * Ids are handed out once (a 64-bit counter, never reused), so an id names
- * one shape for the life of the process.  The dictionary is bounded
- * (HC_PGSHAPE_MAX_SHAPES shapes, HC_PGSHAPE_MAX_BYTES bytes of them); when
- * full, the least recently used shape that nobody holds is dropped, and a
- * cached result naming it then reads as an unknown shape (the adapter drops
- * such an entry and loads it again).  Cached results hold no reference to
- * their shape (hc_value has no destructor to give it back): references are
- * held only while a result is decoded or a row view is alive.
+ * An entry names its shape by id without holding it (a cached hc_value has
+ * no destructor through which it could give a reference back), so shapes
+ * are never removed: the dictionary holds at most HC_PGSHAPE_MAX_SHAPES
+ * shapes and HC_PGSHAPE_MAX_BYTES bytes of them for the life of the process,
+ * and a result whose shape no longer fits stores it inline instead.  Ids
+ * (1..HC_PGSHAPE_MAX_SHAPES) are never reused.  A shape parsed from inline
+ * bytes is private and reference-counted: its holders release it.
  *
- * Thread-safety: every function is thread-safe (one mutex around the
- * dictionary; a held shape is immutable and stays valid until released).
+ * Thread-safety: every function is thread-safe.  Lookups by id take no lock
+ * (hits read shapes concurrently without contention); adding a shape takes
+ * the dictionary's mutex.
  */
 #ifndef HC_PGSHAPE_H
 #define HC_PGSHAPE_H
@@ -42,7 +42,7 @@
 #define HC_PGSHAPE_FIELD_FIXED 26u   /* namelen, NUL, 5 x 4 bytes, format */
 
 typedef struct hc__pgshape {
-    atomic_size_t refs;         /* holders (dictionary shapes: not counting the dictionary) */
+    atomic_size_t refs;         /* holders of a private shape (unused in the dictionary) */
     uint64_t id;                /* 0: a private shape (not in the dictionary) */
     int result_format;
     uint64_t settings;
@@ -52,8 +52,7 @@ typedef struct hc__pgshape {
     const unsigned char *bytes; /* the shape bytes (in the same allocation) */
     /* dictionary bookkeeping, under its lock */
     uint64_t hash;
-    struct hc__pgshape *next_id, *next_hash;
-    struct hc__pgshape *lru_prev, *lru_next; /* recency list: O(1) touch and eviction */
+    struct hc__pgshape *next_hash;
 } hc__pgshape;
 
 /*
@@ -65,21 +64,19 @@ hc_status hc__pgshape_parse(const void *bytes, size_t len, hc__pgshape **out, hc
 /*
  * The id of the shape with these bytes (valid shape bytes, as the encoder
  * builds them), adding it to the dictionary when new.  0 when it cannot be
- * added (out of memory, or the dictionary is full of held shapes): the
- * caller then stores the shape inline.
+ * added (not shape bytes, out of memory, or the dictionary full): the caller
+ * then stores the shape inline.
  */
 uint64_t hc__pgshape_intern(const void *bytes, size_t len);
 
-/* Hold the dictionary's shape id: NULL if unknown (never added, or dropped). */
+/* The dictionary's shape id: NULL if unknown (never added).  Valid for the
+ * life of the process; releasing it is allowed and does nothing. */
 hc__pgshape *hc__pgshape_get(uint64_t id);
 
-/* Give back a held shape (NULL-safe). */
+/* Give back a held shape (NULL-safe): frees a private one with its last holder. */
 void hc__pgshape_release(hc__pgshape *s);
 
 /* Dictionary size now, for tests and benchmarks. */
 void hc__pgshape_usage(size_t *shapes, size_t *bytes);
-
-/* Test hook: drop every shape nobody holds, as if evicted. */
-void hc__pgshape_drop_unused(void);
 
 #endif

@@ -380,7 +380,8 @@ HC_EXTERN PGresult *hc_pg_fetch_with_conn(hc_cache *c, PGconn *conn, const hc_qu
 /*
  * A zero-copy, read-only view of a query result: the accessors read straight
  * from the cached bytes, which the view keeps alive by holding a reference to
- * the cached value (an invalidation or eviction meanwhile does not affect it).
+ * the cached value (an invalidation or eviction meanwhile does not affect it),
+ * and from the result's column metadata, shared by all results of its shape.
  * No PGresult is built, so a hit costs little more than hc_get.  A result of
  * at most HC_PG_VIEW_INLINE_CELLS cells needs no allocation at all.
  *
