@@ -186,21 +186,33 @@ START_TEST(test_entries_evicted_as_cold_return_to_main_when_reused)
 {
     /* a key evicted from the small queue and soon re-inserted is remembered
      * (ghost) and protected from the next scan even without a hit */
-    enum { CAPACITY = 20 };
+    enum { CAPACITY = 20, MIN_GHOST_SLOTS = 16 };
+    /* Re-inserting it first evicts scan1:0, whose ghost is written before
+     * the lookup: with the per-process hash seed their direct-mapped ghost
+     * slots would sometimes be one, and the ghost of `again` overwritten
+     * (a legitimate forgetting, not what this test is about).  Pick a name
+     * whose slot differs from scan1:0's in every table size (>= 16 slots). */
+    char again[32];
+    uint64_t h0 = hc__hash("scan1:0", strlen("scan1:0"));
+    for (int n = 0;; n++) {
+        snprintf(again, sizeof again, "again:%d", n);
+        if (((hc__hash(again, strlen(again)) ^ h0) & (MIN_GHOST_SLOTS - 1)) != 0)
+            break;
+    }
     hc_cache *c = new_cache(1 << 20, CAPACITY, 1);
     char key[32];
-    put_str(c, "again", "1", NULL);
+    put_str(c, again, "1", NULL);
     for (int i = 0; i < CAPACITY; i++) {
         snprintf(key, sizeof key, "scan1:%d", i);
         put_str(c, key, "c", NULL);
     }
-    ck_assert_int_eq(hc_contains(c, "again", NULL), HC_MISS);
-    put_str(c, "again", "2", NULL);
+    ck_assert_int_eq(hc_contains(c, again, NULL), HC_MISS);
+    put_str(c, again, "2", NULL);
     for (int i = 0; i < 3 * CAPACITY; i++) {
         snprintf(key, sizeof key, "scan2:%d", i);
         put_str(c, key, "c", NULL);
     }
-    ck_assert_cached(c, "again", "2");
+    ck_assert_cached(c, again, "2");
     hc_cache_free(c);
 }
 END_TEST
