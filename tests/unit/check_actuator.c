@@ -175,6 +175,21 @@ static void teardown(void)
     hc_cache_free(odd);
 }
 
+/* For the tests that start their own actuators: an empty registry. */
+static hc_registry *bare;
+
+static void setup_bare(void)
+{
+    bare = hc_registry_new(NULL);
+    ck_assert_ptr_nonnull(bare);
+}
+
+static void teardown_bare(void)
+{
+    hc_registry_free(bare);
+    bare = NULL;
+}
+
 /* ------------------------------------------------------------- routes */
 
 START_TEST(test_health_is_200_up_when_no_cache_is_in_bypass)
@@ -399,45 +414,39 @@ END_TEST
 START_TEST(test_start_rejects_bad_arguments)
 {
     hc_error err;
-    hc_registry *r = hc_registry_new(NULL);
     ck_assert(hc_actuator_available());
     ck_assert_ptr_null(hc_actuator_start(NULL, NULL, &err));
     ck_assert_int_eq(err.code, HC_ERR_INVALID);
     hc_actuator_config cfg = {.bind_address = "localhost"};
-    ck_assert_ptr_null(hc_actuator_start(r, &cfg, &err));
+    ck_assert_ptr_null(hc_actuator_start(bare, &cfg, &err));
     ck_assert_int_eq(err.code, HC_ERR_INVALID);
     ck_assert_uint_eq(hc_actuator_port(NULL), 0);
     hc_actuator_stop(NULL);
-    hc_registry_free(r);
 }
 END_TEST
 
 START_TEST(test_start_fails_on_a_port_in_use)
 {
     hc_error err;
-    hc_registry *r = hc_registry_new(NULL);
-    hc_actuator *a = hc_actuator_start(r, NULL, &err);
+    hc_actuator *a = hc_actuator_start(bare, NULL, &err);
     ck_assert_ptr_nonnull(a);
     hc_actuator_config cfg = {.port = hc_actuator_port(a)};
-    ck_assert_ptr_null(hc_actuator_start(r, &cfg, &err));
+    ck_assert_ptr_null(hc_actuator_start(bare, &cfg, &err));
     ck_assert_int_eq(err.code, HC_ERR_SYSTEM);
     hc_actuator_stop(a);
-    hc_registry_free(r);
 }
 END_TEST
 
 START_TEST(test_ipv6_loopback_can_be_bound)
 {
     hc_error err;
-    hc_registry *r = hc_registry_new(NULL);
     hc_actuator_config cfg = {.bind_address = "::1"};
-    hc_actuator *a = hc_actuator_start(r, &cfg, &err);
+    hc_actuator *a = hc_actuator_start(bare, &cfg, &err);
     if (a == NULL) /* no IPv6 in this container: then it must say so as a system error */
         ck_assert_int_eq(err.code, HC_ERR_SYSTEM);
     else
         ck_assert_uint_ne(hc_actuator_port(a), 0);
     hc_actuator_stop(a);
-    hc_registry_free(r);
 }
 END_TEST
 
@@ -502,11 +511,10 @@ static hc_actuator *start_cfg(hc_registry *r, hc_actuator_config cfg)
  * and a 41st connection from 127.0.0.1 is closed without a reply. */
 START_TEST(test_per_address_limit_keeps_probes_from_other_addresses_in)
 {
-    hc_registry *r = hc_registry_new(NULL);
-    hc_actuator *a = start_cfg(r, (hc_actuator_config){.max_connections = 32,
-                                                        .per_ip_connections = 4,
-                                                        .timeout_s = 120,
-                                                        .request_timeout_s = 120});
+    hc_actuator *a = start_cfg(bare, (hc_actuator_config){.max_connections = 32,
+                                                           .per_ip_connections = 4,
+                                                           .timeout_s = 120,
+                                                           .request_timeout_s = 120});
     unsigned short p = hc_actuator_port(a);
     int fds[SLOW];
     for (int i = 0; i < SLOW; i++)
@@ -522,7 +530,6 @@ START_TEST(test_per_address_limit_keeps_probes_from_other_addresses_in)
     for (int i = 0; i < SLOW; i++)
         close(fds[i]);
     hc_actuator_stop(a);
-    hc_registry_free(r);
 }
 END_TEST
 
@@ -540,10 +547,9 @@ static bool closed_by_server(int fd)
  * address's only connection slot is free again for a probe. */
 START_TEST(test_a_request_that_never_finishes_is_closed_at_its_deadline)
 {
-    hc_registry *r = hc_registry_new(NULL);
-    hc_actuator *a = start_cfg(r, (hc_actuator_config){.per_ip_connections = 1,
-                                                        .timeout_s = 120,
-                                                        .request_timeout_s = 1});
+    hc_actuator *a = start_cfg(bare, (hc_actuator_config){.per_ip_connections = 1,
+                                                           .timeout_s = 120,
+                                                           .request_timeout_s = 1});
     unsigned short p = hc_actuator_port(a);
     int fd = slow_request(p, "127.0.0.1");
     bool closed = false;
@@ -572,7 +578,6 @@ START_TEST(test_a_request_that_never_finishes_is_closed_at_its_deadline)
     ck_assert_int_eq(rep.status, 200);
     reply_free(&rep);
     hc_actuator_stop(a);
-    hc_registry_free(r);
 }
 END_TEST
 
@@ -581,8 +586,7 @@ END_TEST
  * connection open returns. */
 START_TEST(test_prompt_requests_are_served_under_a_short_deadline)
 {
-    hc_registry *r = hc_registry_new(NULL);
-    hc_actuator *a = start_cfg(r, (hc_actuator_config){.request_timeout_s = 5});
+    hc_actuator *a = start_cfg(bare, (hc_actuator_config){.request_timeout_s = 5});
     unsigned short p = hc_actuator_port(a);
     int fd = slow_request(p, "127.0.0.1");
     for (int i = 0; i < 5; i++) {
@@ -592,7 +596,6 @@ START_TEST(test_prompt_requests_are_served_under_a_short_deadline)
     }
     hc_actuator_stop(a);
     close(fd);
-    hc_registry_free(r);
 }
 END_TEST
 
@@ -623,12 +626,14 @@ static Suite *actuator_suite(void)
     tcase_add_test(tc, test_token_is_checked_before_method_and_path);
     suite_add_tcase(s, tc);
     tc = tcase_create("slow clients");
+    tcase_add_checked_fixture(tc, setup_bare, teardown_bare);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_per_address_limit_keeps_probes_from_other_addresses_in);
     tcase_add_test(tc, test_a_request_that_never_finishes_is_closed_at_its_deadline);
     tcase_add_test(tc, test_prompt_requests_are_served_under_a_short_deadline);
     suite_add_tcase(s, tc);
     tc = tcase_create("lifecycle");
+    tcase_add_checked_fixture(tc, setup_bare, teardown_bare);
     tcase_add_test(tc, test_start_rejects_bad_arguments);
     tcase_add_test(tc, test_start_fails_on_a_port_in_use);
     tcase_add_test(tc, test_ipv6_loopback_can_be_bound);
