@@ -550,8 +550,7 @@ static void noop_listener(void *ctx, hc_status st, const hc_event *e)
 
 START_TEST(test_allocation_failure_in_subscribe_and_listen_reports_nomem)
 {
-    hc_events *ev = hc__events_new();
-    ck_assert_ptr_nonnull(ev);
+    hc_events *ev = hub;
     /* fail each allocation of subscribe/listen in turn: NOMEM, nothing registered */
     for (long n = 0; n < 8; n++) {
         hc_error err = {0};
@@ -581,7 +580,6 @@ START_TEST(test_allocation_failure_in_subscribe_and_listen_reports_nomem)
     hc_event e;
     ck_assert_int_eq(hc_subscriber_recv(s, &e, 0), HC_OK);
     hc_subscriber_free(s);
-    hc__events_free(ev);
 }
 END_TEST
 
@@ -599,13 +597,22 @@ START_TEST(test_subscriber_left_when_hub_is_freed_can_still_be_freed)
 }
 END_TEST
 
+/* A test case whose tests each get a fresh hub (checked fixture). */
+static TCase *hub_tcase(const char *name, double timeout_s)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    if (timeout_s > 0)
+        tcase_set_timeout(tc, timeout_s);
+    return tc;
+}
+
 static Suite *events_suite(void)
 {
     Suite *su = suite_create("events");
     TCase *tc;
 
-    tc = tcase_create("subscribers");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = hub_tcase("subscribers", 0);
     tcase_add_test(tc, test_subscriber_receives_only_kinds_in_its_mask);
     tcase_add_test(tc, test_events_keep_order_fields_and_increasing_seq);
     tcase_add_test(tc, test_wanted_follows_subscriber_masks_and_clears_after_free);
@@ -616,23 +623,18 @@ static Suite *events_suite(void)
     tcase_add_test(tc, test_blocked_recv_wakes_on_emit_from_another_thread);
     suite_add_tcase(su, tc);
 
-    tc = tcase_create("concurrency");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
+    tc = hub_tcase("concurrency", 30);
     tcase_add_test(tc, test_concurrent_emit_subscribe_and_free_lose_nothing_for_steady_subscriber);
     suite_add_tcase(su, tc);
 
-    tc = tcase_create("listeners");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
+    tc = hub_tcase("listeners", 30);
     tcase_add_test(tc, test_listener_calls_back_on_its_own_thread_in_order);
     tcase_add_test(tc, test_listener_is_never_called_after_free);
     tcase_add_test(tc, test_listener_reports_lag_with_lost_count);
     tcase_add_test(tc, test_listener_may_free_itself_from_its_callback);
     suite_add_tcase(su, tc);
 
-    tc = tcase_create("input");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = hub_tcase("input", 0);
     tcase_add_test(tc, test_long_subject_is_truncated_and_flagged);
     tcase_add_test(tc, test_bad_arguments_are_rejected_with_a_status);
     tcase_add_test(tc, test_subscriber_left_when_hub_is_freed_can_still_be_freed);
