@@ -799,54 +799,53 @@ START_TEST(test_concurrent_registration_and_snapshots_are_safe)
 }
 END_TEST
 
-/* A test case whose tests each get the registry fixture. */
-static TCase *registry_tcase(const char *name)
-{
-    TCase *tc = tcase_create(name);
-    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
-    return tc;
-}
-
 static Suite *registry_suite(void)
 {
     Suite *s = suite_create("registry");
-    TCase *tc = registry_tcase("membership");
+    TCase *tc = tcase_create("membership");
     tcase_add_test(tc, test_add_rejects_a_second_cache_with_the_same_name);
     tcase_add_test(tc, test_remove_frees_the_name_for_another_cache);
     tcase_add_test(tc, test_null_arguments_are_invalid);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
-    tc = registry_tcase("json");
+    tc = tcase_create("json");
     tcase_add_test(tc, test_json_reports_counters_diagnostics_and_hit_ratio);
     tcase_add_test(tc, test_empty_registry_snapshots_are_valid);
     tcase_add_test(tc, test_json_escapes_quotes_backslashes_and_control_bytes_in_names);
     tcase_add_test(tc, test_json_keeps_utf8_and_replaces_invalid_bytes);
     tcase_add_test(tc, test_cache_json_reports_one_section_of_one_cache);
     tcase_add_test(tc, test_caches_json_lists_every_cache_in_registration_order);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
-    tc = registry_tcase("health");
+    tc = tcase_create("health");
     tcase_add_test(tc, test_health_is_down_while_a_cache_is_in_bypass);
     tcase_add_test(tc, test_health_is_degraded_above_the_queue_usage_threshold);
     tcase_add_test(tc, test_pg_bus_is_reported_and_down_until_listening);
     tcase_add_test(tc, test_snapshots_match_the_golden_file);
     tcase_add_test(tc, test_any_bus_is_reported_from_the_generic_bus);
     tcase_add_test(tc, test_a_pg_bus_cannot_be_registered_twice_through_its_generic_bus);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
-    tc = registry_tcase("prometheus");
+    tc = tcase_create("prometheus");
     tcase_add_test(tc, test_prometheus_writes_help_and_type_once_per_family);
     tcase_add_test(tc, test_prometheus_output_is_well_formed);
     tcase_add_test(tc, test_prometheus_escapes_label_values);
     tcase_add_test(tc, test_ratios_are_written_as_decimal_numbers);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
-    tc = registry_tcase("failures");
+    tc = tcase_create("failures");
     tcase_add_test(tc, test_snapshots_report_nomem_when_allocation_fails);
     tcase_add_test(tc, test_add_reports_nomem_and_leaves_registry_unchanged);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
-    tc = registry_tcase("actuator");
+    tc = tcase_create("actuator");
     tcase_add_test(tc, test_actuator_availability_matches_the_build);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
-    tc = registry_tcase("threads");
+    tc = tcase_create("threads");
     tcase_set_timeout(tc, 50);
     tcase_add_test(tc, test_concurrent_registration_and_snapshots_are_safe);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
     return s;
 }
