@@ -17,6 +17,7 @@ jobs=$(nproc)
 export CI=${CI:-true}
 
 bash scripts/setup.sh || { echo "setup failed"; exit 1; }
+export HC_SANDBOX_REQUIRE_BROWSER=1   # setup installed chromium: the console's browser test must run
 
 pgdir=$(mktemp -d /tmp/hc-ci-pg.XXXXXX)
 trap 'bash "$top/tests/pgcluster.sh" stop "$pgdir"' EXIT
