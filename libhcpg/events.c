@@ -1,4 +1,5 @@
-/* events.c - the event hub: subscribers with bounded rings, and callback listeners. */
+/* events.c - the event hub: subscribers with bounded rings, callback listeners,
+ * and the names of the event enums (hc_event_kind_str, hc_origin_str). */
 #include "config.h"
 
 #include <errno.h>
@@ -15,7 +16,7 @@
 /*
  * Locking, written once:
  *  - hc_events.lock guards the subscriber list, the combined mask's
- *    recomputation and the order of seq numbers.  hc_events_emit holds it for
+ *    recomputation and the order of seq numbers.  hc__events_emit holds it for
  *    the whole delivery so every ring sees events in seq order.
  *  - hc_subscriber.lock guards that subscriber's ring, lost count and closed
  *    flag.  It is only ever held for a few copies (recv never waits holding
@@ -35,7 +36,7 @@ struct hc_events {
 };
 
 struct hc_subscriber {
-    hc_events *hub;            /* NULL once unregistered (or orphaned by hc_events_free) */
+    hc_events *hub;            /* NULL once unregistered (or orphaned by hc__events_free) */
     hc_subscriber *prev, *next;
     uint32_t mask;
     pthread_mutex_t lock;
@@ -57,7 +58,7 @@ struct hc_listener {
 /* The listener whose callback is running on this thread, if any. */
 static _Thread_local hc_listener *tls_listener;
 
-hc_events *hc_events_new(void)
+hc_events *hc__events_new(void)
 {
     hc_events *ev = hc__calloc(1, sizeof *ev);
     if (ev == NULL)
@@ -72,7 +73,7 @@ hc_events *hc_events_new(void)
     return ev;
 }
 
-void hc_events_free(hc_events *ev)
+void hc__events_free(hc_events *ev)
 {
     if (ev == NULL)
         return;
@@ -90,17 +91,17 @@ void hc_events_free(hc_events *ev)
     free(ev);
 }
 
-bool hc_events_wanted(const hc_events *ev, hc_event_kind kind)
+bool hc__events_wanted(const hc_events *ev, hc_event_kind kind)
 {
     return ev != NULL && (atomic_load_explicit(&ev->mask, memory_order_relaxed) & (uint32_t)kind) != 0;
 }
 
-uint64_t hc_events_published(const hc_events *ev)
+uint64_t hc__events_published(const hc_events *ev)
 {
     return ev == NULL ? 0 : atomic_load_explicit(&ev->published, memory_order_relaxed);
 }
 
-uint64_t hc_events_lag(const hc_events *ev)
+uint64_t hc__events_lag(const hc_events *ev)
 {
     return ev == NULL ? 0 : atomic_load_explicit(&ev->lag, memory_order_relaxed);
 }
@@ -129,10 +130,10 @@ static uint64_t do_ring_push(hc_subscriber *s, const hc_event *e)
     return dropped;
 }
 
-void hc_events_emit(hc_events *ev, hc_event_kind kind, hc_origin origin,
-                    hc_evict_reason reason, const char *subject, uint64_t time_ms)
+void hc__events_emit(hc_events *ev, hc_event_kind kind, hc_origin origin,
+                     hc_evict_reason reason, const char *subject, uint64_t time_ms)
 {
-    if (!hc_events_wanted(ev, kind))
+    if (!hc__events_wanted(ev, kind))
         return;
 
     /* Built once on the stack and copied into each ring: no allocation. */
@@ -225,7 +226,7 @@ static hc_subscriber *subscriber_create(uint32_t mask, size_t capacity, hc_error
     return s;
 }
 
-hc_subscriber *hc_events_subscribe(hc_events *ev, uint32_t mask, size_t capacity, hc_error *err)
+hc_subscriber *hc__events_subscribe(hc_events *ev, uint32_t mask, size_t capacity, hc_error *err)
 {
     if (ev == NULL) {
         hc_error_set(err, HC_ERR_INVALID, "event hub is NULL");
@@ -258,7 +259,7 @@ hc_subscriber *hc_events_subscribe(hc_events *ev, uint32_t mask, size_t capacity
 }
 
 /* Take s off its hub's list so emit stops reaching it.  The hub must still
- * be alive unless hc_events_free orphaned s (then hub is NULL). */
+ * be alive unless hc__events_free orphaned s (then hub is NULL). */
 static void subscriber_unregister(hc_subscriber *s)
 {
     pthread_mutex_lock(&s->lock);
@@ -355,8 +356,8 @@ static void *listener_main(void *arg)
     return NULL;
 }
 
-hc_listener *hc_events_listen(hc_events *ev, uint32_t mask, hc_listener_fn fn, void *ctx,
-                              hc_error *err)
+hc_listener *hc__events_listen(hc_events *ev, uint32_t mask, hc_listener_fn fn, void *ctx,
+                               hc_error *err)
 {
     if (fn == NULL) {
         hc_error_set(err, HC_ERR_INVALID, "listener callback is NULL");
@@ -369,7 +370,7 @@ hc_listener *hc_events_listen(hc_events *ev, uint32_t mask, hc_listener_fn fn, v
     }
     l->fn = fn;
     l->ctx = ctx;
-    l->sub = hc_events_subscribe(ev, mask, 0, err);
+    l->sub = hc__events_subscribe(ev, mask, 0, err);
     if (l->sub == NULL) {
         free(l);
         return NULL;
@@ -407,4 +408,37 @@ HC_EXTERN void hc_listener_free(hc_listener *l)
     }
     pthread_join(l->thread, NULL);
     listener_destroy(l);
+}
+
+/* ------------------------------------------------------------------ names */
+
+HC_EXTERN const char *hc_origin_str(hc_origin o)
+{
+    switch (o) {
+    case HC_ORIGIN_LOCAL: return "local";
+    case HC_ORIGIN_BUS: return "bus";
+    case HC_ORIGIN_DATABASE: return "database";
+    }
+    return "unknown";
+}
+
+HC_EXTERN const char *hc_event_kind_str(hc_event_kind k)
+{
+    switch (k) {
+    case HC_EV_PUT: return "put";
+    case HC_EV_INVALIDATE_KEY: return "invalidate_key";
+    case HC_EV_INVALIDATE_TAG: return "invalidate_tag";
+    case HC_EV_FLUSH: return "flush";
+    case HC_EV_EVICT: return "evict";
+    case HC_EV_STALE_DISCARD: return "stale_discard";
+    case HC_EV_BUS_DISCONNECT: return "bus_disconnect";
+    case HC_EV_BUS_RECONNECT: return "bus_reconnect";
+    case HC_EV_BYPASS_ON: return "bypass_on";
+    case HC_EV_BYPASS_OFF: return "bypass_off";
+    case HC_EV_HIT: return "hit";
+    case HC_EV_MISS: return "miss";
+    case HC_EV_LOAD: return "load";
+    case HC_EV_LOAD_ERROR: return "load_error";
+    }
+    return "unknown";
 }

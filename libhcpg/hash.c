@@ -7,20 +7,13 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__linux__) && defined(__has_include)
-#if __has_include(<sys/random.h>)
-#include <sys/random.h>
-#define HC_HAVE_GETRANDOM 1
-#endif
-#endif
 
 #include "hash.h"
+#include "osrandom.h"
 
 static inline uint64_t mix64(uint64_t x)
 {
@@ -36,37 +29,10 @@ static inline uint64_t mix64(uint64_t x)
 static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
 static uint64_t seed; /* written once under seed_once, read-only afterwards */
 
-/* Fill buf from the kernel's random source; 0 on success. */
-static int os_random(void *buf, size_t len)
-{
-#ifdef HC_HAVE_GETRANDOM
-    ssize_t n;
-    do
-        n = getrandom(buf, len, GRND_NONBLOCK);
-    while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)len)
-        return 0;
-#endif
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, (char *)buf + got, len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    return got == len ? 0 : -1;
-}
-
 static void init_seed(void)
 {
     uint64_t s = 0;
-    if (os_random(&s, sizeof s) != 0) {
+    if (hc__os_random(&s, sizeof s) != 0) {
         /* no entropy source (early boot, sandbox): still differs per process
          * and run through the clock, the pid and address-space layout */
         struct timespec ts;

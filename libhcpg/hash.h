@@ -3,8 +3,7 @@
  * buckets, tag generations and single-flight slots (hc__hash), and the
  * keyed SipHash the libpq adapter derives query keys with (below).
  *
- * Keyed by a random seed drawn once per process (getrandom, else
- * /dev/urandom), so it is stable within a process and differs between
+ * Keyed by a random seed drawn once per process (hc__os_random), so it is stable within a process and differs between
  * processes: never send, store or compare it across processes (nothing
  * does: shards, buckets, ghosts, tag/key generations and flight slots all
  * live in one process's memory).  Thread-safe.

@@ -1,6 +1,7 @@
 /*
- * stats.c - per-thread counter stripes, the hc_stats helpers and the enum
- * name functions of cache.h.
+ * stats.c - per-thread counter stripes, the hc_stats helpers and
+ * hc_bus_state_str (hc_bus_state is the diagnostics' view of a bus; the event
+ * enums' names are in events.c, hc_status's in error.c).
  */
 #include "config.h"
 
@@ -40,7 +41,7 @@ struct hc_counters {
 static atomic_uint next_stripe;
 static _Thread_local unsigned my_stripe = STRIPES; /* STRIPES = not yet assigned */
 
-unsigned hc_counters_stripe(void)
+unsigned hc__counters_stripe(void)
 {
     unsigned i = my_stripe;
     if (i == STRIPES)
@@ -49,7 +50,7 @@ unsigned hc_counters_stripe(void)
     return i;
 }
 
-hc_counters *hc_counters_new(void)
+hc_counters *hc__counters_new(void)
 {
     hc_counters *k = hc__calloc(1, sizeof *k);
     if (k == NULL)
@@ -66,7 +67,7 @@ hc_counters *hc_counters_new(void)
     return k;
 }
 
-void hc_counters_free(hc_counters *k)
+void hc__counters_free(hc_counters *k)
 {
     if (k != NULL) {
         free(k->mem);
@@ -74,13 +75,13 @@ void hc_counters_free(hc_counters *k)
     }
 }
 
-void hc_counters_add(hc_counters *k, hc_ctr ctr, uint64_t n)
+void hc__counters_add(hc_counters *k, hc_ctr ctr, uint64_t n)
 {
-    atomic_fetch_add_explicit(&k->stripes[hc_counters_stripe()].v[ctr], n,
+    atomic_fetch_add_explicit(&k->stripes[hc__counters_stripe()].v[ctr], n,
                               memory_order_relaxed);
 }
 
-void hc_counters_sum(const hc_counters *k, hc_stats *out)
+void hc__counters_sum(const hc_counters *k, hc_stats *out)
 {
     uint64_t sum[HC_CTR_COUNT] = {0};
     for (unsigned b = 0; b < STRIPES; b++)
@@ -114,37 +115,6 @@ HC_EXTERN const char *hc_bus_state_str(hc_bus_state st)
     case HC_BUS_LISTENING: return "listening";
     case HC_BUS_DISCONNECTED: return "disconnected";
     case HC_BUS_LOCAL: return "local";
-    }
-    return "unknown";
-}
-
-HC_EXTERN const char *hc_origin_str(hc_origin o)
-{
-    switch (o) {
-    case HC_ORIGIN_LOCAL: return "local";
-    case HC_ORIGIN_BUS: return "bus";
-    case HC_ORIGIN_DATABASE: return "database";
-    }
-    return "unknown";
-}
-
-HC_EXTERN const char *hc_event_kind_str(hc_event_kind k)
-{
-    switch (k) {
-    case HC_EV_PUT: return "put";
-    case HC_EV_INVALIDATE_KEY: return "invalidate_key";
-    case HC_EV_INVALIDATE_TAG: return "invalidate_tag";
-    case HC_EV_FLUSH: return "flush";
-    case HC_EV_EVICT: return "evict";
-    case HC_EV_STALE_DISCARD: return "stale_discard";
-    case HC_EV_BUS_DISCONNECT: return "bus_disconnect";
-    case HC_EV_BUS_RECONNECT: return "bus_reconnect";
-    case HC_EV_BYPASS_ON: return "bypass_on";
-    case HC_EV_BYPASS_OFF: return "bypass_off";
-    case HC_EV_HIT: return "hit";
-    case HC_EV_MISS: return "miss";
-    case HC_EV_LOAD: return "load";
-    case HC_EV_LOAD_ERROR: return "load_error";
     }
     return "unknown";
 }

@@ -137,6 +137,15 @@ static hc_cache *users, *odd;
 static hc_actuator *act;
 static unsigned short port;
 
+/* One request to the fixture's actuator that must get status; the reply is dropped. */
+static void expect_status(const char *method, const char *path, const char *extra_headers,
+                          int status)
+{
+    http_reply r = http(port, method, path, extra_headers);
+    ck_assert_msg(r.status == status, "%s %s -> %d, want %d", method, path, r.status, status);
+    reply_free(&r);
+}
+
 static void start_with_token(const char *token)
 {
     hc_error err;
@@ -173,6 +182,21 @@ static void teardown(void)
     hc_registry_free(reg);
     hc_cache_free(users);
     hc_cache_free(odd);
+}
+
+/* For the tests that start their own actuators: an empty registry. */
+static hc_registry *bare;
+
+static void setup_bare(void)
+{
+    bare = hc_registry_new(NULL);
+    ck_assert_ptr_nonnull(bare);
+}
+
+static void teardown_bare(void)
+{
+    hc_registry_free(bare);
+    bare = NULL;
 }
 
 /* ------------------------------------------------------------- routes */
@@ -260,9 +284,7 @@ START_TEST(test_cache_names_are_percent_decoded_and_may_hold_slashes)
     ck_assert_int_eq(r.status, 200);
     ck_assert_contains(r.body, "{\"name\":\"a/b c\",");
     reply_free(&r);
-    r = http(port, "GET", BASE "/caches/a/b%20c/diagnostics", NULL);
-    ck_assert_int_eq(r.status, 200);
-    reply_free(&r);
+    expect_status("GET", BASE "/caches/a/b%20c/diagnostics", NULL, 200);
 }
 END_TEST
 
@@ -374,23 +396,15 @@ START_TEST(test_right_token_is_accepted)
     ck_assert_int_eq(r.status, 200);
     ck_assert(json_valid(r.body));
     reply_free(&r);
-    r = http(port, "GET", BASE "/metrics", "authorization: bearer s3cret-token\r\n");
-    ck_assert_int_eq(r.status, 200);
-    reply_free(&r);
-    r = http(port, "GET", BASE "/metrics", "Authorization: BEARER s3cret-token\r\n");
-    ck_assert_int_eq(r.status, 200);
-    reply_free(&r);
+    expect_status("GET", BASE "/metrics", "authorization: bearer s3cret-token\r\n", 200);
+    expect_status("GET", BASE "/metrics", "Authorization: BEARER s3cret-token\r\n", 200);
 }
 END_TEST
 
 START_TEST(test_token_is_checked_before_method_and_path)
 {
-    http_reply r = http(port, "DELETE", BASE "/nope", NULL);
-    ck_assert_int_eq(r.status, 401);
-    reply_free(&r);
-    r = http(port, "DELETE", BASE "/caches", "Authorization: Bearer s3cret-token\r\n");
-    ck_assert_int_eq(r.status, 405);
-    reply_free(&r);
+    expect_status("DELETE", BASE "/nope", NULL, 401);
+    expect_status("DELETE", BASE "/caches", "Authorization: Bearer s3cret-token\r\n", 405);
 }
 END_TEST
 
@@ -399,45 +413,39 @@ END_TEST
 START_TEST(test_start_rejects_bad_arguments)
 {
     hc_error err;
-    hc_registry *r = hc_registry_new(NULL);
     ck_assert(hc_actuator_available());
     ck_assert_ptr_null(hc_actuator_start(NULL, NULL, &err));
     ck_assert_int_eq(err.code, HC_ERR_INVALID);
     hc_actuator_config cfg = {.bind_address = "localhost"};
-    ck_assert_ptr_null(hc_actuator_start(r, &cfg, &err));
+    ck_assert_ptr_null(hc_actuator_start(bare, &cfg, &err));
     ck_assert_int_eq(err.code, HC_ERR_INVALID);
     ck_assert_uint_eq(hc_actuator_port(NULL), 0);
     hc_actuator_stop(NULL);
-    hc_registry_free(r);
 }
 END_TEST
 
 START_TEST(test_start_fails_on_a_port_in_use)
 {
     hc_error err;
-    hc_registry *r = hc_registry_new(NULL);
-    hc_actuator *a = hc_actuator_start(r, NULL, &err);
+    hc_actuator *a = hc_actuator_start(bare, NULL, &err);
     ck_assert_ptr_nonnull(a);
     hc_actuator_config cfg = {.port = hc_actuator_port(a)};
-    ck_assert_ptr_null(hc_actuator_start(r, &cfg, &err));
+    ck_assert_ptr_null(hc_actuator_start(bare, &cfg, &err));
     ck_assert_int_eq(err.code, HC_ERR_SYSTEM);
     hc_actuator_stop(a);
-    hc_registry_free(r);
 }
 END_TEST
 
 START_TEST(test_ipv6_loopback_can_be_bound)
 {
     hc_error err;
-    hc_registry *r = hc_registry_new(NULL);
     hc_actuator_config cfg = {.bind_address = "::1"};
-    hc_actuator *a = hc_actuator_start(r, &cfg, &err);
+    hc_actuator *a = hc_actuator_start(bare, &cfg, &err);
     if (a == NULL) /* no IPv6 in this container: then it must say so as a system error */
         ck_assert_int_eq(err.code, HC_ERR_SYSTEM);
     else
         ck_assert_uint_ne(hc_actuator_port(a), 0);
     hc_actuator_stop(a);
-    hc_registry_free(r);
 }
 END_TEST
 
@@ -502,11 +510,10 @@ static hc_actuator *start_cfg(hc_registry *r, hc_actuator_config cfg)
  * and a 41st connection from 127.0.0.1 is closed without a reply. */
 START_TEST(test_per_address_limit_keeps_probes_from_other_addresses_in)
 {
-    hc_registry *r = hc_registry_new(NULL);
-    hc_actuator *a = start_cfg(r, (hc_actuator_config){.max_connections = 32,
-                                                        .per_ip_connections = 4,
-                                                        .timeout_s = 120,
-                                                        .request_timeout_s = 120});
+    hc_actuator *a = start_cfg(bare, (hc_actuator_config){.max_connections = 32,
+                                                           .per_ip_connections = 4,
+                                                           .timeout_s = 120,
+                                                           .request_timeout_s = 120});
     unsigned short p = hc_actuator_port(a);
     int fds[SLOW];
     for (int i = 0; i < SLOW; i++)
@@ -522,7 +529,6 @@ START_TEST(test_per_address_limit_keeps_probes_from_other_addresses_in)
     for (int i = 0; i < SLOW; i++)
         close(fds[i]);
     hc_actuator_stop(a);
-    hc_registry_free(r);
 }
 END_TEST
 
@@ -540,10 +546,9 @@ static bool closed_by_server(int fd)
  * address's only connection slot is free again for a probe. */
 START_TEST(test_a_request_that_never_finishes_is_closed_at_its_deadline)
 {
-    hc_registry *r = hc_registry_new(NULL);
-    hc_actuator *a = start_cfg(r, (hc_actuator_config){.per_ip_connections = 1,
-                                                        .timeout_s = 120,
-                                                        .request_timeout_s = 1});
+    hc_actuator *a = start_cfg(bare, (hc_actuator_config){.per_ip_connections = 1,
+                                                           .timeout_s = 120,
+                                                           .request_timeout_s = 1});
     unsigned short p = hc_actuator_port(a);
     int fd = slow_request(p, "127.0.0.1");
     bool closed = false;
@@ -572,7 +577,6 @@ START_TEST(test_a_request_that_never_finishes_is_closed_at_its_deadline)
     ck_assert_int_eq(rep.status, 200);
     reply_free(&rep);
     hc_actuator_stop(a);
-    hc_registry_free(r);
 }
 END_TEST
 
@@ -581,8 +585,7 @@ END_TEST
  * connection open returns. */
 START_TEST(test_prompt_requests_are_served_under_a_short_deadline)
 {
-    hc_registry *r = hc_registry_new(NULL);
-    hc_actuator *a = start_cfg(r, (hc_actuator_config){.request_timeout_s = 5});
+    hc_actuator *a = start_cfg(bare, (hc_actuator_config){.request_timeout_s = 5});
     unsigned short p = hc_actuator_port(a);
     int fd = slow_request(p, "127.0.0.1");
     for (int i = 0; i < 5; i++) {
@@ -592,7 +595,6 @@ START_TEST(test_prompt_requests_are_served_under_a_short_deadline)
     }
     hc_actuator_stop(a);
     close(fd);
-    hc_registry_free(r);
 }
 END_TEST
 
@@ -623,12 +625,14 @@ static Suite *actuator_suite(void)
     tcase_add_test(tc, test_token_is_checked_before_method_and_path);
     suite_add_tcase(s, tc);
     tc = tcase_create("slow clients");
+    tcase_add_checked_fixture(tc, setup_bare, teardown_bare);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_per_address_limit_keeps_probes_from_other_addresses_in);
     tcase_add_test(tc, test_a_request_that_never_finishes_is_closed_at_its_deadline);
     tcase_add_test(tc, test_prompt_requests_are_served_under_a_short_deadline);
     suite_add_tcase(s, tc);
     tc = tcase_create("lifecycle");
+    tcase_add_checked_fixture(tc, setup_bare, teardown_bare);
     tcase_add_test(tc, test_start_rejects_bad_arguments);
     tcase_add_test(tc, test_start_fails_on_a_port_in_use);
     tcase_add_test(tc, test_ipv6_loopback_can_be_bound);

@@ -16,20 +16,20 @@ static hc_events *hub;
 
 static void setup(void)
 {
-    hub = hc_events_new();
+    hub = hc__events_new();
     ck_assert_ptr_nonnull(hub);
 }
 
 static void teardown(void)
 {
-    hc_events_free(hub);
+    hc__events_free(hub);
     hub = NULL;
 }
 
 static hc_subscriber *subscribe(uint32_t mask, size_t capacity)
 {
     hc_error err = {0};
-    hc_subscriber *s = hc_events_subscribe(hub, mask, capacity, &err);
+    hc_subscriber *s = hc__events_subscribe(hub, mask, capacity, &err);
     ck_assert_msg(s != NULL, "subscribe failed: %s", err.message);
     return s;
 }
@@ -39,7 +39,7 @@ static void emit_numbered(unsigned i)
 {
     char subject[32];
     snprintf(subject, sizeof subject, "%u", i);
-    hc_events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, subject, i);
+    hc__events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, subject, i);
 }
 
 static void expect_numbered(hc_subscriber *s, unsigned i)
@@ -58,10 +58,10 @@ START_TEST(test_subscriber_receives_only_kinds_in_its_mask)
     hc_subscriber *s = subscribe(HC_EV_INVALIDATE_TAG | HC_EV_EVICT, 16);
     hc_event e;
 
-    hc_events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "k", 1);
-    hc_events_emit(hub, HC_EV_INVALIDATE_TAG, HC_ORIGIN_BUS, HC_EVICT_NONE, "t", 2);
-    hc_events_emit(hub, HC_EV_HIT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "k", 3);
-    hc_events_emit(hub, HC_EV_EVICT, HC_ORIGIN_LOCAL, HC_EVICT_CAPACITY, "k", 4);
+    hc__events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "k", 1);
+    hc__events_emit(hub, HC_EV_INVALIDATE_TAG, HC_ORIGIN_BUS, HC_EVICT_NONE, "t", 2);
+    hc__events_emit(hub, HC_EV_HIT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "k", 3);
+    hc__events_emit(hub, HC_EV_EVICT, HC_ORIGIN_LOCAL, HC_EVICT_CAPACITY, "k", 4);
 
     ck_assert_int_eq(hc_subscriber_recv(s, &e, 0), HC_OK);
     ck_assert_int_eq(e.kind, HC_EV_INVALIDATE_TAG);
@@ -77,9 +77,9 @@ START_TEST(test_events_keep_order_fields_and_increasing_seq)
     hc_subscriber *s = subscribe(HC_EV_ALL, 16);
     hc_event e;
 
-    hc_events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "a", 10);
-    hc_events_emit(hub, HC_EV_EVICT, HC_ORIGIN_DATABASE, HC_EVICT_EXPIRED, "b", 20);
-    hc_events_emit(hub, HC_EV_FLUSH, HC_ORIGIN_BUS, HC_EVICT_NONE, NULL, 30);
+    hc__events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "a", 10);
+    hc__events_emit(hub, HC_EV_EVICT, HC_ORIGIN_DATABASE, HC_EVICT_EXPIRED, "b", 20);
+    hc__events_emit(hub, HC_EV_FLUSH, HC_ORIGIN_BUS, HC_EVICT_NONE, NULL, 30);
 
     ck_assert_int_eq(hc_subscriber_recv(s, &e, 0), HC_OK);
     uint64_t first = e.seq;
@@ -107,20 +107,20 @@ END_TEST
 
 START_TEST(test_wanted_follows_subscriber_masks_and_clears_after_free)
 {
-    ck_assert(!hc_events_wanted(hub, HC_EV_PUT));
+    ck_assert(!hc__events_wanted(hub, HC_EV_PUT));
 
     hc_subscriber *a = subscribe(HC_EV_PUT, 4);
     hc_subscriber *b = subscribe(HC_EV_ACCESS, 4);
-    ck_assert(hc_events_wanted(hub, HC_EV_PUT));
-    ck_assert(hc_events_wanted(hub, HC_EV_HIT));
-    ck_assert(!hc_events_wanted(hub, HC_EV_FLUSH));
+    ck_assert(hc__events_wanted(hub, HC_EV_PUT));
+    ck_assert(hc__events_wanted(hub, HC_EV_HIT));
+    ck_assert(!hc__events_wanted(hub, HC_EV_FLUSH));
 
     hc_subscriber_free(b);
-    ck_assert(hc_events_wanted(hub, HC_EV_PUT));
-    ck_assert(!hc_events_wanted(hub, HC_EV_HIT));
+    ck_assert(hc__events_wanted(hub, HC_EV_PUT));
+    ck_assert(!hc__events_wanted(hub, HC_EV_HIT));
 
     hc_subscriber_free(a);
-    ck_assert(!hc_events_wanted(hub, HC_EV_PUT));
+    ck_assert(!hc__events_wanted(hub, HC_EV_PUT));
 }
 END_TEST
 
@@ -137,7 +137,7 @@ START_TEST(test_overflow_reports_exact_loss_then_retained_events_in_order)
     for (unsigned i = 7; i <= 10; i++)
         expect_numbered(s, i);
     ck_assert_int_eq(hc_subscriber_recv(s, &e, 0), HC_TIMEOUT);
-    ck_assert_uint_eq(hc_events_lag(hub), 6);
+    ck_assert_uint_eq(hc__events_lag(hub), 6);
 
     /* The loss is reported once; a later overflow reports only its own. */
     for (unsigned i = 11; i <= 16; i++)
@@ -145,7 +145,7 @@ START_TEST(test_overflow_reports_exact_loss_then_retained_events_in_order)
     ck_assert_int_eq(hc_subscriber_recv(s, &e, 0), HC_LAGGED);
     ck_assert_uint_eq(e.lost, 2);
     expect_numbered(s, 13);
-    ck_assert_uint_eq(hc_events_lag(hub), 8);
+    ck_assert_uint_eq(hc__events_lag(hub), 8);
     hc_subscriber_free(s);
 }
 END_TEST
@@ -166,15 +166,15 @@ END_TEST
 
 START_TEST(test_published_counts_events_that_reached_a_ring)
 {
-    hc_events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "nobody", 0);
-    ck_assert_uint_eq(hc_events_published(hub), 0);
+    hc__events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "nobody", 0);
+    ck_assert_uint_eq(hc__events_published(hub), 0);
 
     hc_subscriber *a = subscribe(HC_EV_PUT, 4);
     hc_subscriber *b = subscribe(HC_EV_PUT | HC_EV_FLUSH, 4);
-    hc_events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "both", 0);
-    hc_events_emit(hub, HC_EV_FLUSH, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "one", 0);
-    hc_events_emit(hub, HC_EV_HIT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "none", 0);
-    ck_assert_uint_eq(hc_events_published(hub), 2);
+    hc__events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "both", 0);
+    hc__events_emit(hub, HC_EV_FLUSH, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "one", 0);
+    hc__events_emit(hub, HC_EV_HIT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "none", 0);
+    ck_assert_uint_eq(hc__events_published(hub), 2);
     hc_subscriber_free(a);
     hc_subscriber_free(b);
 }
@@ -214,7 +214,7 @@ START_TEST(test_blocked_recv_wakes_on_emit_from_another_thread)
     ck_assert_int_eq(pthread_create(&t, NULL, blocked_recv_main, &br), 0);
 
     pthread_barrier_wait(&br.started);
-    hc_events_emit(hub, HC_EV_INVALIDATE_KEY, HC_ORIGIN_BUS, HC_EVICT_NONE, "woken", 7);
+    hc__events_emit(hub, HC_EV_INVALIDATE_KEY, HC_ORIGIN_BUS, HC_EVICT_NONE, "woken", 7);
     pthread_join(t, NULL);
 
     ck_assert_int_eq(br.st, HC_OK);
@@ -236,7 +236,7 @@ static void *emitter_main(void *arg)
 {
     (void)arg;
     for (unsigned i = 0; i < PER_EMITTER; i++)
-        hc_events_emit(hub, (i & 1) ? HC_EV_PUT : HC_EV_HIT, HC_ORIGIN_LOCAL, HC_EVICT_NONE,
+        hc__events_emit(hub, (i & 1) ? HC_EV_PUT : HC_EV_HIT, HC_ORIGIN_LOCAL, HC_EVICT_NONE,
                        "concurrent", i);
     return NULL;
 }
@@ -246,7 +246,7 @@ static void *churner_main(void *arg)
     struct churn *c = arg;
     hc_event e;
     while (!atomic_load(&c->stop)) {
-        hc_subscriber *s = hc_events_subscribe(hub, HC_EV_PUT, 8, NULL);
+        hc_subscriber *s = hc__events_subscribe(hub, HC_EV_PUT, 8, NULL);
         ck_assert_ptr_nonnull(s);
         while (hc_subscriber_recv(s, &e, 0) != HC_TIMEOUT)
             ;
@@ -281,9 +281,9 @@ START_TEST(test_concurrent_emit_subscribe_and_free_lose_nothing_for_steady_subsc
         n++;
     }
     ck_assert_uint_eq(n, EMITTERS * PER_EMITTER);
-    ck_assert_uint_eq(hc_events_published(hub), EMITTERS * PER_EMITTER);
+    ck_assert_uint_eq(hc__events_published(hub), EMITTERS * PER_EMITTER);
     hc_subscriber_free(steady);
-    ck_assert(!hc_events_wanted(hub, HC_EV_PUT));
+    ck_assert(!hc__events_wanted(hub, HC_EV_PUT));
 }
 END_TEST
 
@@ -360,7 +360,7 @@ static void wait_calls(struct recorder *r, unsigned n)
 static hc_listener *listen_recorder(struct recorder *r, uint32_t mask)
 {
     hc_error err = {0};
-    hc_listener *l = hc_events_listen(hub, mask, record, r, &err);
+    hc_listener *l = hc__events_listen(hub, mask, record, r, &err);
     ck_assert_msg(l != NULL, "listen failed: %s", err.message);
     return l;
 }
@@ -371,7 +371,7 @@ START_TEST(test_listener_calls_back_on_its_own_thread_in_order)
     recorder_init(&r);
     hc_listener *l = listen_recorder(&r, HC_EV_PUT);
 
-    hc_events_emit(hub, HC_EV_FLUSH, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "filtered", 0);
+    hc__events_emit(hub, HC_EV_FLUSH, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "filtered", 0);
     for (unsigned i = 1; i <= 50; i++)
         emit_numbered(i);
     wait_calls(&r, 50);
@@ -418,7 +418,7 @@ START_TEST(test_listener_is_never_called_after_free)
     pthread_join(t, NULL);
 
     ck_assert_int_eq(atomic_load(&r.calls_after_free), 0);
-    ck_assert(!hc_events_wanted(hub, HC_EV_PUT));
+    ck_assert(!hc__events_wanted(hub, HC_EV_PUT));
     recorder_destroy(&r);
 }
 END_TEST
@@ -468,9 +468,9 @@ START_TEST(test_listener_may_free_itself_from_its_callback)
     pthread_mutex_unlock(&r.lock);
 
     /* Unregistered before the callback returned: later events reach no ring. */
-    ck_assert(!hc_events_wanted(hub, HC_EV_PUT));
+    ck_assert(!hc__events_wanted(hub, HC_EV_PUT));
     emit_numbered(2);
-    ck_assert_uint_eq(hc_events_published(hub), 1);
+    ck_assert_uint_eq(hc__events_published(hub), 1);
 }
 END_TEST
 
@@ -487,8 +487,8 @@ START_TEST(test_long_subject_is_truncated_and_flagged)
     memset(exact, 'y', sizeof exact - 1);
     exact[sizeof exact - 1] = '\0';
 
-    hc_events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, longsub, 0);
-    hc_events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, exact, 0);
+    hc__events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, longsub, 0);
+    hc__events_emit(hub, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, exact, 0);
 
     ck_assert_int_eq(hc_subscriber_recv(s, &e, 0), HC_OK);
     ck_assert(e.subject_truncated);
@@ -517,28 +517,28 @@ START_TEST(test_bad_arguments_are_rejected_with_a_status)
     ck_assert_int_eq(hc_subscriber_recv(NULL, &e, 0), HC_ERR_INVALID);
     ck_assert_int_eq(hc_subscriber_recv(s, NULL, 0), HC_ERR_INVALID);
 
-    ck_assert_ptr_null(hc_events_subscribe(NULL, HC_EV_ALL, 4, &err));
+    ck_assert_ptr_null(hc__events_subscribe(NULL, HC_EV_ALL, 4, &err));
     ck_assert_int_eq(err.code, HC_ERR_INVALID);
-    ck_assert_ptr_null(hc_events_subscribe(hub, 0, 4, &err));
+    ck_assert_ptr_null(hc__events_subscribe(hub, 0, 4, &err));
     ck_assert_int_eq(err.code, HC_ERR_INVALID);
-    ck_assert_ptr_null(hc_events_subscribe(hub, HC_EV_ALL, (size_t)HC_EVENTS_MAX_CAPACITY + 1, &err));
+    ck_assert_ptr_null(hc__events_subscribe(hub, HC_EV_ALL, (size_t)HC_EVENTS_MAX_CAPACITY + 1, &err));
     ck_assert_int_eq(err.code, HC_ERR_TOO_LARGE);
-    ck_assert_ptr_null(hc_events_subscribe(hub, HC_EV_ALL, SIZE_MAX, NULL));
-    ck_assert_ptr_null(hc_events_listen(hub, HC_EV_ALL, NULL, NULL, &err));
+    ck_assert_ptr_null(hc__events_subscribe(hub, HC_EV_ALL, SIZE_MAX, NULL));
+    ck_assert_ptr_null(hc__events_listen(hub, HC_EV_ALL, NULL, NULL, &err));
     ck_assert_int_eq(err.code, HC_ERR_INVALID);
-    ck_assert_ptr_null(hc_events_listen(NULL, HC_EV_ALL, never_called, NULL, &err));
+    ck_assert_ptr_null(hc__events_listen(NULL, HC_EV_ALL, never_called, NULL, &err));
     ck_assert_int_eq(err.code, HC_ERR_INVALID);
-    ck_assert_ptr_null(hc_events_listen(hub, 0, never_called, NULL, &err));
+    ck_assert_ptr_null(hc__events_listen(hub, 0, never_called, NULL, &err));
     ck_assert_int_eq(err.code, HC_ERR_INVALID);
     ck_assert_str_ne(err.message, "");
 
-    hc_events_emit(NULL, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "x", 0);
-    ck_assert(!hc_events_wanted(NULL, HC_EV_PUT));
-    ck_assert_uint_eq(hc_events_published(NULL), 0);
-    ck_assert_uint_eq(hc_events_lag(NULL), 0);
+    hc__events_emit(NULL, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "x", 0);
+    ck_assert(!hc__events_wanted(NULL, HC_EV_PUT));
+    ck_assert_uint_eq(hc__events_published(NULL), 0);
+    ck_assert_uint_eq(hc__events_lag(NULL), 0);
     hc_subscriber_free(NULL);
     hc_listener_free(NULL);
-    hc_events_free(NULL);
+    hc__events_free(NULL);
     hc_subscriber_free(s);
 }
 END_TEST
@@ -550,38 +550,36 @@ static void noop_listener(void *ctx, hc_status st, const hc_event *e)
 
 START_TEST(test_allocation_failure_in_subscribe_and_listen_reports_nomem)
 {
-    hc_events *ev = hc_events_new();
-    ck_assert_ptr_nonnull(ev);
+    hc_events *ev = hub;
     /* fail each allocation of subscribe/listen in turn: NOMEM, nothing registered */
     for (long n = 0; n < 8; n++) {
         hc_error err = {0};
         hc__alloc_fail_after(n);
-        hc_subscriber *s = hc_events_subscribe(ev, HC_EV_PUT, 4, &err);
+        hc_subscriber *s = hc__events_subscribe(ev, HC_EV_PUT, 4, &err);
         hc__alloc_fail_after(-1);
         if (s == NULL) {
             ck_assert_int_eq(err.code, HC_ERR_NOMEM);
-            ck_assert(!hc_events_wanted(ev, HC_EV_PUT));
+            ck_assert(!hc__events_wanted(ev, HC_EV_PUT));
         } else {
             hc_subscriber_free(s);
         }
         hc__alloc_fail_after(n);
-        hc_listener *l = hc_events_listen(ev, HC_EV_PUT, noop_listener, NULL, &err);
+        hc_listener *l = hc__events_listen(ev, HC_EV_PUT, noop_listener, NULL, &err);
         hc__alloc_fail_after(-1);
         if (l == NULL) {
             ck_assert_int_eq(err.code, HC_ERR_NOMEM);
-            ck_assert(!hc_events_wanted(ev, HC_EV_PUT));
+            ck_assert(!hc__events_wanted(ev, HC_EV_PUT));
         } else {
             hc_listener_free(l);
         }
     }
     /* and the hub still works */
-    hc_subscriber *s = hc_events_subscribe(ev, HC_EV_PUT, 4, NULL);
+    hc_subscriber *s = hc__events_subscribe(ev, HC_EV_PUT, 4, NULL);
     ck_assert_ptr_nonnull(s);
-    hc_events_emit(ev, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "k", 1);
+    hc__events_emit(ev, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "k", 1);
     hc_event e;
     ck_assert_int_eq(hc_subscriber_recv(s, &e, 0), HC_OK);
     hc_subscriber_free(s);
-    hc_events_free(ev);
 }
 END_TEST
 
@@ -590,7 +588,7 @@ START_TEST(test_subscriber_left_when_hub_is_freed_can_still_be_freed)
     hc_subscriber *s = subscribe(HC_EV_ALL, 4);
     hc_event e;
     emit_numbered(1);
-    hc_events_free(hub);
+    hc__events_free(hub);
     hub = NULL;
 
     expect_numbered(s, 1);
@@ -599,13 +597,22 @@ START_TEST(test_subscriber_left_when_hub_is_freed_can_still_be_freed)
 }
 END_TEST
 
+/* A test case whose tests each get a fresh hub (checked fixture). */
+static TCase *hub_tcase(const char *name, double timeout_s)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    if (timeout_s > 0)
+        tcase_set_timeout(tc, timeout_s);
+    return tc;
+}
+
 static Suite *events_suite(void)
 {
     Suite *su = suite_create("events");
     TCase *tc;
 
-    tc = tcase_create("subscribers");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = hub_tcase("subscribers", 0);
     tcase_add_test(tc, test_subscriber_receives_only_kinds_in_its_mask);
     tcase_add_test(tc, test_events_keep_order_fields_and_increasing_seq);
     tcase_add_test(tc, test_wanted_follows_subscriber_masks_and_clears_after_free);
@@ -616,23 +623,18 @@ static Suite *events_suite(void)
     tcase_add_test(tc, test_blocked_recv_wakes_on_emit_from_another_thread);
     suite_add_tcase(su, tc);
 
-    tc = tcase_create("concurrency");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
+    tc = hub_tcase("concurrency", 30);
     tcase_add_test(tc, test_concurrent_emit_subscribe_and_free_lose_nothing_for_steady_subscriber);
     suite_add_tcase(su, tc);
 
-    tc = tcase_create("listeners");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
+    tc = hub_tcase("listeners", 30);
     tcase_add_test(tc, test_listener_calls_back_on_its_own_thread_in_order);
     tcase_add_test(tc, test_listener_is_never_called_after_free);
     tcase_add_test(tc, test_listener_reports_lag_with_lost_count);
     tcase_add_test(tc, test_listener_may_free_itself_from_its_callback);
     suite_add_tcase(su, tc);
 
-    tc = tcase_create("input");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = hub_tcase("input", 0);
     tcase_add_test(tc, test_long_subject_is_truncated_and_flagged);
     tcase_add_test(tc, test_bad_arguments_are_rejected_with_a_status);
     tcase_add_test(tc, test_subscriber_left_when_hub_is_freed_can_still_be_freed);

@@ -143,10 +143,23 @@ START_TEST(test_key_check_validates_keys)
 }
 END_TEST
 
+/* Checked fixture of the tagset tests: an empty set. */
+static hc_tagset *ts;
+
+static void tagset_setup(void)
+{
+    ts = hc_tagset_new();
+    ck_assert_ptr_nonnull(ts);
+}
+
+static void tagset_teardown(void)
+{
+    hc_tagset_free(ts);
+    ts = NULL;
+}
+
 START_TEST(test_tagset_dedups_in_insertion_order)
 {
-    hc_tagset *ts = hc_tagset_new();
-    ck_assert_ptr_nonnull(ts);
     ck_assert_int_eq(hc_tagset_add(ts, "users", NULL), HC_OK);
     ck_assert_int_eq(hc_tagset_add(ts, "user:42", NULL), HC_OK);
     ck_assert_int_eq(hc_tagset_add(ts, "users", NULL), HC_OK);
@@ -154,7 +167,6 @@ START_TEST(test_tagset_dedups_in_insertion_order)
     ck_assert_str_eq(hc_tagset_get(ts, 0), "users");
     ck_assert_str_eq(hc_tagset_get(ts, 1), "user:42");
     ck_assert_ptr_null(hc_tagset_get(ts, 2));
-    hc_tagset_free(ts);
     hc_tagset_free(NULL);
     ck_assert_uint_eq(hc_tagset_count(NULL), 0);
 }
@@ -162,7 +174,6 @@ END_TEST
 
 START_TEST(test_tagset_enforces_limits)
 {
-    hc_tagset *ts = hc_tagset_new();
     hc_error err;
     static char big[HC_MAX_KEY_LEN + 2];
     memset(big, 't', HC_MAX_KEY_LEN + 1);
@@ -178,13 +189,11 @@ START_TEST(test_tagset_enforces_limits)
     ck_assert_int_eq(hc_tagset_add(ts, "one-more", &err), HC_ERR_TOO_LARGE);
     ck_assert_int_eq(hc_tagset_add(ts, "t0", &err), HC_OK); /* duplicates still fine */
     ck_assert_uint_eq(hc_tagset_count(ts), HC_MAX_TAGS);
-    hc_tagset_free(ts);
 }
 END_TEST
 
 START_TEST(test_tagset_add_survives_allocation_failure)
 {
-    hc_tagset *ts = hc_tagset_new();
     hc_error err;
     hc__alloc_fail_after(0);
     ck_assert_int_eq(hc_tagset_add(ts, "a", &err), HC_ERR_NOMEM);
@@ -192,7 +201,6 @@ START_TEST(test_tagset_add_survives_allocation_failure)
     hc__alloc_fail_after(-1);
     ck_assert_uint_eq(hc_tagset_count(ts), 0);
     ck_assert_int_eq(hc_tagset_add(ts, "a", &err), HC_OK);
-    hc_tagset_free(ts);
 }
 END_TEST
 
@@ -201,7 +209,6 @@ START_TEST(test_opts_tags_merges_and_validates)
     const char *out[HC_MAX_TAGS];
     size_t n = 99;
     hc_error err;
-    hc_tagset *ts = hc_tagset_new();
     hc_tagset_add(ts, "b", NULL);
     hc_tagset_add(ts, "c", NULL);
     ck_assert_int_eq(hc__opts_tags(HC_OPTS(.tags = HC_TAGS("a", "b"), .tagset = ts), out, &n,
@@ -214,7 +221,6 @@ START_TEST(test_opts_tags_merges_and_validates)
     ck_assert_int_eq(hc__opts_tags(HC_OPTS(.tags = HC_TAGS("a", "")), out, &n, &err),
                      HC_ERR_INVALID);
     ck_assert_int_eq(hc__opts_tags(HC_OPTS(.tags = {NULL, 2}), out, &n, &err), HC_ERR_INVALID);
-    hc_tagset_free(ts);
 }
 END_TEST
 
@@ -272,6 +278,9 @@ static Suite *key_suite(void)
     tcase_add_test(tc, test_key_build_rejects_bad_arguments);
     tcase_add_test(tc, test_key_build_enforces_buffer_and_max_length);
     tcase_add_test(tc, test_key_check_validates_keys);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("tagset");
+    tcase_add_checked_fixture(tc, tagset_setup, tagset_teardown);
     tcase_add_test(tc, test_tagset_dedups_in_insertion_order);
     tcase_add_test(tc, test_tagset_enforces_limits);
     tcase_add_test(tc, test_tagset_add_survives_allocation_failure);

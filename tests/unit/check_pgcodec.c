@@ -84,6 +84,23 @@ static PGresult *sample(void)
     return r;
 }
 
+/* Checked fixture: the sample result and its encoding (without origin), for
+ * the tests that only read them. */
+static PGresult *sample_result;
+static hc_value *sample_value;
+
+static void make_sample(void)
+{
+    sample_result = sample();
+    sample_value = encode_ok(sample_result);
+}
+
+static void free_sample(void)
+{
+    hc_value_release(sample_value);
+    PQclear(sample_result);
+}
+
 /* ------------------------------------------------------------ round trips */
 
 START_TEST(test_round_trip_keeps_nulls_apart_from_empty_strings)
@@ -184,16 +201,13 @@ END_TEST
 
 START_TEST(test_decoded_result_without_connection_supports_column_lookup)
 {
-    PGresult *r = sample();
-    hc_value *v = encode_ok(r);
+    hc_value *v = sample_value;
     PGresult *back = NULL;
     ck_assert_int_eq(hc__pgcodec_decode(hc_value_data(v), hc_value_len(v), NULL, &back, NULL), HC_OK);
     ck_assert_int_eq(PQfnumber(back, "alice"), -1);
     ck_assert_int_eq(PQfnumber(back, "c1"), 1);
     ck_assert_str_eq(PQgetvalue(back, 0, 1), "alice");
     PQclear(back);
-    hc_value_release(v);
-    PQclear(r);
 }
 END_TEST
 
@@ -214,8 +228,7 @@ END_TEST
 
 START_TEST(test_every_truncation_is_rejected)
 {
-    PGresult *r = sample();
-    hc_value *v = encode_ok(r);
+    hc_value *v = sample_value;
     const unsigned char *d = hc_value_data(v);
     size_t len = hc_value_len(v);
     for (size_t cut = 0; cut < len; cut++) {
@@ -229,15 +242,12 @@ START_TEST(test_every_truncation_is_rejected)
         ck_assert_int_eq(err.code, HC_ERR_CODEC);
         free(p);
     }
-    hc_value_release(v);
-    PQclear(r);
 }
 END_TEST
 
 START_TEST(test_trailing_bytes_are_rejected)
 {
-    PGresult *r = sample();
-    hc_value *v = encode_ok(r);
+    hc_value *v = sample_value;
     size_t len = hc_value_len(v);
     unsigned char *p = malloc(len + 1);
     memcpy(p, hc_value_data(v), len);
@@ -245,8 +255,6 @@ START_TEST(test_trailing_bytes_are_rejected)
     PGresult *back = NULL;
     ck_assert_int_eq(hc__pgcodec_decode(p, len + 1, NULL, &back, NULL), HC_ERR_CODEC);
     free(p);
-    hc_value_release(v);
-    PQclear(r);
 }
 END_TEST
 
@@ -259,7 +267,7 @@ static hc__pgshape *shape_of(const hc_value *v)
 
 START_TEST(test_origin_is_recorded_and_matched)
 {
-    PGresult *r = sample();
+    PGresult *r = sample_result;
     hc__pgcodec_origin bin = {.result_format = 1, .settings = 0x0123456789abcdefULL};
     hc_value *v = NULL;
     ck_assert_int_eq(hc__pgcodec_encode(r, &bin, &v, NULL), HC_OK);
@@ -279,7 +287,6 @@ START_TEST(test_origin_is_recorded_and_matched)
     ck_assert(!hc__pgcodec_fits(sh, &bin));
     hc__pgshape_release(sh);
     hc_value_release(v);
-    PQclear(r);
 }
 END_TEST
 
@@ -287,11 +294,11 @@ END_TEST
 
 START_TEST(test_results_of_one_shape_store_it_once)
 {
-    PGresult *a = sample(), *b = make_result(3, 0);
+    PGresult *b = make_result(3, 0);
     set(b, 0, 0, "1", 1);
     set(b, 0, 1, "b", 1);
     set(b, 0, 2, "c", 1);
-    hc_value *va = encode_ok(a);
+    hc_value *va = sample_value;
     size_t shapes0, bytes0, shapes1, bytes1;
     hc__pgshape_usage(&shapes0, &bytes0);
     hc_value *vb = encode_ok(b);
@@ -303,16 +310,14 @@ START_TEST(test_results_of_one_shape_store_it_once)
     ck_assert(memcmp(da + 12, db + 12, 8) == 0);   /* the same id */
     /* header, id, then only the cells: 3 x (4 + len + 1) */
     ck_assert_uint_eq(hc_value_len(vb), 12 + 8 + 3 * 6);
-    hc_value_release(va);
     hc_value_release(vb);
-    PQclear(a);
     PQclear(b);
 }
 END_TEST
 
 START_TEST(test_inline_shape_round_trips)
 {
-    PGresult *r = sample();
+    PGresult *r = sample_result;
     hc_value *v = NULL;
     ck_assert_int_eq(hc__pgcodec_encode(r, &(hc__pgcodec_origin){.inline_shape = true}, &v, NULL), HC_OK);
     ck_assert_int_eq(((const unsigned char *)hc_value_data(v))[5], HC_PGCODEC_FLAG_INLINE);
@@ -325,7 +330,6 @@ START_TEST(test_inline_shape_round_trips)
     ck_assert_str_eq(hc_pg_view_fname(&view, 1), PQfname(r, 1));
     ck_assert_str_eq(hc_pg_view_getvalue(&view, 0, 1), "alice");
     hc_pg_view_release(&view);
-    PQclear(r);
 }
 END_TEST
 
@@ -339,13 +343,9 @@ static void assert_view_refuses(const void *p, size_t len)
     hc_value_release(bad);
 }
 
-static PGresult *sample_result;
-static void make_sample(void) { sample_result = sample(); }
-static void free_sample(void) { PQclear(sample_result); }
-
 START_TEST(test_unknown_shape_id_is_a_codec_error)
 {
-    hc_value *v = encode_ok(sample_result);
+    hc_value *v = sample_value;
     size_t len = hc_value_len(v);
     unsigned char *p = memcpy(malloc(len), hc_value_data(v), len);
     memset(p + 12, 0xee, 8); /* an id never handed out */
@@ -359,7 +359,6 @@ START_TEST(test_unknown_shape_id_is_a_codec_error)
     ck_assert_ptr_null(sh);
     assert_view_refuses(p, len);
     free(p);
-    hc_value_release(v);
 }
 END_TEST
 
@@ -455,8 +454,7 @@ END_TEST
 
 START_TEST(test_bad_magic_version_and_flags_are_rejected)
 {
-    PGresult *r = sample();
-    hc_value *v = encode_ok(r);
+    hc_value *v = sample_value;
     size_t len = hc_value_len(v);
     unsigned char *p = malloc(len);
     static const size_t spots[] = {0, 3, 4, 5, 7};
@@ -467,8 +465,6 @@ START_TEST(test_bad_magic_version_and_flags_are_rejected)
         ck_assert_int_eq(hc__pgcodec_decode(p, len, NULL, &back, NULL), HC_ERR_CODEC);
     }
     free(p);
-    hc_value_release(v);
-    PQclear(r);
 }
 END_TEST
 
@@ -538,9 +534,7 @@ END_TEST
 
 START_TEST(test_view_accessors_out_of_range_answer_like_libpq)
 {
-    PGresult *r = sample();
-    hc_value *v = encode_ok(r);
-    PQclear(r);
+    hc_value *v = hc_value_retain(sample_value); /* the view takes this reference */
     hc_pg_view view;
     ck_assert_int_eq(hc__pgrowview_fill(v, &view, NULL), HC_OK);
     ck_assert_ptr_null(hc_pg_view_getvalue(&view, 2, 0));
@@ -562,8 +556,7 @@ END_TEST
 
 START_TEST(test_view_rejects_every_truncation_and_flip_in_the_cells)
 {
-    PGresult *r = sample();
-    hc_value *v = encode_ok(r);
+    hc_value *v = sample_value;
     size_t len = hc_value_len(v);
     for (size_t cut = 0; cut < len; cut++) {
         hc_value *t = hc_value_new(hc_value_data(v), cut);
@@ -585,8 +578,6 @@ START_TEST(test_view_rejects_every_truncation_and_flip_in_the_cells)
     free(p);
     hc_value_release(bad);
     hc_value_release(longer);
-    hc_value_release(v);
-    PQclear(r);
 }
 END_TEST
 
@@ -693,6 +684,7 @@ int main(void)
     Suite *s = suite_create("pgcodec");
     TCase *rt = tcase_create("round_trip");
     tcase_set_timeout(rt, 30);
+    tcase_add_checked_fixture(rt, make_sample, free_sample);
     tcase_add_test(rt, test_round_trip_keeps_nulls_apart_from_empty_strings);
     tcase_add_test(rt, test_round_trip_zero_rows);
     tcase_add_test(rt, test_round_trip_zero_columns);
@@ -704,6 +696,7 @@ int main(void)
     tcase_add_test(rt, test_decoded_result_without_connection_supports_column_lookup);
     suite_add_tcase(s, rt);
     TCase *view = tcase_create("view");
+    tcase_add_checked_fixture(view, make_sample, free_sample);
     tcase_add_test(view, test_view_reads_the_cells_nulls_and_empty_strings);
     tcase_add_test(view, test_view_reads_binary_values_with_zero_bytes);
     tcase_add_test(view, test_view_of_many_cells_indexes_them_all);
@@ -713,6 +706,7 @@ int main(void)
     suite_add_tcase(s, view);
     TCase *bad = tcase_create("bad_input");
     tcase_set_timeout(bad, 60);
+    tcase_add_checked_fixture(bad, make_sample, free_sample);
     tcase_add_test(bad, test_encode_refuses_error_results_and_null);
     tcase_add_test(bad, test_every_truncation_is_rejected);
     tcase_add_test(bad, test_trailing_bytes_are_rejected);

@@ -15,7 +15,7 @@
 #include "hydracache/registry.h"
 #include "json_check.h"
 
-static hc_cache *named_cache(const char *name)
+static hc_cache *new_cache(const char *name)
 {
     hc_error err;
     hc_config cfg = {.name = name, .max_entries = 100};
@@ -24,30 +24,65 @@ static hc_cache *named_cache(const char *name)
     return c;
 }
 
-static hc_registry *new_registry(void)
+/*
+ * Fixture (checked: once per test): the test's registry, and the caches and
+ * PostgreSQL buses it makes through kept_cache / named_cache / idle_pg_bus,
+ * freed after the test in the order the registry requires (registry first,
+ * then buses, then caches).
+ */
+#define MAX_KEPT 4
+static hc_registry *reg;
+static hc_cache *kept_caches[MAX_KEPT];
+static hc_pg_bus *kept_buses[MAX_KEPT];
+static size_t nkept_caches, nkept_buses;
+
+static void registry_setup(void)
 {
     hc_error err;
-    hc_registry *reg = hc_registry_new(&err);
+    reg = hc_registry_new(&err);
     ck_assert_msg(reg != NULL, "hc_registry_new: %s", err.message);
-    return reg;
+    nkept_caches = nkept_buses = 0;
 }
 
-static char *json_of(hc_registry *reg)
+static void registry_teardown(void)
+{
+    hc_registry_free(reg);
+    reg = NULL;
+    for (size_t i = 0; i < nkept_buses; i++)
+        hc_pg_bus_free(kept_buses[i]);
+    for (size_t i = 0; i < nkept_caches; i++)
+        hc_cache_free(kept_caches[i]);
+}
+
+/* c, freed by the fixture after the test (not thread-safe: test thread only). */
+static hc_cache *kept_cache(hc_cache *c)
+{
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_lt(nkept_caches, MAX_KEPT);
+    return kept_caches[nkept_caches++] = c;
+}
+
+static hc_cache *named_cache(const char *name)
+{
+    return kept_cache(new_cache(name));
+}
+
+static char *json_of(hc_registry *r)
 {
     char *s = NULL;
     size_t len = 0;
     hc_error err;
-    ck_assert_msg(hc_registry_json(reg, &s, &len, &err) == HC_OK, "%s", err.message);
+    ck_assert_msg(hc_registry_json(r, &s, &len, &err) == HC_OK, "%s", err.message);
     ck_assert_uint_eq(len, strlen(s));
     ck_assert_msg(json_valid(s), "invalid JSON: %s", s);
     return s;
 }
 
-static char *prom_of(hc_registry *reg)
+static char *prom_of(hc_registry *r)
 {
     char *s = NULL;
     hc_error err;
-    ck_assert_msg(hc_registry_prometheus(reg, &s, NULL, &err) == HC_OK, "%s", err.message);
+    ck_assert_msg(hc_registry_prometheus(r, &s, NULL, &err) == HC_OK, "%s", err.message);
     return s;
 }
 
@@ -66,7 +101,6 @@ static size_t count_of(const char *hay, const char *needle)
 
 START_TEST(test_add_rejects_a_second_cache_with_the_same_name)
 {
-    hc_registry *reg = new_registry();
     hc_cache *a = named_cache("users"), *b = named_cache("users");
     hc_error err;
     ck_assert_int_eq(hc_registry_add(reg, a, &err), HC_OK);
@@ -74,30 +108,22 @@ START_TEST(test_add_rejects_a_second_cache_with_the_same_name)
     ck_assert_int_eq(err.code, HC_ERR_BUSY);
     ck_assert_int_eq(hc_registry_add(reg, a, NULL), HC_ERR_BUSY);
     ck_assert_uint_eq(hc_registry_cache_count(reg), 1);
-    hc_registry_free(reg);
-    hc_cache_free(a);
-    hc_cache_free(b);
 }
 END_TEST
 
 START_TEST(test_remove_frees_the_name_for_another_cache)
 {
-    hc_registry *reg = new_registry();
     hc_cache *a = named_cache("users"), *b = named_cache("users");
     ck_assert_int_eq(hc_registry_add(reg, a, NULL), HC_OK);
     ck_assert_int_eq(hc_registry_remove(reg, a, NULL), HC_OK);
     ck_assert_uint_eq(hc_registry_cache_count(reg), 0);
     ck_assert_int_eq(hc_registry_remove(reg, a, NULL), HC_MISS);
     ck_assert_int_eq(hc_registry_add(reg, b, NULL), HC_OK);
-    hc_registry_free(reg);
-    hc_cache_free(a);
-    hc_cache_free(b);
 }
 END_TEST
 
 START_TEST(test_null_arguments_are_invalid)
 {
-    hc_registry *reg = new_registry();
     hc_cache *a = named_cache("a");
     char *out = (char *)1;
     bool up;
@@ -118,8 +144,6 @@ START_TEST(test_null_arguments_are_invalid)
     ck_assert_int_eq(hc_registry_health(NULL, &up, NULL, NULL, &err), HC_ERR_INVALID);
     ck_assert_uint_eq(hc_registry_cache_count(NULL), 0);
     hc_registry_free(NULL);
-    hc_registry_free(reg);
-    hc_cache_free(a);
 }
 END_TEST
 
@@ -127,7 +151,6 @@ END_TEST
 
 START_TEST(test_json_reports_counters_diagnostics_and_hit_ratio)
 {
-    hc_registry *reg = new_registry();
     hc_cache *c = named_cache("users");
     hc_value *v = NULL;
     ck_assert_int_eq(hc_put(c, "user:1", "abc", 3, NULL, NULL), HC_OK);
@@ -149,14 +172,11 @@ START_TEST(test_json_reports_counters_diagnostics_and_hit_ratio)
     ck_assert_contains(s, "\"bus_state\":\"none\",\"bypass\":false,\"notify_queue_usage\":null}");
     ck_assert_contains(s, "\"buses\":[]");
     free(s);
-    hc_registry_free(reg);
-    hc_cache_free(c);
 }
 END_TEST
 
 START_TEST(test_empty_registry_snapshots_are_valid)
 {
-    hc_registry *reg = new_registry();
     char *s = json_of(reg);
     ck_assert_str_eq(s, "{\"version\":\"" HC_VERSION_STRING
                         "\",\"status\":\"UP\",\"caches\":[],\"buses\":[]}");
@@ -165,26 +185,21 @@ START_TEST(test_empty_registry_snapshots_are_valid)
     ck_assert_contains(s, "# TYPE hydracache_hits_total counter\n");
     ck_assert_ptr_null(strstr(s, "hydracache_hits_total{"));
     free(s);
-    hc_registry_free(reg);
 }
 END_TEST
 
 START_TEST(test_json_escapes_quotes_backslashes_and_control_bytes_in_names)
 {
-    hc_registry *reg = new_registry();
     hc_cache *c = named_cache("q\"b\\s\n\t\x01\x1f\x7f/");
     ck_assert_int_eq(hc_registry_add(reg, c, NULL), HC_OK);
     char *s = json_of(reg);
     ck_assert_contains(s, "\"name\":\"q\\\"b\\\\s\\n\\t\\u0001\\u001f\\u007f/\"");
     free(s);
-    hc_registry_free(reg);
-    hc_cache_free(c);
 }
 END_TEST
 
 START_TEST(test_json_keeps_utf8_and_replaces_invalid_bytes)
 {
-    hc_registry *reg = new_registry();
     /* é and € are kept; a lone 0xff, an overlong '/', a UTF-16 surrogate and a
      * truncated sequence each become U+FFFD per byte. */
     hc_cache *c = named_cache("\xc3\xa9\xe2\x82\xac|\xff|\xc0\xaf|\xed\xa0\x80|\xe2\x82");
@@ -193,14 +208,11 @@ START_TEST(test_json_keeps_utf8_and_replaces_invalid_bytes)
     ck_assert_contains(s, "\"name\":\"\xc3\xa9\xe2\x82\xac|\\ufffd|\\ufffd\\ufffd|"
                           "\\ufffd\\ufffd\\ufffd|\\ufffd\\ufffd\"");
     free(s);
-    hc_registry_free(reg);
-    hc_cache_free(c);
 }
 END_TEST
 
 START_TEST(test_cache_json_reports_one_section_of_one_cache)
 {
-    hc_registry *reg = new_registry();
     hc_cache *a = named_cache("a"), *b = named_cache("b");
     ck_assert_int_eq(hc_registry_add(reg, a, NULL), HC_OK);
     ck_assert_int_eq(hc_registry_add(reg, b, NULL), HC_OK);
@@ -220,15 +232,11 @@ START_TEST(test_cache_json_reports_one_section_of_one_cache)
     ck_assert_int_eq(hc_registry_cache_json(reg, "c", HC_REGISTRY_STATS, &s, NULL, &err), HC_MISS);
     ck_assert_ptr_null(s);
     ck_assert_contains(err.message, "'c'");
-    hc_registry_free(reg);
-    hc_cache_free(a);
-    hc_cache_free(b);
 }
 END_TEST
 
 START_TEST(test_caches_json_lists_every_cache_in_registration_order)
 {
-    hc_registry *reg = new_registry();
     hc_cache *a = named_cache("zeta"), *b = named_cache("alpha");
     ck_assert_int_eq(hc_registry_add(reg, a, NULL), HC_OK);
     ck_assert_int_eq(hc_registry_add(reg, b, NULL), HC_OK);
@@ -241,9 +249,6 @@ START_TEST(test_caches_json_lists_every_cache_in_registration_order)
     ck_assert(z < al);
     ck_assert_contains(s, "\"hit_ratio\":0,\"bus_state\":\"none\",\"bypass\":false}");
     free(s);
-    hc_registry_free(reg);
-    hc_cache_free(a);
-    hc_cache_free(b);
 }
 END_TEST
 
@@ -251,7 +256,6 @@ END_TEST
 
 START_TEST(test_health_is_down_while_a_cache_is_in_bypass)
 {
-    hc_registry *reg = new_registry();
     hc_cache *a = named_cache("a"), *b = named_cache("b");
     ck_assert_int_eq(hc_registry_add(reg, a, NULL), HC_OK);
     ck_assert_int_eq(hc_registry_add(reg, b, NULL), HC_OK);
@@ -273,9 +277,6 @@ START_TEST(test_health_is_down_while_a_cache_is_in_bypass)
     hc_cache_set_bypass(b, false, HC_ORIGIN_LOCAL);
     ck_assert_int_eq(hc_registry_health(reg, &up, NULL, NULL, NULL), HC_OK);
     ck_assert(up);
-    hc_registry_free(reg);
-    hc_cache_free(a);
-    hc_cache_free(b);
 }
 END_TEST
 
@@ -283,7 +284,6 @@ END_TEST
  * call the bus makes for every attached cache after each probe. */
 START_TEST(test_health_is_degraded_above_the_queue_usage_threshold)
 {
-    hc_registry *reg = new_registry();
     hc_cache *a = named_cache("a"), *b = named_cache("b");
     ck_assert_int_eq(hc_registry_add(reg, a, NULL), HC_OK);
     ck_assert_int_eq(hc_registry_add(reg, b, NULL), HC_OK);
@@ -335,13 +335,11 @@ START_TEST(test_health_is_degraded_above_the_queue_usage_threshold)
     ck_assert_int_eq(hc_registry_health_status(reg, NULL, NULL, NULL, &err), HC_ERR_INVALID);
     ck_assert_str_eq(hc_health_str(HC_HEALTH_DEGRADED), "DEGRADED");
     ck_assert_str_eq(hc_health_str((hc_health)9), "unknown");
-    hc_registry_free(reg);
-    hc_cache_free(a);
-    hc_cache_free(b);
 }
 END_TEST
 
-/* A PostgreSQL bus in event-loop mode that is never polled stays connecting. */
+/* A PostgreSQL bus in event-loop mode that is never polled stays connecting;
+ * the fixture frees it. */
 static hc_pg_bus *idle_pg_bus(void)
 {
     hc_error err;
@@ -349,12 +347,12 @@ static hc_pg_bus *idle_pg_bus(void)
                             .mode = HC_PG_BUS_EVENT_LOOP};
     hc_pg_bus *bus = hc_pg_bus_new(&cfg, &err);
     ck_assert_msg(bus != NULL, "hc_pg_bus_new: %s", err.message);
-    return bus;
+    ck_assert_uint_lt(nkept_buses, MAX_KEPT);
+    return kept_buses[nkept_buses++] = bus;
 }
 
 START_TEST(test_pg_bus_is_reported_and_down_until_listening)
 {
-    hc_registry *reg = new_registry();
     hc_pg_bus *bus = idle_pg_bus();
     hc_cache *c = named_cache("users");
     ck_assert_int_eq(hc_pg_bus_attach(bus, c, NULL), HC_OK);
@@ -386,9 +384,6 @@ START_TEST(test_pg_bus_is_reported_and_down_until_listening)
     s = json_of(reg);
     ck_assert_contains(s, "\"caches\":[],\"buses\":[]");
     free(s);
-    hc_registry_free(reg);
-    hc_pg_bus_free(bus);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -413,7 +408,6 @@ static const hc_transport_ops null_ops = {.name = "null", .start = null_start,
 
 START_TEST(test_any_bus_is_reported_from_the_generic_bus)
 {
-    hc_registry *reg = new_registry();
     hc_bus *local = hc_local_bus_new("loc", NULL);
     hc_bus *custom = hc_bus_new("cus", &null_ops, NULL, NULL);
     ck_assert(local != NULL && custom != NULL);
@@ -460,7 +454,6 @@ START_TEST(test_any_bus_is_reported_from_the_generic_bus)
     ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
     ck_assert_int_eq(h, HC_HEALTH_UP);
     ck_assert_int_eq(hc_registry_remove_bus(reg, local, NULL), HC_OK);
-    hc_registry_free(reg);
     hc_bus_free(custom);
     hc_bus_free(local);
 }
@@ -469,13 +462,10 @@ END_TEST
 /* A PostgreSQL bus is one bus: it cannot be registered again as a generic one. */
 START_TEST(test_a_pg_bus_cannot_be_registered_twice_through_its_generic_bus)
 {
-    hc_registry *reg = new_registry();
     hc_pg_bus *bus = idle_pg_bus();
     ck_assert_int_eq(hc_registry_add_pg_bus(reg, "main", bus, NULL), HC_OK);
     ck_assert_int_eq(hc_registry_add_bus(reg, "other", hc_pg_bus_bus(bus), NULL), HC_ERR_BUSY);
     ck_assert_int_eq(hc_registry_remove_pg_bus(reg, bus, NULL), HC_OK);
-    hc_registry_free(reg);
-    hc_pg_bus_free(bus);
 }
 END_TEST
 
@@ -510,13 +500,11 @@ static void golden_add(char **all, const char *title, char *text)
  * a known and an unknown queue usage and a PostgreSQL bus. */
 START_TEST(test_snapshots_match_the_golden_file)
 {
-    hc_registry *reg = new_registry();
     hc_pg_bus *bus = idle_pg_bus();
-    hc_cache *users = hc_cache_new(
-        &(hc_config){.name = "users", .max_bytes = 1 << 20, .max_entries = 100}, NULL);
-    hc_cache *odd = hc_cache_new(
-        &(hc_config){.name = "q\"b\\\n\x01\xff/\xc3\xa9", .max_bytes = 1 << 20}, NULL);
-    ck_assert(users != NULL && odd != NULL);
+    hc_cache *users = kept_cache(hc_cache_new(
+        &(hc_config){.name = "users", .max_bytes = 1 << 20, .max_entries = 100}, NULL));
+    hc_cache *odd = kept_cache(hc_cache_new(
+        &(hc_config){.name = "q\"b\\\n\x01\xff/\xc3\xa9", .max_bytes = 1 << 20}, NULL));
     hc_value *v = NULL;
     ck_assert_int_eq(hc_put(users, "user:1", "abc", 3, NULL, NULL), HC_OK);
     ck_assert_int_eq(hc_get(users, "user:1", &v, NULL), HC_OK);
@@ -570,10 +558,6 @@ START_TEST(test_snapshots_match_the_golden_file)
     }
     free(want);
     free(all);
-    hc_registry_free(reg);
-    hc_pg_bus_free(bus);
-    hc_cache_free(users);
-    hc_cache_free(odd);
 }
 END_TEST
 
@@ -581,7 +565,6 @@ END_TEST
 
 START_TEST(test_prometheus_writes_help_and_type_once_per_family)
 {
-    hc_registry *reg = new_registry();
     hc_cache *a = named_cache("a"), *b = named_cache("b");
     ck_assert_int_eq(hc_registry_add(reg, a, NULL), HC_OK);
     ck_assert_int_eq(hc_registry_add(reg, b, NULL), HC_OK);
@@ -599,9 +582,6 @@ START_TEST(test_prometheus_writes_help_and_type_once_per_family)
     /* unknown queue usage is left out, not reported as -1 */
     ck_assert_ptr_null(strstr(s, "hydracache_notify_queue_usage{"));
     free(s);
-    hc_registry_free(reg);
-    hc_cache_free(a);
-    hc_cache_free(b);
 }
 END_TEST
 
@@ -609,7 +589,6 @@ END_TEST
  * in _total; the samples of a family follow its # TYPE line without a gap. */
 START_TEST(test_prometheus_output_is_well_formed)
 {
-    hc_registry *reg = new_registry();
     hc_cache *a = named_cache("a b"), *b = named_cache("c");
     ck_assert_int_eq(hc_registry_add(reg, a, NULL), HC_OK);
     ck_assert_int_eq(hc_registry_add(reg, b, NULL), HC_OK);
@@ -641,28 +620,21 @@ START_TEST(test_prometheus_output_is_well_formed)
     }
     ck_assert_uint_gt(samples, 40);
     free(s);
-    hc_registry_free(reg);
-    hc_cache_free(a);
-    hc_cache_free(b);
 }
 END_TEST
 
 START_TEST(test_prometheus_escapes_label_values)
 {
-    hc_registry *reg = new_registry();
     hc_cache *c = named_cache("a\"b\\c\nd\xff");
     ck_assert_int_eq(hc_registry_add(reg, c, NULL), HC_OK);
     char *s = prom_of(reg);
     ck_assert_contains(s, "hydracache_hits_total{cache=\"a\\\"b\\\\c\\nd\xef\xbf\xbd\"} 0\n");
     free(s);
-    hc_registry_free(reg);
-    hc_cache_free(c);
 }
 END_TEST
 
 START_TEST(test_ratios_are_written_as_decimal_numbers)
 {
-    hc_registry *reg = new_registry();
     hc_cache *c = named_cache("c");
     hc_value *v = NULL;
     ck_assert_int_eq(hc_put(c, "k", "v", 1, NULL, NULL), HC_OK);
@@ -674,8 +646,6 @@ START_TEST(test_ratios_are_written_as_decimal_numbers)
     char *s = prom_of(reg);
     ck_assert_contains(s, "hydracache_hit_ratio{cache=\"c\"} 0.333333333\n");
     free(s);
-    hc_registry_free(reg);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -683,10 +653,10 @@ END_TEST
 
 typedef hc_status (*snap_fn)(hc_registry *, char **, size_t *, hc_error *);
 
-static hc_status health_snap(hc_registry *reg, char **out, size_t *len, hc_error *err)
+static hc_status health_snap(hc_registry *r, char **out, size_t *len, hc_error *err)
 {
     bool up;
-    return hc_registry_health(reg, &up, out, len, err);
+    return hc_registry_health(r, &up, out, len, err);
 }
 
 /* Failing the Nth allocation for every N: NOMEM with no output (ASan checks
@@ -695,7 +665,6 @@ START_TEST(test_snapshots_report_nomem_when_allocation_fails)
 {
     static const snap_fn fns[] = {hc_registry_json, hc_registry_prometheus,
                                   hc_registry_caches_json, health_snap};
-    hc_registry *reg = new_registry();
     hc_cache *c = named_cache("users");
     ck_assert_int_eq(hc_registry_add(reg, c, NULL), HC_OK);
     for (size_t f = 0; f < sizeof fns / sizeof fns[0]; f++) {
@@ -718,14 +687,11 @@ START_TEST(test_snapshots_report_nomem_when_allocation_fails)
         }
         ck_assert(done);
     }
-    hc_registry_free(reg);
-    hc_cache_free(c);
 }
 END_TEST
 
 START_TEST(test_add_reports_nomem_and_leaves_registry_unchanged)
 {
-    hc_registry *reg = new_registry();
     hc_cache *c = named_cache("users");
     hc__alloc_fail_after(0);
     hc_status st = hc_registry_add(reg, c, NULL);
@@ -741,8 +707,6 @@ START_TEST(test_add_reports_nomem_and_leaves_registry_unchanged)
     hc__alloc_fail_after(0);
     ck_assert_ptr_null(hc_registry_new(NULL));
     hc__alloc_fail_after(-1);
-    hc_registry_free(reg);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -750,7 +714,6 @@ END_TEST
 
 START_TEST(test_actuator_availability_matches_the_build)
 {
-    hc_registry *reg = new_registry();
 #ifdef HC_WITH_ACTUATOR
     ck_assert(hc_actuator_available());
 #else
@@ -761,7 +724,6 @@ START_TEST(test_actuator_availability_matches_the_build)
     ck_assert_uint_eq(hc_actuator_port(NULL), 0);
     hc_actuator_stop(NULL);
 #endif
-    hc_registry_free(reg);
 }
 END_TEST
 
@@ -786,7 +748,7 @@ static void *churn(void *arg)
     worker *w = arg;
     char name[32];
     snprintf(name, sizeof name, "cache-%d", w->id);
-    hc_cache *c = named_cache(name);
+    hc_cache *c = new_cache(name);
     pthread_barrier_wait(&w->sh->start);
     for (int i = 0; i < ROUNDS; i++) {
         ck_assert_int_eq(hc_registry_add(w->sh->reg, c, NULL), HC_OK);
@@ -817,7 +779,7 @@ static void *snapshots(void *arg)
 
 START_TEST(test_concurrent_registration_and_snapshots_are_safe)
 {
-    shared sh = {.reg = new_registry()};
+    shared sh = {.reg = reg};
     pthread_t t[WORKERS + 2];
     worker w[WORKERS + 2];
     pthread_barrier_init(&sh.start, NULL, WORKERS + 2);
@@ -834,7 +796,6 @@ START_TEST(test_concurrent_registration_and_snapshots_are_safe)
     ck_assert_int_eq(ok, 2 * 2 * (ROUNDS / 3));
     ck_assert_uint_eq(hc_registry_cache_count(sh.reg), 0);
     pthread_barrier_destroy(&sh.start);
-    hc_registry_free(sh.reg);
 }
 END_TEST
 
@@ -845,6 +806,7 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, test_add_rejects_a_second_cache_with_the_same_name);
     tcase_add_test(tc, test_remove_frees_the_name_for_another_cache);
     tcase_add_test(tc, test_null_arguments_are_invalid);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
     tc = tcase_create("json");
     tcase_add_test(tc, test_json_reports_counters_diagnostics_and_hit_ratio);
@@ -853,6 +815,7 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, test_json_keeps_utf8_and_replaces_invalid_bytes);
     tcase_add_test(tc, test_cache_json_reports_one_section_of_one_cache);
     tcase_add_test(tc, test_caches_json_lists_every_cache_in_registration_order);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
     tc = tcase_create("health");
     tcase_add_test(tc, test_health_is_down_while_a_cache_is_in_bypass);
@@ -861,23 +824,28 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, test_snapshots_match_the_golden_file);
     tcase_add_test(tc, test_any_bus_is_reported_from_the_generic_bus);
     tcase_add_test(tc, test_a_pg_bus_cannot_be_registered_twice_through_its_generic_bus);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
     tc = tcase_create("prometheus");
     tcase_add_test(tc, test_prometheus_writes_help_and_type_once_per_family);
     tcase_add_test(tc, test_prometheus_output_is_well_formed);
     tcase_add_test(tc, test_prometheus_escapes_label_values);
     tcase_add_test(tc, test_ratios_are_written_as_decimal_numbers);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_add_test(tc, test_snapshots_report_nomem_when_allocation_fails);
     tcase_add_test(tc, test_add_reports_nomem_and_leaves_registry_unchanged);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
     tc = tcase_create("actuator");
     tcase_add_test(tc, test_actuator_availability_matches_the_build);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
     tc = tcase_create("threads");
     tcase_set_timeout(tc, 50);
     tcase_add_test(tc, test_concurrent_registration_and_snapshots_are_safe);
+    tcase_add_checked_fixture(tc, registry_setup, registry_teardown);
     suite_add_tcase(s, tc);
     return s;
 }

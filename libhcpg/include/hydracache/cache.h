@@ -100,12 +100,20 @@ HC_EXTERN hc_status hc_error_set(hc_error *err, hc_status code, const char *fmt,
  */
 typedef struct hc_value hc_value;
 
-/* Copy len bytes into a new value (refcount 1).  NULL on OOM or len too big. */
+/* Copy len bytes of data into a new value; the caller owns its one reference
+ * (hc_value_release).  data may be NULL only when len is 0.  NULL on OOM, on
+ * len > HC_MAX_VALUE_LEN, or for NULL data with len > 0.  Any thread. */
 HC_EXTERN hc_value *hc_value_new(const void *data, size_t len);
-/* New value of len bytes to be filled by the caller through *data_out before
- * it is shared.  NULL on OOM. */
+/* New value of len bytes (plus the trailing NUL, already written), owned by
+ * the caller like hc_value_new's; *data_out (data_out may be NULL) receives
+ * its writable bytes, which the caller fills before sharing the value with
+ * another thread or the cache and never writes afterwards.  NULL on OOM or
+ * len > HC_MAX_VALUE_LEN.  Any thread. */
 HC_EXTERN hc_value *hc_value_alloc(size_t len, void **data_out);
+/* The value's bytes, borrowed: valid while the caller holds a reference, and
+ * followed by a NUL.  NULL for a NULL v.  Any thread. */
 HC_EXTERN const void *hc_value_data(const hc_value *v);
+/* Length in bytes, without the trailing NUL; 0 for a NULL v.  Any thread. */
 HC_EXTERN size_t hc_value_len(const hc_value *v);
 /* Returns v with one more reference.  NULL-safe. */
 HC_EXTERN hc_value *hc_value_retain(hc_value *v);
@@ -126,12 +134,19 @@ HC_EXTERN void hc_value_release(hc_value *v);
 HC_EXTERN hc_status hc_key_build(char *buf, size_t cap, size_t *len_out,
                                  const char *const *segs, size_t nsegs, hc_error *err);
 
-/* HC_KEY(buf, cap, &st, "user", id): hc_key_build over literal segments. */
+/* hc_key_build over literal segments, without the length out-parameter:
+ *     hc_error err;
+ *     char key[HC_MAX_KEY_LEN + 1];
+ *     hc_status st = HC_KEY(key, sizeof key, &err, "user", id);
+ * (err may be NULL). */
 #define HC_KEY(buf, cap, err, ...)                                                   \
     hc_key_build((buf), (cap), NULL, (const char *const[]){__VA_ARGS__},             \
                  sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *), (err))
 
-/* The table-wide tag of an entity: esc(entity) ":*" (docs/PROTOCOL.md). */
+/* The table-wide tag of an entity, esc(entity) ":*" (docs/PROTOCOL.md), as a
+ * NUL-terminated string into buf (capacity cap).  HC_ERR_INVALID: buf or
+ * entity NULL.  HC_ERR_TOO_LARGE: cap is 0 or the tag would exceed
+ * HC_MAX_KEY_LEN or cap - 1 (buf then holds "").  Thread-safe (pure function). */
 HC_EXTERN hc_status hc_key_table_tag(char *buf, size_t cap, const char *entity, hc_error *err);
 
 /* ------------------------------------------------------------------ tags */
@@ -147,16 +162,26 @@ typedef struct hc_tags {
                sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)})
 
 /*
- * Reusable owned set of tags (deduplicated, insertion order kept).
- * Not thread-safe for writers; once built it may be read (used in hc_opts)
- * from many threads at once.
+ * Reusable owned set of tags (deduplicated, insertion order kept, at most
+ * HC_MAX_TAGS).  Not thread-safe for writers: hc_tagset_add must not run
+ * concurrently with any other use of the set; once built it may be read
+ * (count/get, or used in hc_opts, hc_policy, hc_query) from many threads at
+ * once.  The set owns copies of its tags.
  */
 typedef struct hc_tagset hc_tagset;
+/* New empty set, owned by the caller (hc_tagset_free).  NULL on OOM. */
 HC_EXTERN hc_tagset *hc_tagset_new(void);
-HC_EXTERN void hc_tagset_free(hc_tagset *ts); /* NULL-safe */
-/* Copies tag.  HC_ERR_INVALID (NULL/empty), HC_ERR_TOO_LARGE (len or count). */
+/* Frees the set and its tags; nothing may use it any more.  NULL-safe. */
+HC_EXTERN void hc_tagset_free(hc_tagset *ts);
+/* Copies tag into the set; adding a tag already present is HC_OK and changes
+ * nothing.  HC_ERR_INVALID (NULL ts, NULL/empty tag), HC_ERR_TOO_LARGE (tag
+ * over HC_MAX_KEY_LEN, or an HC_MAX_TAGS + 1st tag), HC_ERR_NOMEM; on error
+ * the set is unchanged. */
 HC_EXTERN hc_status hc_tagset_add(hc_tagset *ts, const char *tag, hc_error *err);
+/* Number of tags; 0 for a NULL set. */
 HC_EXTERN size_t hc_tagset_count(const hc_tagset *ts);
+/* Tag i (0-based, insertion order), borrowed from the set: valid until
+ * hc_tagset_free.  NULL for a NULL set or i >= count. */
 HC_EXTERN const char *hc_tagset_get(const hc_tagset *ts, size_t i);
 
 /* ------------------------------------------------------------------ options */
@@ -188,19 +213,33 @@ typedef struct hc_config {
     void *clock_ctx;
 } hc_config;
 
-/* cfg may be NULL (all defaults).  NULL on error (err says why). */
+/* New cache owned by the caller (hc_cache_free).  cfg may be NULL (all
+ * defaults) and is only read during the call (clock_ctx is borrowed for the
+ * cache's life).  NULL with HC_ERR_NOMEM on error.  Any thread. */
 HC_EXTERN hc_cache *hc_cache_new(const hc_config *cfg, hc_error *err);
-/* NULL-safe.  Detach buses and free views/subscribers/listeners first. */
+/* Frees the cache and its entries (values still referenced by callers stay
+ * valid until released).  NULL-safe.  Detach buses, remove it from
+ * registries and free its views/subscribers/listeners first; no other call
+ * on c may be in progress or follow. */
 HC_EXTERN void hc_cache_free(hc_cache *c);
+/* The cache's name (a copy of hc_config.name, or "default"), borrowed: valid
+ * until hc_cache_free.  NULL for a NULL c.  Any thread. */
 HC_EXTERN const char *hc_cache_name(const hc_cache *c);
 
 /*
- * Lookup.  HC_OK and *out = new reference on a hit; HC_MISS (and *out = NULL)
- * when absent or expired (an expired entry is dropped).
+ * Lookup.  HC_OK and *out = a new reference the caller releases
+ * (hc_value_release) on a hit; HC_MISS (and *out = NULL) when absent, expired
+ * (an expired entry is dropped) or in bypass.  Counted as a hit or a miss.
+ * HC_ERR_INVALID for a NULL c/out or a NULL/empty key, HC_ERR_TOO_LARGE for a
+ * key over HC_MAX_KEY_LEN (*out is NULL on every error).
  */
 HC_EXTERN hc_status hc_get(hc_cache *c, const char *key, hc_value **out, hc_error *err);
 /*
- * Store a copy of data under key, replacing any entry.  A put also makes any
+ * Store a copy of data (len bytes; data may be NULL only when len is 0) under
+ * key, replacing any entry; opts (may be NULL) gives TTL and tags, both
+ * copied.  HC_ERR_INVALID for a NULL c, NULL/empty key, NULL data with len
+ * > 0 or a bad tag; HC_ERR_TOO_LARGE for len > HC_MAX_VALUE_LEN or a key/tag
+ * over its limit; HC_ERR_NOMEM.  A put also makes any
  * in-flight load of the same key stale, so an older load never overwrites it,
  * and callers arriving after the put never join such a load.  A put that
  * stores nothing (it fails with any status once the cache and key are valid:
@@ -210,18 +249,31 @@ HC_EXTERN hc_status hc_get(hc_cache *c, const char *key, hc_value **out, hc_erro
  */
 HC_EXTERN hc_status hc_put(hc_cache *c, const char *key, const void *data, size_t len,
                            const hc_opts *opts, hc_error *err);
-/* Store a reference to v (the cache takes its own reference).  Same rules as hc_put. */
+/* Store a reference to v (the cache takes its own reference; the caller keeps
+ * its own and still releases it).  HC_ERR_INVALID for a NULL v.  Same rules
+ * as hc_put. */
 HC_EXTERN hc_status hc_put_value(hc_cache *c, const char *key, hc_value *v,
                                  const hc_opts *opts, hc_error *err);
 /* HC_OK if key maps to a live value, HC_MISS otherwise (expired entries are
- * dropped).  Not counted as a hit or miss. */
+ * dropped; always HC_MISS in bypass).  Not counted as a hit or miss.
+ * HC_ERR_INVALID / HC_ERR_TOO_LARGE for a bad c or key, as hc_get. */
 HC_EXTERN hc_status hc_contains(hc_cache *c, const char *key, hc_error *err);
-/* Remove one key; HC_OK whether or not it was present.  Published to an attached bus. */
+/*
+ * Invalidation.  Each call makes the in-flight loads it concerns stale (their
+ * result is not stored), removes the entries, counts the matching
+ * invalidations_* counter, emits the matching event (origin local) and then
+ * hands the invalidation to the attached publisher (a bus), if any, on the
+ * calling thread.  HC_OK whether or not anything was present; HC_ERR_INVALID
+ * for a NULL c or a NULL/empty key or tag, HC_ERR_TOO_LARGE for one over
+ * HC_MAX_KEY_LEN (then nothing is removed or published).  Any thread.
+ */
+/* Remove one key and make an in-flight load of it stale. */
 HC_EXTERN hc_status hc_invalidate_key(hc_cache *c, const char *key, hc_error *err);
+/* Another name for hc_invalidate_key (same behaviour, counters and events). */
 HC_EXTERN hc_status hc_remove(hc_cache *c, const char *key, hc_error *err);
 /* Remove every entry carrying tag and make in-flight loads carrying it stale. */
 HC_EXTERN hc_status hc_invalidate_tag(hc_cache *c, const char *tag, hc_error *err);
-/* Remove everything and make every in-flight load stale. */
+/* Remove everything and make every in-flight load stale (bumps the flush epoch). */
 HC_EXTERN hc_status hc_flush(hc_cache *c, hc_error *err);
 
 /*
@@ -251,21 +303,31 @@ typedef hc_status (*hc_loader_fn)(void *ctx, const char *key, hc_value **out, hc
  * Tags in opts only matter to a load: a hit checks them cheaply (HC_ERR_INVALID
  * for a NULL tags.v with n > 0 or a NULL/empty tag) and a miss in full (lengths,
  * HC_MAX_TAGS distinct tags) before the loader runs.
+ * On HC_OK *out receives a new reference the caller releases; on any other
+ * status *out is NULL.  HC_ERR_INVALID for a NULL c, out or loader, and keys
+ * as hc_get.  ctx is borrowed for the call; the loader runs on the calling
+ * thread of the one caller that starts the load.  Any thread.
  */
 HC_EXTERN hc_status hc_get_or_load(hc_cache *c, const char *key, const hc_opts *opts,
                                    hc_loader_fn loader, void *ctx, hc_value **out,
                                    hc_error *err);
-/* Same as hc_get_or_load. */
+/* Another name for hc_get_or_load (same behaviour and ownership). */
 HC_EXTERN hc_status hc_try_get_or_insert_with(hc_cache *c, const char *key, const hc_opts *opts,
                                               hc_loader_fn loader, void *ctx, hc_value **out,
                                               hc_error *err);
-/* Loader that cannot fail: returns a new reference; NULL only on OOM. */
+/* Loader that cannot fail: returns a new reference the runtime takes over;
+ * NULL only on OOM. */
 typedef hc_value *(*hc_infallible_loader_fn)(void *ctx, const char *key);
+/* hc_get_or_load with an infallible loader (NULL loader: HC_ERR_INVALID); a
+ * NULL from the loader is HC_ERR_NOMEM.  Same single-flight, freshness,
+ * ownership and threading rules. */
 HC_EXTERN hc_status hc_get_or_insert_with(hc_cache *c, const char *key, const hc_opts *opts,
                                           hc_infallible_loader_fn loader, void *ctx,
                                           hc_value **out, hc_error *err);
 
-/* Drop expired entries now (also done lazily and by a cheap incremental sweep). */
+/* Drop expired entries now (also done lazily and by a cheap incremental
+ * sweep); returns how many were dropped (counted as evictions_expired, each
+ * with its HC_EV_EVICT event).  0 for a NULL c.  Any thread. */
 HC_EXTERN size_t hc_cache_sweep(hc_cache *c);
 
 /* ------------------------------------------------------------------ views */
@@ -289,25 +351,53 @@ typedef struct hc_codec {
 /*
  * A typed view: keys are prefixed "<esc(ns)>:" and values pass through the
  * codec.  Same storage, stats, single-flight and invalidation as the cache.
- * The codec struct is copied.  Free views before the cache.  Thread-safe.
+ * Thread-safe: every hc_view_* call may run from any thread concurrently
+ * (the codec functions are then called concurrently too).  Every hc_view_*
+ * function taking a key returns HC_ERR_INVALID for a NULL view or a
+ * NULL/empty key, and HC_ERR_TOO_LARGE when the full key would exceed
+ * HC_MAX_KEY_LEN.
  */
 typedef struct hc_view hc_view;
+/* New view of c (borrowed: free the view before the cache) under namespace ns
+ * (copied, escaped); the codec struct is copied, its ctx borrowed.  The
+ * caller owns the view (hc_view_free).  NULL with HC_ERR_INVALID for NULL
+ * c/ns/codec or a codec without encode, decode or free; HC_ERR_TOO_LARGE for
+ * a namespace leaving no room for a key; HC_ERR_NOMEM. */
 HC_EXTERN hc_view *hc_cache_view(hc_cache *c, const char *ns, const hc_codec *codec,
                                  hc_error *err);
-HC_EXTERN void hc_view_free(hc_view *v); /* NULL-safe */
-/* *obj_out receives a new decoded object the caller frees with codec.free. */
+/* Frees the view (not the cache, not its entries).  NULL-safe; no other call
+ * on v may be in progress or follow. */
+HC_EXTERN void hc_view_free(hc_view *v);
+/* hc_get through the codec: on HC_OK *obj_out receives a new decoded object
+ * the caller frees with codec.free; on any other status *obj_out is NULL
+ * (obj_out NULL: HC_ERR_INVALID).  Decode errors as described for hc_codec. */
 HC_EXTERN hc_status hc_view_get(hc_view *v, const char *key, void **obj_out, hc_error *err);
+/* Encode obj (borrowed, only read) and hc_put_value the result under the view
+ * key, with hc_put's rules; an encode that fails (or returns HC_OK without a
+ * value: HC_ERR_CODEC) leaves the key absent. */
 HC_EXTERN hc_status hc_view_put(hc_view *v, const char *key, const void *obj,
                                 const hc_opts *opts, hc_error *err);
+/* Object loader for hc_view_get_or_load: key is the view key (without the
+ * namespace); on HC_OK *obj_out receives a new object that the view encodes
+ * and then frees with codec.free.  Errors as for hc_loader_fn. */
 typedef hc_status (*hc_obj_loader_fn)(void *ctx, const char *key, void **obj_out, hc_error *err);
-/* On a miss the loader's object is encoded and stored, and a decoded copy is returned. */
+/* hc_get_or_load through the codec (same single-flight and freshness rules):
+ * on a miss the loader's object is encoded and stored, and a decoded copy is
+ * returned in *obj_out, a new object the caller frees with codec.free.
+ * HC_ERR_INVALID for a NULL obj_out or loader. */
 HC_EXTERN hc_status hc_view_get_or_load(hc_view *v, const char *key, const hc_opts *opts,
                                         hc_obj_loader_fn loader, void *ctx, void **obj_out,
                                         hc_error *err);
+/* hc_contains of the view key (nothing is decoded). */
 HC_EXTERN hc_status hc_view_contains(hc_view *v, const char *key, hc_error *err);
+/* hc_invalidate_key of the view key (published to an attached bus like it). */
 HC_EXTERN hc_status hc_view_invalidate_key(hc_view *v, const char *key, hc_error *err);
+/* Another name for hc_view_invalidate_key. */
 HC_EXTERN hc_status hc_view_remove(hc_view *v, const char *key, hc_error *err);
-/* Full cache key of a view key ("<esc(ns)>:<key>") into buf. */
+/* Full cache key of a view key ("<esc(ns)>:<key>", the key itself not
+ * escaped) NUL-terminated into buf (capacity cap): what hc_get or
+ * hc_invalidate_key on the cache would use.  HC_ERR_INVALID for a NULL buf;
+ * HC_ERR_TOO_LARGE when it exceeds HC_MAX_KEY_LEN or cap - 1.  Pure. */
 HC_EXTERN hc_status hc_view_key(const hc_view *v, const char *key, char *buf, size_t cap,
                                 hc_error *err);
 
@@ -321,6 +411,8 @@ typedef enum hc_bus_state {
     HC_BUS_LOCAL = 4         /* in-process bus */
 } hc_bus_state;
 
+/* "none", "connecting", "listening", "disconnected", "local" (static);
+ * "unknown" for other values.  Any thread. */
 HC_EXTERN const char *hc_bus_state_str(hc_bus_state st);
 
 /* A consistent-enough snapshot of the counters (each counter is exact).
@@ -351,9 +443,13 @@ typedef struct hc_stats {
     uint64_t bypassed_loads;
 } hc_stats;
 
+/* Fill *out (caller-owned) with c's counters; all zero for a NULL c; does
+ * nothing for a NULL out.  Any thread, concurrently with cache use. */
 HC_EXTERN void hc_cache_stats(const hc_cache *c, hc_stats *out);
-HC_EXTERN uint64_t hc_stats_total_requests(const hc_stats *s); /* hits + misses */
-HC_EXTERN double hc_stats_hit_ratio(const hc_stats *s);         /* 0.0 when no requests */
+/* hits + misses; 0 for a NULL s.  Pure function. */
+HC_EXTERN uint64_t hc_stats_total_requests(const hc_stats *s);
+/* hits / (hits + misses); 0.0 when there were no requests or s is NULL. */
+HC_EXTERN double hc_stats_hit_ratio(const hc_stats *s);
 
 typedef struct hc_diagnostics {
     hc_stats stats;
@@ -366,6 +462,9 @@ typedef struct hc_diagnostics {
     double notify_queue_usage;  /* pg_notification_queue_usage(), -1 when unknown */
 } hc_diagnostics;
 
+/* Fill *out (caller-owned) with c's stats, usage, limits, bus state and
+ * bypass flag; for a NULL c all zero with notify_queue_usage -1; does
+ * nothing for a NULL out.  Any thread, concurrently with cache use. */
 HC_EXTERN void hc_cache_diagnostics(const hc_cache *c, hc_diagnostics *out);
 
 /* ------------------------------------------------------------------ events */
@@ -398,6 +497,7 @@ typedef enum hc_origin {
     HC_ORIGIN_DATABASE = 2  /* the hydracache extension (trigger / SQL) */
 } hc_origin;
 
+/* "local", "bus", "database" (static); "unknown" for other values.  Any thread. */
 HC_EXTERN const char *hc_origin_str(hc_origin o);
 
 typedef enum hc_evict_reason {
@@ -419,9 +519,12 @@ typedef struct hc_event {
     char subject[HC_EVENT_SUBJECT_MAX]; /* key, tag or detail; NUL-terminated */
 } hc_event;
 
+/* Name of one kind, e.g. "put", "invalidate_key", "hit" (static); "unknown"
+ * for other values (also for masks of several kinds).  Any thread. */
 HC_EXTERN const char *hc_event_kind_str(hc_event_kind k);
 
-/* Turn hit/miss/load events on or off (off by default: they are hot). */
+/* Turn hit/miss/load events on or off (off by default: they are hot).
+ * No-op for a NULL c.  Any thread; applies to later operations. */
 HC_EXTERN void hc_enable_access_events(hc_cache *c, bool on);
 
 /*
@@ -432,11 +535,19 @@ HC_EXTERN void hc_enable_access_events(hc_cache *c, bool on);
  * HC_ERR_INVALID for mask 0; HC_ERR_TOO_LARGE for capacity > 1<<20.
  */
 typedef struct hc_subscriber hc_subscriber;
+/* The subscriber belongs to the caller (hc_subscriber_free); NULL on error
+ * (also HC_ERR_INVALID for a NULL c, HC_ERR_NOMEM).  Any thread. */
 HC_EXTERN hc_subscriber *hc_subscribe(hc_cache *c, uint32_t mask, size_t capacity,
                                       hc_error *err);
-/* timeout_ms: 0 = poll, < 0 = wait forever.  HC_OK, HC_LAGGED, HC_TIMEOUT. */
+/* Copy the oldest event into *out (caller-owned).  timeout_ms: 0 = poll,
+ * < 0 = wait forever.  HC_OK (*out filled), HC_LAGGED (events were lost:
+ * *out zeroed but for out->lost; the retained events follow on the next
+ * calls), HC_TIMEOUT (nothing arrived), HC_ERR_INVALID (NULL s or out).
+ * One thread at a time per subscriber. */
 HC_EXTERN hc_status hc_subscriber_recv(hc_subscriber *s, hc_event *out, int timeout_ms);
-HC_EXTERN void hc_subscriber_free(hc_subscriber *s); /* NULL-safe */
+/* Unsubscribe and free.  NULL-safe; no hc_subscriber_recv on s may be in
+ * progress or follow.  Call it before hc_cache_free. */
+HC_EXTERN void hc_subscriber_free(hc_subscriber *s);
 
 /*
  * Callback listener: fn is called on a dedicated thread for each matching
@@ -447,9 +558,14 @@ HC_EXTERN void hc_subscriber_free(hc_subscriber *s); /* NULL-safe */
  */
 typedef void (*hc_listener_fn)(void *ctx, hc_status st, const hc_event *ev);
 typedef struct hc_listener hc_listener;
+/* Start a listener for the kinds in mask (ring of 1024 events), owned by the
+ * caller (hc_listener_free, before hc_cache_free); ctx is borrowed.  NULL on
+ * error: HC_ERR_INVALID (NULL c or fn, mask 0), HC_ERR_NOMEM, HC_ERR_SYSTEM
+ * (thread creation).  Any thread.  ev is only valid during the call of fn. */
 HC_EXTERN hc_listener *hc_listen(hc_cache *c, uint32_t mask, hc_listener_fn fn, void *ctx,
                                  hc_error *err);
-HC_EXTERN void hc_listener_free(hc_listener *l); /* NULL-safe */
+/* Stop and free (see above).  NULL-safe; call it once, from any thread. */
+HC_EXTERN void hc_listener_free(hc_listener *l);
 
 /* ------------------------------------------------------- transport hooks */
 /*
@@ -470,14 +586,22 @@ typedef enum hc_inval_kind {
  */
 typedef void (*hc_publish_fn)(void *ctx, hc_cache *c, hc_inval_kind kind, const char *arg);
 
-/* At most one publisher per cache: HC_ERR_BUSY if one is attached. */
+/* Attach fn (ctx borrowed until detached) as c's publisher.  At most one
+ * publisher per cache: HC_ERR_BUSY if one is attached; HC_ERR_INVALID for a
+ * NULL c or fn.  Any thread. */
 HC_EXTERN hc_status hc_cache_attach_publisher(hc_cache *c, hc_publish_fn fn, void *ctx,
                                               hc_error *err);
-/* Returns once no call of the publisher is in progress. */
+/* Detach the publisher (no-op if none, or for a NULL c).  Returns once no
+ * call of it is in progress, so its ctx may then be freed.  Must not be
+ * called from inside the publisher. */
 HC_EXTERN void hc_cache_detach_publisher(hc_cache *c);
 
-/* Apply a remote invalidation (never re-published); counts bus_applied and
- * the matching invalidations_* counter. */
+/* Apply a remote invalidation (never re-published): kind with arg = key or tag
+ * (ignored for HC_INVAL_FLUSH), with the same staleness rules as the local
+ * calls; counts bus_applied and the matching invalidations_* counter, and
+ * emits its event with origin.  HC_ERR_INVALID for a NULL c, an unknown kind,
+ * or a NULL/empty arg; HC_ERR_TOO_LARGE for one over HC_MAX_KEY_LEN.  Any
+ * thread (transports call it from their receiving thread). */
 HC_EXTERN hc_status hc_cache_apply(hc_cache *c, hc_inval_kind kind, const char *arg,
                                    hc_origin origin, hc_error *err);
 
@@ -488,8 +612,16 @@ HC_EXTERN hc_status hc_cache_apply(hc_cache *c, hc_inval_kind kind, const char *
  * began before the change is never stored after it (that flush is not
  * counted in invalidations_flush).  Setting the current value is a no-op.
  */
+/* A change emits HC_EV_BYPASS_ON/OFF with origin.  No-op for a NULL c.  Any
+ * thread. */
 HC_EXTERN void hc_cache_set_bypass(hc_cache *c, bool on, hc_origin origin);
+/* The current bypass flag; false for a NULL c.  Any thread. */
 HC_EXTERN bool hc_cache_bypass(const hc_cache *c);
+
+/*
+ * Bus bookkeeping, called by transports: each is a no-op for a NULL c (or an
+ * unknown counter), never fails and may be called from any thread.
+ */
 
 typedef enum hc_bus_counter {
     HC_BUSCTR_PUBLISHED,
@@ -500,10 +632,16 @@ typedef enum hc_bus_counter {
     HC_BUSCTR_RECONNECTS
 } hc_bus_counter;
 
+/* Add n to the bus_* counter ctr of c's stats. */
 HC_EXTERN void hc_cache_bus_count(hc_cache *c, hc_bus_counter ctr, uint64_t n);
+/* Record the state shown in hc_diagnostics.bus_state (bypass is separate:
+ * hc_cache_set_bypass). */
 HC_EXTERN void hc_cache_set_bus_state(hc_cache *c, hc_bus_state st);
+/* Record pg_notification_queue_usage() (0..1, or -1 for unknown) for
+ * hc_diagnostics.notify_queue_usage. */
 HC_EXTERN void hc_cache_set_notify_queue_usage(hc_cache *c, double usage);
-/* Emit a bus event (HC_EV_BUS_DISCONNECT/RECONNECT) with a detail text. */
+/* Emit a bus event (HC_EV_BUS_DISCONNECT/RECONNECT) with a detail text
+ * (subject may be NULL; copied, truncated to HC_EVENT_SUBJECT_MAX - 1). */
 HC_EXTERN void hc_cache_emit(hc_cache *c, hc_event_kind kind, hc_origin origin,
                              const char *subject);
 

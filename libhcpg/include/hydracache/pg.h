@@ -242,7 +242,8 @@ typedef struct hc_query {
  * generated SQL of q together over HC_QUERY_BUF_MAX bytes).
  */
 HC_EXTERN hc_status hc_query_entity(hc_query *q, const char *entity, const char *id);
-/* Multi-column key: esc(entity):esc(ids[0]):esc(ids[1])... (1..HC_PG_MAX_KEY_COLUMNS ids). */
+/* Multi-column key: esc(entity):esc(ids[0]):esc(ids[1])... (1..HC_PG_MAX_KEY_COLUMNS
+ * ids; ids NULL or n out of range: HC_ERR_INVALID).  Same rules as hc_query_entity. */
 HC_EXTERN hc_status hc_query_entity_n(hc_query *q, const char *entity, const char *const *ids,
                                       size_t n);
 /* HC_QUERY_ENTITY(&q, "order_item", "7", "3") */
@@ -254,9 +255,13 @@ HC_EXTERN hc_status hc_query_entity_n(hc_query *q, const char *entity, const cha
  * Make q a collection query: attach the collection tag esc(collection) (one
  * segment, as the extension emits it on every write to the table) and use
  * the collection as default label; the key stays derived from SQL + params.
+ * collection is copied into q as a tag but borrowed as the label: it must
+ * outlive q's use.  Errors are recorded in q as for hc_query_entity:
+ * HC_ERR_INVALID (NULL q, NULL/empty collection), HC_ERR_TOO_LARGE.
  */
 HC_EXTERN hc_status hc_query_collection(hc_query *q, const char *collection);
-/* Attach one more collection tag (a query reading several tables), label unchanged. */
+/* Attach one more collection tag (a query reading several tables), label
+ * unchanged; collection is copied.  Errors as hc_query_collection. */
 HC_EXTERN hc_status hc_query_add_collection(hc_query *q, const char *collection);
 
 /*
@@ -271,9 +276,16 @@ HC_EXTERN hc_status hc_query_add_collection(hc_query *q, const char *collection)
  *     PGresult *r = hc_pg_fetch_one(cache, conn, &q, &err);
  */
 HC_EXTERN hc_query hc_query_for_entity(const hc_entity_def *def, const char *id);
+/* As hc_query_for_entity for a multi-column key: n must equal the number of
+ * def's key columns (ids borrowed like id).  A NULL def, or one without a
+ * name or without both table and select, is an HC_ERR_INVALID recorded in
+ * the returned query.  Pure functions of their arguments; any thread. */
 HC_EXTERN hc_query hc_query_for_entity_n(const hc_entity_def *def, const char *const *ids,
                                          size_t n);
-/* A query over def's whole collection: sql as given, collection tag of def. */
+/* A query over def's whole collection: sql as given (borrowed), the
+ * collection tag and TTL of def (def borrowed: its collection or table name
+ * serves as the query's label).  A NULL def or one without collection and
+ * table is an HC_ERR_INVALID recorded in the returned query. */
 HC_EXTERN hc_query hc_query_for_collection(const hc_entity_def *def, const char *sql);
 
 /*
@@ -283,9 +295,11 @@ HC_EXTERN hc_query hc_query_for_collection(const hc_entity_def *def, const char 
  */
 HC_EXTERN hc_status hc_query_key(const hc_query *q, char *buf, size_t cap, hc_error *err);
 /*
- * The tags q attaches to its entry, deduplicated, into out[0..cap).  Returns
- * the count (which may exceed cap: then only cap were written), or 0 on error.
- * The strings point into q, its policy, tags and tagset.
+ * The tags q attaches to its entry, deduplicated, into out[0..cap) (out may
+ * be NULL to only count).  Returns the count (which may exceed cap: then only
+ * cap were written), or 0 on error (NULL q, a recorded helper error, bad
+ * tags).  The strings are borrowed from q, its policy, tags and tagset: valid
+ * while those are unchanged.  Pure function of q; thread-safe.
  */
 HC_EXTERN size_t hc_query_tags(const hc_query *q, const char **out, size_t cap);
 
@@ -427,7 +441,7 @@ HC_EXTERN hc_status hc_pg_fetch_optional_view(hc_cache *c, PGconn *conn, const h
 
 /*
  * The libpq accessors, over a view (row and column numbers from 0).  Out of
- * range arguments (or an empty view) give what libpq gives for them: NULL
+ * range arguments (or an empty or NULL view) give what libpq gives for them: NULL
  * from getvalue/fname, 0 from getlength/ftype/fformat, 1 from getisnull, -1
  * from fnumber.  A value is NUL-terminated (binary ones too) and "" for SQL
  * NULL; pointers stay valid until hc_pg_view_release.  fnumber matches names

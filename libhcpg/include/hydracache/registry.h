@@ -14,7 +14,9 @@
  *
  * Output strings: snapshots are returned as malloc'd NUL-terminated strings
  * that the caller releases with free(); *len (when not NULL) receives the
- * length without the NUL.  On error *out is NULL.
+ * length without the NUL.  On error *out is NULL.  Every snapshot function
+ * returns HC_ERR_INVALID for a NULL registry or out (where out is required)
+ * and HC_ERR_NOMEM when the text cannot be built.
  */
 #ifndef HYDRACACHE_REGISTRY_H
 #define HYDRACACHE_REGISTRY_H
@@ -42,9 +44,10 @@ HC_EXTERN void hc_registry_free(hc_registry *reg);
  * (the same cache included); HC_ERR_NOMEM.
  */
 HC_EXTERN hc_status hc_registry_add(hc_registry *reg, hc_cache *c, hc_error *err);
-/* Unregister c: HC_OK, or HC_MISS when it is not registered. */
+/* Unregister c (not freed): HC_OK, or HC_MISS when it is not registered;
+ * HC_ERR_INVALID for NULL arguments.  Returns once no snapshot reads c. */
 HC_EXTERN hc_status hc_registry_remove(hc_registry *reg, const hc_cache *c, hc_error *err);
-/* Number of registered caches. */
+/* Number of registered caches (buses not counted); 0 for a NULL registry. */
 HC_EXTERN size_t hc_registry_cache_count(hc_registry *reg);
 
 /*
@@ -192,7 +195,7 @@ typedef struct hc_actuator_config {
                                     (within a quarter of it); 0 -> 10 */
 } hc_actuator_config;
 
-/* true when the library was built with the actuator. */
+/* true when the library was built with the actuator.  Any thread. */
 HC_EXTERN bool hc_actuator_available(void);
 
 /*
