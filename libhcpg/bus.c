@@ -197,6 +197,9 @@ HC_EXTERN void hc_bus_detach(hc_bus *bus, hc_cache *c)
     hc_cache_detach_publisher(c);
     if (bus->ops != NULL && bus->ops->forget != NULL) bus->ops->forget(bus->impl, c);
     hc_cache_set_bus_state(c, HC_BUS_NONE);
+    /* The queue usage was this bus's probe: unknown again, or the cache
+     * would stay DEGRADED in a registry after it left the bus. */
+    hc_cache_set_notify_queue_usage(c, -1.0);
     /* Always flush (bypass on then off, which also makes loads in flight
      * stale): from here on no invalidation reaches c, so nothing it holds
      * now could ever be invalidated by another node. */

@@ -452,6 +452,43 @@ START_TEST(test_caches_bypass_until_transport_up_and_after_loss)
 }
 END_TEST
 
+/* The NOTIFY queue usage a bus reports belongs to that bus: a cache detached
+ * from it (or left by hc_bus_free) must not keep the last probe, or a registry
+ * would call it DEGRADED forever (review defect, issue #9). */
+START_TEST(test_detach_and_bus_free_forget_the_queue_usage)
+{
+    hub *h = hub_new();
+    hc_bus *n1 = hub_join(h, "n1");
+    hc_cache *a = new_cache(), *b = new_cache();
+    hc_bus_attach(n1, a, NULL);
+    hc_bus_attach(n1, b, NULL);
+    hc_bus_transport_up(n1);
+    hc_bus_set_queue_usage(n1, 0.8);
+    hc_diagnostics d;
+    hc_cache_diagnostics(a, &d);
+    ck_assert(d.notify_queue_usage > 0.79 && d.notify_queue_usage < 0.81);
+    hc_cache_diagnostics(b, &d);
+    ck_assert(d.notify_queue_usage > 0.79 && d.notify_queue_usage < 0.81);
+
+    hc_bus_detach(n1, a);
+    hc_cache_diagnostics(a, &d);
+    ck_assert(d.notify_queue_usage < 0); /* unknown again */
+    hc_cache_diagnostics(b, &d);
+    ck_assert(d.notify_queue_usage > 0.79); /* still attached: still reported */
+
+    hc_bus_set_queue_usage(n1, 0.9); /* a later probe reaches b only */
+    hc_cache_diagnostics(a, &d);
+    ck_assert(d.notify_queue_usage < 0);
+
+    hc_bus_free(n1);
+    hc_cache_diagnostics(b, &d);
+    ck_assert(d.notify_queue_usage < 0);
+    hc_cache_free(a);
+    hc_cache_free(b);
+    free(h);
+}
+END_TEST
+
 START_TEST(test_malformed_payloads_are_counted_and_ignored)
 {
     hub *h = hub_new();
@@ -588,6 +625,7 @@ int main(void)
     tcase_add_test(tt, test_own_messages_are_not_applied_again);
     tcase_add_test(tt, test_known_sender_overrides_the_origin_for_echo_suppression);
     tcase_add_test(tt, test_caches_bypass_until_transport_up_and_after_loss);
+    tcase_add_test(tt, test_detach_and_bus_free_forget_the_queue_usage);
     tcase_add_test(tt, test_malformed_payloads_are_counted_and_ignored);
     tcase_add_test(tt, test_database_messages_apply_and_sync_tokens_do_not);
     tcase_add_test(tt, test_args_that_cannot_name_an_entry_are_skipped);
