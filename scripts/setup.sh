@@ -36,7 +36,8 @@ if [ -f config.status ]; then
   echo "setup: run 'make distclean' in $(pwd) yourself, then run setup again." >&2
   exit 1
 fi
-if [ ! -x configure ] || [ configure.ac -nt configure ]; then
+if [ ! -x configure ] || [ configure.ac -nt configure ] \
+   || [ libhcpg/include/hydracache/version.h -nt configure ]; then  # AC_INIT reads the version
   autoreconf -fi >/dev/null 2>&1
 fi
 mkdir -p build/plain
