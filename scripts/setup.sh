@@ -11,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PKGS=(build-essential autoconf automake libtool pkg-config check libpq-dev
       postgresql-15 postgresql-client-15 postgresql-server-dev-15
-      libmicrohttpd-dev libjansson-dev xxd chromium chromium-driver valgrind gnuplot-nox clang libclang-rt-14-dev)
+      libmicrohttpd-dev libjansson-dev locales xxd chromium chromium-driver valgrind gnuplot-nox clang libclang-rt-14-dev)
 
 missing=()
 [ "${HC_SETUP_NO_PKGS:-}" = 1 ] && PKGS=()

@@ -7,6 +7,8 @@
 #   4. valgrind memcheck over the unit suites
 #   5. benchmark smoke run (bench --quick: proves the benchmarks still run; no timing verdicts)
 #   6. libFuzzer targets (wire parser, PGresult codec, key escaping), 20 s each
+#   7. make distcheck: the release tarball configures, builds, passes make check, installs and
+#      uninstalls (--disable-extension: the extension is already installed by step 1)
 # The cluster is torn down on exit, failure or interrupt.  Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,6 +19,11 @@ jobs=$(nproc)
 export CI=${CI:-true}
 
 bash scripts/setup.sh || { echo "setup failed"; exit 1; }
+# extension/test/moneykey.sh needs a locale that prints money unlike C (de_DE: "12,50 €")
+if ! locale -a 2>/dev/null | grep -qiE '^de_DE\.utf-?8$'; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO localedef -i de_DE -f UTF-8 de_DE.UTF-8 || echo "cannot generate the de_DE.UTF-8 locale"
+fi
 export HC_SANDBOX_REQUIRE_BROWSER=1   # setup installed chromium: the console's browser test must run
 
 pgdir=$(mktemp -d /tmp/hc-ci-pg.XXXXXX)
@@ -41,7 +48,7 @@ count_suite() { # $1 = label, $2 = build dir, $3 = make exit code
   fi
 }
 
-echo "== [1/6] plain build: make check (unit, integration, extension regress + isolation)"
+echo "== [1/7] plain build: make check (unit, integration, extension regress + isolation)"
 make -C build/plain -j"$jobs" check >/tmp/hc-check-plain.out 2>&1; rc=$?
 grep -E '^(PASS|FAIL|ERROR|SKIP|XFAIL|XPASS):|^test |^ok |^not ok|tests? (passed|failed)|^replication test \.' /tmp/hc-check-plain.out | grep -v '^PASS' || true
 [ $rc = 0 ] || { tail -60 /tmp/hc-check-plain.out; for f in extension/regression.diffs extension/output_iso/regression.diffs; do [ -f "$f" ] && head -80 "$f"; done; }
@@ -52,7 +59,7 @@ passed=$((passed + ext_ok))
 
 for san in "address,undefined" "thread"; do
   name=$( [ "$san" = thread ] && echo tsan || echo asan )
-  echo "== [$([ $name = asan ] && echo 2 || echo 3)/6] $name build: make check"
+  echo "== [$([ $name = asan ] && echo 2 || echo 3)/7] $name build: make check"
   mkdir -p "build/$name"
   ( cd "build/$name" && { { [ -f Makefile ] && [ config.status -nt "$top/configure" ]; } \
         || "$top/configure" -q --disable-extension --with-actuator --enable-werror --enable-sanitizers="$san"; } \
@@ -62,7 +69,7 @@ for san in "address,undefined" "thread"; do
   count_suite "$name" "$top/build/$name" $rc
 done
 
-echo "== [4/6] valgrind memcheck over the unit suites"
+echo "== [4/7] valgrind memcheck over the unit suites"
 vg_fail=0; vg_pass=0
 for t in build/plain/tests/unit/check_*; do
   [ -x "$t" ] && [ "${t%.c}" = "$t" ] && [ "${t%.log}" = "$t" ] && [ "${t%.trs}" = "$t" ] && [ "${t%.o}" = "$t" ] || continue
@@ -76,15 +83,22 @@ done
 echo "valgrind: $vg_pass clean, $vg_fail with errors"
 passed=$((passed + vg_pass)); failed=$((failed + vg_fail))
 
-echo "== [5/6] benchmark smoke run"
+echo "== [5/7] benchmark smoke run"
 if grep -q '^bench-quick:' build/plain/Makefile; then
   if make -C build/plain bench-quick >/tmp/hc-bench-quick.out 2>&1; then passed=$((passed + 1)); echo "bench smoke ok"
   else failed=$((failed + 1)); failures+=("bench-quick"); tail -30 /tmp/hc-bench-quick.out; fi
 fi
 
-echo "== [6/6] libFuzzer targets"
+echo "== [6/7] libFuzzer targets"
 if bash tests/fuzz/run.sh build/plain "${HC_FUZZ_SECONDS:-20}"; then passed=$((passed + 3))
 else failed=$((failed + 1)); failures+=("fuzz"); fi
+
+echo "== [7/7] make distcheck"
+if make -C build/plain distcheck >/tmp/hc-distcheck.out 2>&1; then
+  passed=$((passed + 1)); grep -E '^# (TOTAL|PASS|SKIP|FAIL):' /tmp/hc-distcheck.out; echo "distcheck ok"
+else
+  failed=$((failed + 1)); failures+=("distcheck"); grep -E '^(FAIL|ERROR):' /tmp/hc-distcheck.out; tail -40 /tmp/hc-distcheck.out
+fi
 
 echo
 [ ${#failures[@]} -eq 0 ] || echo "failed parts: ${failures[*]}"
