@@ -46,6 +46,24 @@ make_staged uninstall || { cat "$tmp/install.log"; echo "FAIL: make uninstall DE
 left=$(find "$stage" -type f)
 [ -z "$left" ] || { echo "$left"; echo "FAIL: make uninstall left files behind"; exit 1; }
 
+# The extension goes in only through its own target, which honours DESTDIR too: files land
+# under DESTDIR + the server's directories, nowhere else, and uninstall-extension removes them.
+if grep -q '^all-local: extension' "$build/Makefile"; then
+  pgc=$(sed -n 's/^PG_CONFIG = //p' "$build/Makefile")
+  estage="$tmp/estage"
+  make_ext() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$build" "$1" DESTDIR="$estage" >>"$tmp/install.log" 2>&1; }
+  make_ext install-extension || { cat "$tmp/install.log"; echo "FAIL: make install-extension DESTDIR=$estage"; exit 1; }
+  so="$estage$("$pgc" --pkglibdir)/hydracache.so"
+  ctl="$estage$("$pgc" --sharedir)/extension/hydracache.control"
+  [ -f "$so" ] && [ -f "$ctl" ] || { find "$estage" -type f; echo "FAIL: install-extension did not stage $so and $ctl"; exit 1; }
+  ls "$estage$("$pgc" --sharedir)"/extension/hydracache--*.sql >/dev/null 2>&1 \
+    || { echo "FAIL: install-extension staged no SQL scripts"; exit 1; }
+  make_ext uninstall-extension || { cat "$tmp/install.log"; echo "FAIL: make uninstall-extension DESTDIR=$estage"; exit 1; }
+  left=$(find "$estage" -type f)
+  [ -z "$left" ] || { echo "$left"; echo "FAIL: uninstall-extension left files behind"; exit 1; }
+  echo "install-extension / uninstall-extension honour DESTDIR"
+fi
+
 mkdir "$tmp/app"
 cp "$src/examples/quickstart.c" "$tmp/app/"
 cd "$tmp/app" || exit 1
