@@ -49,8 +49,12 @@ class Browser:
         return ref.get(ELEMENT) or next(iter(ref.values()))  # W3C key, or the only one
 
     def text(self, css):
-        e = self.find(css)
-        return None if e is None else self.s("GET", "/element/%s/text" % e)
+        # One script, no element reference: the polled panels re-render their tables, so a
+        # reference found a moment before can be stale by the time its text is asked for.
+        return self.s("POST", "/execute/sync", {
+            "script": "const e = document.querySelector(arguments[0]);"
+                      "return e === null ? null : e.innerText;",
+            "args": [css]})
 
     def wait_text(self, css, pred, timeout=30.0):
         end = time.time() + timeout
