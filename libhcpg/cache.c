@@ -71,14 +71,14 @@ static uint64_t now_ms(const hc_cache *c)
 
 static void count(hc_cache *c, hc_ctr ctr)
 {
-    hc_counters_add(c->ctrs, ctr, 1);
+    hc__counters_add(c->ctrs, ctr, 1);
 }
 
 static void emit(hc_cache *c, hc_event_kind kind, hc_origin origin, hc_evict_reason reason,
                  const char *subject)
 {
-    if (hc_events_wanted(c->events, kind))
-        hc_events_emit(c->events, kind, origin, reason, subject, now_ms(c));
+    if (hc__events_wanted(c->events, kind))
+        hc__events_emit(c->events, kind, origin, reason, subject, now_ms(c));
 }
 
 /* Access events are hot: gated by hc_enable_access_events first. */
@@ -131,10 +131,10 @@ static void free_parts(hc_cache *c)
 {
     if (c == NULL)
         return;
-    hc_events_free(c->events);
-    hc_counters_free(c->ctrs);
-    hc_inflight_free(c->inflight);
-    hc_store_free(c->store);
+    hc__events_free(c->events);
+    hc__counters_free(c->ctrs);
+    hc__inflight_free(c->inflight);
+    hc__store_free(c->store);
     free(c->name);
     free(c);
 }
@@ -163,10 +163,10 @@ HC_EXTERN hc_cache *hc_cache_new(const hc_config *cfg, hc_error *err)
         .on_evict = on_evict,
         .evict_ctx = c,
     };
-    c->store = c->name != NULL ? hc_store_new(&sc) : NULL;
-    c->inflight = c->store != NULL ? hc_inflight_new(shards) : NULL;
-    c->ctrs = c->inflight != NULL ? hc_counters_new() : NULL;
-    c->events = c->ctrs != NULL ? hc_events_new() : NULL;
+    c->store = c->name != NULL ? hc__store_new(&sc) : NULL;
+    c->inflight = c->store != NULL ? hc__inflight_new(shards) : NULL;
+    c->ctrs = c->inflight != NULL ? hc__counters_new() : NULL;
+    c->events = c->ctrs != NULL ? hc__events_new() : NULL;
     if (c->events == NULL)
         goto nomem;
     pthread_rwlockattr_t attr;
@@ -185,8 +185,8 @@ HC_EXTERN hc_cache *hc_cache_new(const hc_config *cfg, hc_error *err)
     memcpy(&bits, &unknown, sizeof bits);
     atomic_init(&c->notify_usage_bits, bits);
     atomic_init(&c->flush_epoch, 0);
-    hc_gens_init(&c->tag_gens);
-    hc_gens_init(&c->key_gens);
+    hc__gens_init(&c->tag_gens);
+    hc__gens_init(&c->key_gens);
     return c;
 
 nomem:
@@ -225,7 +225,7 @@ HC_EXTERN hc_status hc_get(hc_cache *c, const char *key, hc_value **out, hc_erro
     uint64_t hash = hc__hash(key, klen);
     st = atomic_load_explicit(&c->bypass, memory_order_relaxed)
              ? HC_MISS
-             : hc_store_get(c->store, key, klen, hash, out);
+             : hc__store_get(c->store, key, klen, hash, out);
     count(c, st == HC_OK ? HC_CTR_HITS : HC_CTR_MISSES);
     emit_access(c, st == HC_OK ? HC_EV_HIT : HC_EV_MISS, key);
     return st;
@@ -242,7 +242,7 @@ HC_EXTERN hc_status hc_contains(hc_cache *c, const char *key, hc_error *err)
     hc_value *v = NULL;
     if (atomic_load_explicit(&c->bypass, memory_order_relaxed))
         return HC_MISS;
-    st = hc_store_get(c->store, key, klen, hc__hash(key, klen), &v);
+    st = hc__store_get(c->store, key, klen, hc__hash(key, klen), &v);
     hc_value_release(v);
     return st;
 }
@@ -271,19 +271,19 @@ static hc_status put_checked(hc_cache *c, const char *key, size_t klen, hc_value
     bool stored = false;
     uint64_t hash = hc__hash(key, klen);
     /* bump, store or remove, detach: the order the freshness argument at the top needs */
-    hc_gens_bump(&c->key_gens, hash);
+    hc__gens_bump(&c->key_gens, hash);
     if (st == HC_OK)
         st = hc__opts_tags(opts, tags, &ntags, err);
     if (st == HC_OK)
-        st = hc_store_put(c->store, key, klen, hash, v, tags, ntags, expiry_of(c, opts),
-                          not_bypassed, c, &stored, err);
+        st = hc__store_put(c->store, key, klen, hash, v, tags, ntags, expiry_of(c, opts),
+                           not_bypassed, c, &stored, err);
     if (stored) {
         count(c, HC_CTR_PUTS);
         emit(c, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, key);
-    } else if (hc_store_remove(c->store, key, klen, hash) > 0) {
+    } else if (hc__store_remove(c->store, key, klen, hash) > 0) {
         emit(c, HC_EV_INVALIDATE_KEY, HC_ORIGIN_LOCAL, HC_EVICT_NONE, key);
     }
-    hc_inflight_detach_key(c->inflight, key, klen, hash);
+    hc__inflight_detach_key(c->inflight, key, klen, hash);
     return st;
 }
 
@@ -337,8 +337,8 @@ static void publish(hc_cache *c, hc_inval_kind kind, const char *arg)
 static void flush_all(hc_cache *c)
 {
     atomic_fetch_add(&c->flush_epoch, 1);
-    hc_store_clear(c->store);
-    hc_inflight_detach_all(c->inflight);
+    hc__store_clear(c->store);
+    hc__inflight_detach_all(c->inflight);
 }
 
 /* Apply one validated invalidation locally; no publishing. */
@@ -348,16 +348,16 @@ static void invalidate(hc_cache *c, hc_inval_kind kind, const char *arg, size_t 
     uint64_t hash = arg != NULL ? hc__hash(arg, len) : 0;
     switch (kind) {
     case HC_INVAL_KEY:
-        hc_gens_bump(&c->key_gens, hash);
-        hc_store_remove(c->store, arg, len, hash);
-        hc_inflight_detach_key(c->inflight, arg, len, hash);
+        hc__gens_bump(&c->key_gens, hash);
+        hc__store_remove(c->store, arg, len, hash);
+        hc__inflight_detach_key(c->inflight, arg, len, hash);
         count(c, HC_CTR_INVAL_KEY);
         emit(c, HC_EV_INVALIDATE_KEY, origin, HC_EVICT_NONE, arg);
         break;
     case HC_INVAL_TAG:
-        hc_gens_bump(&c->tag_gens, hash);
-        hc_store_remove_tag(c->store, arg, len, hash);
-        hc_inflight_detach_tag(c->inflight, hash);
+        hc__gens_bump(&c->tag_gens, hash);
+        hc__store_remove_tag(c->store, arg, len, hash);
+        hc__inflight_detach_tag(c->inflight, hash);
         count(c, HC_CTR_INVAL_TAG);
         emit(c, HC_EV_INVALIDATE_TAG, origin, HC_EVICT_NONE, arg);
         break;
@@ -425,7 +425,7 @@ HC_EXTERN hc_status hc_cache_apply(hc_cache *c, hc_inval_kind kind, const char *
     if (st != HC_OK)
         return st;
     invalidate(c, kind, kind == HC_INVAL_FLUSH ? NULL : arg, len, origin);
-    hc_counters_add(c->ctrs, HC_CTR_BUS_APPLIED, 1);
+    hc__counters_add(c->ctrs, HC_CTR_BUS_APPLIED, 1);
     return HC_OK;
 }
 
@@ -437,12 +437,12 @@ void hc__cache_put_failed(hc_cache *c, const char *key)
 void hc__cache_drop(hc_cache *c, const char *key)
 {
     size_t len = strlen(key);
-    hc_store_remove(c->store, key, len, hc__hash(key, len));
+    hc__store_remove(c->store, key, len, hc__hash(key, len));
 }
 
 void hc__cache_bytes_split(hc_cache *c, hc_store_bytes *out)
 {
-    hc_store_bytes_split(c->store, out);
+    hc__store_bytes_split(c->store, out);
 }
 
 void hc__cache_count_bypass(hc_cache *c)
@@ -452,7 +452,7 @@ void hc__cache_count_bypass(hc_cache *c)
 
 HC_EXTERN size_t hc_cache_sweep(hc_cache *c)
 {
-    return c != NULL ? hc_store_sweep(c->store) : 0;
+    return c != NULL ? hc__store_sweep(c->store) : 0;
 }
 
 /* ------------------------------------------------------------------ loads */
@@ -470,9 +470,9 @@ typedef struct snapshot {
 static void take_snapshot(snapshot *s)
 {
     s->epoch = atomic_load(&s->c->flush_epoch);
-    s->key_gen = hc_gens_get(&s->c->key_gens, s->key_hash);
+    s->key_gen = hc__gens_get(&s->c->key_gens, s->key_hash);
     for (size_t i = 0; i < s->ntags; i++)
-        s->tag_gen[i] = hc_gens_get(&s->c->tag_gens, s->tag_hash[i]);
+        s->tag_gen[i] = hc__gens_get(&s->c->tag_gens, s->tag_hash[i]);
 }
 
 /* Store guard: still fresh (runs under the shard lock). */
@@ -481,10 +481,10 @@ static bool snapshot_current(void *ctx)
     snapshot *s = ctx;
     hc_cache *c = s->c;
     if (atomic_load(&c->bypass) || atomic_load(&c->flush_epoch) != s->epoch ||
-        hc_gens_get(&c->key_gens, s->key_hash) != s->key_gen)
+        hc__gens_get(&c->key_gens, s->key_hash) != s->key_gen)
         return false;
     for (size_t i = 0; i < s->ntags; i++)
-        if (hc_gens_get(&c->tag_gens, s->tag_hash[i]) != s->tag_gen[i])
+        if (hc__gens_get(&c->tag_gens, s->tag_hash[i]) != s->tag_gen[i])
             return false;
     return true;
 }
@@ -502,7 +502,7 @@ static hc_value *recheck_store(void *ctx)
     hc_value *v = NULL;
     if (atomic_load(&l->c->bypass))
         return NULL;
-    hc_store_get(l->c->store, l->key, l->klen, l->hash, &v);
+    hc__store_get(l->c->store, l->key, l->klen, l->hash, &v);
     return v;
 }
 
@@ -517,8 +517,8 @@ static void store_loaded(hc_cache *c, const char *key, size_t klen, snapshot *sn
     bool stored = false;
     hc_error ignored;
     /* a failure to store (no memory, too large) still hands the value out */
-    hc_status st = hc_store_put(c->store, key, klen, snap->key_hash, v, tags, snap->ntags,
-                                expiry_of(c, opts), snapshot_current, snap, &stored, &ignored);
+    hc_status st = hc__store_put(c->store, key, klen, snap->key_hash, v, tags, snap->ntags,
+                                 expiry_of(c, opts), snapshot_current, snap, &stored, &ignored);
     if (stored) {
         emit(c, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, key);
     } else if (st == HC_OK && !snapshot_current(snap)) {
@@ -560,7 +560,7 @@ static hc_status lead_load(hc_cache *c, const char *key, size_t klen, const char
     } else {
         store_loaded(c, key, klen, snap, tags, opts, v);
     }
-    hc_inflight_finish(c->inflight, fl, st, v, &lerr);
+    hc__inflight_finish(c->inflight, fl, st, v, &lerr);
     *out = v;
     return st;
 }
@@ -579,8 +579,8 @@ static hc_status miss(hc_cache *c, lookup *l, const hc_opts *opts, hc_loader_fn 
     hc_flight_role role;
     hc_flight *fl;
     hc_value *hit;
-    st = hc_inflight_begin(c->inflight, l->key, l->klen, l->hash, snap.tag_hash, snap.ntags,
-                           recheck_store, l, &role, &fl, &hit);
+    st = hc__inflight_begin(c->inflight, l->key, l->klen, l->hash, snap.tag_hash, snap.ntags,
+                            recheck_store, l, &role, &fl, &hit);
     if (st != HC_OK)
         return hc_error_set(err, st, st == HC_ERR_STATE ? "loader of '%s' asked for its own key"
                                                         : "out of memory starting a load of '%s'",
@@ -595,7 +595,7 @@ static hc_status miss(hc_cache *c, lookup *l, const hc_opts *opts, hc_loader_fn 
     emit_access(c, HC_EV_MISS, l->key);
     if (role == HC_FLIGHT_JOINER) {
         count(c, HC_CTR_JOINS);
-        return hc_inflight_wait(c->inflight, fl, out, err);
+        return hc__inflight_wait(c->inflight, fl, out, err);
     }
     return lead_load(c, l->key, l->klen, tags, &snap, opts, fl, loader, ctx, out, err);
 }
@@ -670,9 +670,9 @@ HC_EXTERN void hc_cache_stats(const hc_cache *c, hc_stats *out)
     memset(out, 0, sizeof *out);
     if (c == NULL)
         return;
-    hc_counters_sum(c->ctrs, out);
-    out->events_published = hc_events_published(c->events);
-    out->subscriber_lag = hc_events_lag(c->events);
+    hc__counters_sum(c->ctrs, out);
+    out->events_published = hc__events_published(c->events);
+    out->subscriber_lag = hc__events_lag(c->events);
 }
 
 HC_EXTERN void hc_cache_diagnostics(const hc_cache *c, hc_diagnostics *out)
@@ -684,7 +684,7 @@ HC_EXTERN void hc_cache_diagnostics(const hc_cache *c, hc_diagnostics *out)
     if (c == NULL)
         return;
     hc_cache_stats(c, &out->stats);
-    hc_store_usage(c->store, &out->entries, &out->bytes_used);
+    hc__store_usage(c->store, &out->entries, &out->bytes_used);
     out->bytes_limit = c->max_bytes;
     out->entries_limit = c->max_entries;
     out->bus_state = (hc_bus_state)atomic_load(&((hc_cache *)c)->bus_state);
@@ -706,7 +706,7 @@ HC_EXTERN hc_subscriber *hc_subscribe(hc_cache *c, uint32_t mask, size_t capacit
 {
     if (check_cache(c, err) != HC_OK)
         return NULL;
-    return hc_events_subscribe(c->events, mask, capacity, err);
+    return hc__events_subscribe(c->events, mask, capacity, err);
 }
 
 HC_EXTERN hc_listener *hc_listen(hc_cache *c, uint32_t mask, hc_listener_fn fn, void *ctx,
@@ -718,7 +718,7 @@ HC_EXTERN hc_listener *hc_listen(hc_cache *c, uint32_t mask, hc_listener_fn fn, 
         hc_error_set(err, HC_ERR_INVALID, "listener function is NULL");
         return NULL;
     }
-    return hc_events_listen(c->events, mask, fn, ctx, err);
+    return hc__events_listen(c->events, mask, fn, ctx, err);
 }
 
 HC_EXTERN void hc_cache_emit(hc_cache *c, hc_event_kind kind, hc_origin origin,
@@ -784,7 +784,7 @@ HC_EXTERN void hc_cache_bus_count(hc_cache *c, hc_bus_counter ctr, uint64_t n)
         [HC_BUSCTR_RECONNECTS] = HC_CTR_BUS_RECONNECTS,
     };
     if (c != NULL && (unsigned)ctr < sizeof map / sizeof map[0])
-        hc_counters_add(c->ctrs, map[ctr], n);
+        hc__counters_add(c->ctrs, map[ctr], n);
 }
 
 HC_EXTERN void hc_cache_set_bus_state(hc_cache *c, hc_bus_state st)

@@ -61,17 +61,4 @@ hc_subscriber *hc__events_subscribe(hc_events *ev, uint32_t mask, size_t capacit
 hc_listener *hc__events_listen(hc_events *ev, uint32_t mask, hc_listener_fn fn, void *ctx,
                                hc_error *err);
 
-/*
- * Transitional: the pre-hc__ names, still used by cache.c (files of another
- * work stream).  Delete these once they call the hc__ names.
- */
-#define hc_events_new hc__events_new
-#define hc_events_free hc__events_free
-#define hc_events_wanted hc__events_wanted
-#define hc_events_emit hc__events_emit
-#define hc_events_published hc__events_published
-#define hc_events_lag hc__events_lag
-#define hc_events_subscribe hc__events_subscribe
-#define hc_events_listen hc__events_listen
-
 #endif

@@ -44,7 +44,7 @@ static slot *slot_of(hc_inflight *f, uint64_t hash)
     return &f->slots[hash & (f->nslots - 1)];
 }
 
-hc_inflight *hc_inflight_new(unsigned slots)
+hc_inflight *hc__inflight_new(unsigned slots)
 {
     hc_inflight *f = hc__calloc(1, sizeof *f);
     if (f == NULL)
@@ -63,7 +63,7 @@ hc_inflight *hc_inflight_new(unsigned slots)
     return f;
 }
 
-void hc_inflight_free(hc_inflight *f)
+void hc__inflight_free(hc_inflight *f)
 {
     if (f == NULL)
         return;
@@ -136,10 +136,10 @@ static hc_flight *do_find(slot *sl, const char *key, size_t klen, uint64_t hash)
     return NULL;
 }
 
-hc_status hc_inflight_begin(hc_inflight *f, const char *key, size_t klen, uint64_t hash,
-                            const uint64_t *tag_hashes, size_t ntags,
-                            hc_inflight_recheck_fn recheck, void *rctx, hc_flight_role *role,
-                            hc_flight **out, hc_value **hit)
+hc_status hc__inflight_begin(hc_inflight *f, const char *key, size_t klen, uint64_t hash,
+                             const uint64_t *tag_hashes, size_t ntags,
+                             hc_inflight_recheck_fn recheck, void *rctx, hc_flight_role *role,
+                             hc_flight **out, hc_value **hit)
 {
     slot *sl = slot_of(f, hash);
     hc_status st = HC_OK;
@@ -178,7 +178,7 @@ unlock:
     return st;
 }
 
-hc_status hc_inflight_wait(hc_inflight *f, hc_flight *fl, hc_value **out, hc_error *err)
+hc_status hc__inflight_wait(hc_inflight *f, hc_flight *fl, hc_value **out, hc_error *err)
 {
     slot *sl = slot_of(f, fl->hash);
     pthread_mutex_lock(&sl->mu);
@@ -193,8 +193,8 @@ hc_status hc_inflight_wait(hc_inflight *f, hc_flight *fl, hc_value **out, hc_err
     return st;
 }
 
-void hc_inflight_finish(hc_inflight *f, hc_flight *fl, hc_status st, hc_value *v,
-                        const hc_error *err)
+void hc__inflight_finish(hc_inflight *f, hc_flight *fl, hc_status st, hc_value *v,
+                         const hc_error *err)
 {
     /* copied before the lock: allocation may be slow, and failure only loses the text */
     char *msg = (st != HC_OK && err != NULL) ? hc__strdup(err->message) : NULL;
@@ -211,7 +211,7 @@ void hc_inflight_finish(hc_inflight *f, hc_flight *fl, hc_status st, hc_value *v
     pthread_mutex_unlock(&sl->mu);
 }
 
-void hc_inflight_detach_key(hc_inflight *f, const char *key, size_t klen, uint64_t hash)
+void hc__inflight_detach_key(hc_inflight *f, const char *key, size_t klen, uint64_t hash)
 {
     slot *sl = slot_of(f, hash);
     pthread_mutex_lock(&sl->mu);
@@ -250,12 +250,12 @@ static void detach_matching(hc_inflight *f, bool all, uint64_t tag_hash)
     }
 }
 
-void hc_inflight_detach_tag(hc_inflight *f, uint64_t tag_hash)
+void hc__inflight_detach_tag(hc_inflight *f, uint64_t tag_hash)
 {
     detach_matching(f, false, tag_hash);
 }
 
-void hc_inflight_detach_all(hc_inflight *f)
+void hc__inflight_detach_all(hc_inflight *f)
 {
     detach_matching(f, true, 0);
 }

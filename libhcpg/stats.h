@@ -92,14 +92,4 @@ unsigned hc__counters_stripe(void);
 /* Fill every counter field of out (events_* and subscriber_lag excluded). */
 void hc__counters_sum(const hc_counters *k, hc_stats *out);
 
-/*
- * Transitional: the pre-hc__ names, still used by cache.c, store.c and tests/unit/check_stress.c (files of another
- * work stream).  Delete these once they call the hc__ names.
- */
-#define hc_counters_new hc__counters_new
-#define hc_counters_free hc__counters_free
-#define hc_counters_add hc__counters_add
-#define hc_counters_stripe hc__counters_stripe
-#define hc_counters_sum hc__counters_sum
-
 #endif

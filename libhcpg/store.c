@@ -159,7 +159,7 @@ typedef struct dead_list {
  */
 static atomic_uint *reader_count(const hc_store *s, const shard *sh)
 {
-    unsigned stripe = hc_counters_stripe() & (READER_STRIPES - 1);
+    unsigned stripe = hc__counters_stripe() & (READER_STRIPES - 1);
     return &s->readers[stripe * s->reader_stride + (size_t)(sh - s->shards)];
 }
 
@@ -209,20 +209,20 @@ static uint64_t now_ms(const hc_store *s)
     return s->cfg.clock(s->cfg.clock_ctx);
 }
 
-unsigned hc_store_shard_index(const hc_store *s, uint64_t hash)
+unsigned hc__store_shard_index(const hc_store *s, uint64_t hash)
 {
     /* high bits pick the shard, low bits the bucket: independent */
     return s->nshards > 1 ? (unsigned)(hash >> s->shard_shift) : 0;
 }
 
-unsigned hc_store_shards(const hc_store *s)
+unsigned hc__store_shards(const hc_store *s)
 {
     return s->nshards;
 }
 
 static shard *shard_of(const hc_store *s, uint64_t hash)
 {
-    return &s->shards[hc_store_shard_index(s, hash)];
+    return &s->shards[hc__store_shard_index(s, hash)];
 }
 
 /* Tags an entry links: tags[] without the key (an entity's key is its own
@@ -267,11 +267,11 @@ static hc_status shard_init(hc_store *s, shard *sh)
     sh->slots = hc__calloc(sh->nslots, sizeof *sh->slots);
     sh->ghost = hc__calloc(sh->nslots, sizeof *sh->ghost);
     if (sh->slots == NULL || sh->ghost == NULL ||
-        hc_tagindex_init(&sh->tags, &s->tagdict, link_of) != HC_OK)
+        hc__tagindex_init(&sh->tags, &s->tagdict, link_of) != HC_OK)
         goto fail;
     atomic_init(&sh->writer, 0);
     if (pthread_rwlock_init(&sh->lock, NULL) != 0) {
-        hc_tagindex_destroy(&sh->tags);
+        hc__tagindex_destroy(&sh->tags);
         goto fail;
     }
     return HC_OK;
@@ -286,18 +286,18 @@ static void shard_destroy(shard *sh)
     for (size_t i = 0; i < sh->nslots; i++) {
         entry *e = sh->slots[i].e;
         if (e != NULL) {
-            hc_tagindex_unlink(&sh->tags, cold(e)->links, e->ntags);
+            hc__tagindex_unlink(&sh->tags, cold(e)->links, e->ntags);
             hc_value_release(e->value);
             free(e);
         }
     }
-    hc_tagindex_destroy(&sh->tags);
+    hc__tagindex_destroy(&sh->tags);
     free(sh->slots);
     free(sh->ghost);
     pthread_rwlock_destroy(&sh->lock);
 }
 
-hc_store *hc_store_new(const hc_store_config *cfg)
+hc_store *hc__store_new(const hc_store_config *cfg)
 {
     hc_store *s = hc__calloc(1, sizeof *s);
     if (s == NULL)
@@ -311,7 +311,7 @@ hc_store *hc_store_new(const hc_store_config *cfg)
     atomic_init(&s->bytes_used, 0);
     atomic_init(&s->entries_used, 0);
     atomic_init(&s->evict_cursor, 0);
-    if (hc_tagdict_init(&s->tagdict, &s->bytes_used, cfg->max_bytes) != HC_OK) {
+    if (hc__tagdict_init(&s->tagdict, &s->bytes_used, cfg->max_bytes) != HC_OK) {
         free(s);
         return NULL;
     }
@@ -323,7 +323,7 @@ hc_store *hc_store_new(const hc_store_config *cfg)
                          : NULL;
     if (s->readers_mem == NULL) {
         free(s->shards_mem);
-        hc_tagdict_destroy(&s->tagdict);
+        hc__tagdict_destroy(&s->tagdict);
         free(s);
         return NULL;
     }
@@ -337,7 +337,7 @@ hc_store *hc_store_new(const hc_store_config *cfg)
                 shard_destroy(&s->shards[i]);
             free(s->readers_mem);
             free(s->shards_mem);
-            hc_tagdict_destroy(&s->tagdict);
+            hc__tagdict_destroy(&s->tagdict);
             free(s);
             return NULL;
         }
@@ -345,13 +345,13 @@ hc_store *hc_store_new(const hc_store_config *cfg)
     return s;
 }
 
-void hc_store_free(hc_store *s)
+void hc__store_free(hc_store *s)
 {
     if (s == NULL)
         return;
     for (unsigned i = 0; i < s->nshards; i++)
         shard_destroy(&s->shards[i]);
-    hc_tagdict_destroy(&s->tagdict);
+    hc__tagdict_destroy(&s->tagdict);
     free(s->readers_mem);
     free(s->shards_mem);
     free(s);
@@ -522,17 +522,18 @@ static enum room do_make_room(hc_store *s, shard *sh, int allow_full)
 /* An emptied shard gives its grown tables back (uncounting them).  Every
  * slot is empty, so shrinking reallocs move nothing that matters.  If the
  * slots' realloc fails they stay, still counted; if only the ghosts' does
- * (glibc's shrinking realloc does not fail), the larger ghost array stays
- * uncounted until the table next grows and frees it. */
+ * (glibc's shrinking realloc does not fail, but the failure injector of
+ * alloc.h can fail it), the larger ghost array stays uncounted until the
+ * table next grows and frees it. */
 static void do_shrink_if_empty(hc_store *s, shard *sh)
 {
     if (sh->count != 0 || sh->nslots <= MIN_SLOTS)
         return;
-    slot *b = realloc(sh->slots, MIN_SLOTS * sizeof *b);
+    slot *b = hc__realloc(sh->slots, MIN_SLOTS * sizeof *b);
     if (b == NULL)
         return;
     sh->slots = b;
-    uint32_t *g = realloc(sh->ghost, MIN_SLOTS * sizeof *g);
+    uint32_t *g = hc__realloc(sh->ghost, MIN_SLOTS * sizeof *g);
     if (g != NULL)
         sh->ghost = g;
     memset(sh->ghost, 0, MIN_SLOTS * sizeof *sh->ghost);
@@ -550,7 +551,7 @@ static void do_remove_at(hc_store *s, shard *sh, size_t i, dead_list *dead,
     size_t cost = cost_of(e);
     do_slot_clear(sh, i);
     fifo_unlink(&sh->q[e->queue], e);
-    hc_tagindex_unlink(&sh->tags, c->links, e->ntags);
+    hc__tagindex_unlink(&sh->tags, c->links, e->ntags);
     sh->count--;
     sh->bytes -= cost;
     atomic_fetch_sub(&s->bytes_used, cost);
@@ -675,7 +676,7 @@ static void drop_expired(hc_store *s, shard *sh, const char *key, size_t klen, u
     bury(s, &dead);
 }
 
-hc_status hc_store_get(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value **out)
+hc_status hc__store_get(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value **out)
 {
     shard *sh = shard_of(s, hash);
     atomic_uint *rd = read_lock(s, sh);
@@ -753,15 +754,15 @@ static void no_room(hc_store *s, entry *e)
  * holds whatever happens under it; linking the tags returns what they did
  * not need.  held is what this put still holds of its reservation.
  */
-hc_status hc_store_put(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value *v,
-                       const char *const *tags, size_t ntags, uint64_t expires_at,
-                       hc_store_guard_fn guard, void *guard_ctx, bool *stored, hc_error *err)
+hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value *v,
+                        const char *const *tags, size_t ntags, uint64_t expires_at,
+                        hc_store_guard_fn guard, void *guard_ctx, bool *stored, hc_error *err)
 {
     *stored = false;
     const char *linked[HC_MAX_TAGS];
     bool key_is_tag;
     size_t nlinked = tags_to_link(key, klen, tags, ntags, linked, &key_is_tag);
-    size_t own = entry_cost(klen, nlinked, v), tag_max = hc_tagindex_cost(linked, nlinked);
+    size_t own = entry_cost(klen, nlinked, v), tag_max = hc__tagindex_cost(linked, nlinked);
     size_t held = own + tag_max;
     if (held > s->cfg.max_bytes)
         return hc_error_set(err, HC_ERR_TOO_LARGE,
@@ -800,7 +801,7 @@ hc_status hc_store_put(hc_store *s, const char *key, size_t klen, uint64_t hash,
         write_lock(s, sh);
     }
     size_t charged = 0;
-    if (hc_tagindex_link(&sh->tags, cold(e)->links, linked, nlinked, e, &charged) != HC_OK) {
+    if (hc__tagindex_link(&sh->tags, cold(e)->links, linked, nlinked, e, &charged) != HC_OK) {
         held -= charged; /* the index uncounted what it made */
         st = hc_error_set(err, HC_ERR_NOMEM, "out of memory indexing tags");
         goto refused;
@@ -829,7 +830,7 @@ refused:
     return st;
 }
 
-size_t hc_store_remove(hc_store *s, const char *key, size_t klen, uint64_t hash)
+size_t hc__store_remove(hc_store *s, const char *key, size_t klen, uint64_t hash)
 {
     shard *sh = shard_of(s, hash);
     dead_list dead = {NULL};
@@ -845,7 +846,7 @@ size_t hc_store_remove(hc_store *s, const char *key, size_t klen, uint64_t hash)
     return n;
 }
 
-size_t hc_store_remove_tag(hc_store *s, const char *tag, size_t tlen, uint64_t hash)
+size_t hc__store_remove_tag(hc_store *s, const char *tag, size_t tlen, uint64_t hash)
 {
     size_t n = 0;
     shard *own = shard_of(s, hash);
@@ -854,7 +855,7 @@ size_t hc_store_remove_tag(hc_store *s, const char *tag, size_t tlen, uint64_t h
         dead_list dead = {NULL};
         entry *e;
         write_lock(s, sh);
-        while ((e = hc_tagindex_any(&sh->tags, tag, tlen, hash)) != NULL) {
+        while ((e = hc__tagindex_any(&sh->tags, tag, tlen, hash)) != NULL) {
             do_remove(s, sh, e, &dead, HC_EVICT_NONE);
             n++;
         }
@@ -897,24 +898,24 @@ static size_t remove_where(hc_store *s, int expired_only, hc_evict_reason reason
     return n;
 }
 
-size_t hc_store_clear(hc_store *s)
+size_t hc__store_clear(hc_store *s)
 {
     return remove_where(s, 0, HC_EVICT_NONE);
 }
 
-size_t hc_store_sweep(hc_store *s)
+size_t hc__store_sweep(hc_store *s)
 {
     return remove_where(s, 1, HC_EVICT_EXPIRED);
 }
 
-void hc_store_usage(const hc_store *s, size_t *entries, size_t *bytes)
+void hc__store_usage(const hc_store *s, size_t *entries, size_t *bytes)
 {
     hc_store *m = (hc_store *)s;
     *entries = atomic_load(&m->entries_used);
     *bytes = atomic_load(&m->bytes_used);
 }
 
-void hc_store_bytes_split(hc_store *s, hc_store_bytes *out)
+void hc__store_bytes_split(hc_store *s, hc_store_bytes *out)
 {
     memset(out, 0, sizeof *out);
     size_t entries_cost = 0;

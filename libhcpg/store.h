@@ -16,7 +16,7 @@
  * the other way round.
  * Removed entries are freed, and evictions reported through on_evict, after
  * the shard lock is released.  Every function is thread-safe except
- * hc_store_free.
+ * hc__store_free.
  *
  * Bytes (bytes_used counts all of it, each allocation at hc__alloc_cost:
  * glibc's chunk, the request + 8 rounded up to 16, at least 32; 64-bit):
@@ -47,7 +47,7 @@
  *   bucket arrays   8 per node or name, counted once grown past 16
  *
  * An entity's own tag (the tag equal to its key) is not linked at all: the
- * KEY_IS_TAG flag marks it and hc_store_remove_tag finds it in the table.
+ * KEY_IS_TAG flag marks it and hc__store_remove_tag finds it in the table.
  * The hash is not stored in the entry (the slot has it; the cold paths that
  * start from an entry hash the key again).  Each shard's first 16 slots and
  * buckets are the empty store's fixed cost, not counted.
@@ -81,15 +81,15 @@ typedef struct hc_store_config {
     void *evict_ctx;
 } hc_store_config;
 
-hc_store *hc_store_new(const hc_store_config *cfg);
-void hc_store_free(hc_store *s);
+hc_store *hc__store_new(const hc_store_config *cfg);
+void hc__store_free(hc_store *s);
 
 /* The shard a hash maps to. */
-unsigned hc_store_shard_index(const hc_store *s, uint64_t hash);
-unsigned hc_store_shards(const hc_store *s);
+unsigned hc__store_shard_index(const hc_store *s, uint64_t hash);
+unsigned hc__store_shards(const hc_store *s);
 
 /* HC_OK + new reference in *out, or HC_MISS (an expired entry is dropped). */
-hc_status hc_store_get(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value **out);
+hc_status hc__store_get(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value **out);
 
 /*
  * Store v (the store takes its own reference) under key, replacing any entry.
@@ -98,18 +98,18 @@ hc_status hc_store_get(hc_store *s, const char *key, size_t klen, uint64_t hash,
  * is reported as a capacity eviction).  HC_ERR_TOO_LARGE when the entry alone
  * exceeds max_bytes, HC_ERR_NOMEM (store unchanged).
  */
-hc_status hc_store_put(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value *v,
-                       const char *const *tags, size_t ntags, uint64_t expires_at,
-                       hc_store_guard_fn guard, void *guard_ctx, bool *stored, hc_error *err);
+hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value *v,
+                        const char *const *tags, size_t ntags, uint64_t expires_at,
+                        hc_store_guard_fn guard, void *guard_ctx, bool *stored, hc_error *err);
 
 /* Each returns the number of entries removed. */
-size_t hc_store_remove(hc_store *s, const char *key, size_t klen, uint64_t hash);
-size_t hc_store_remove_tag(hc_store *s, const char *tag, size_t tlen, uint64_t hash);
-size_t hc_store_clear(hc_store *s);
+size_t hc__store_remove(hc_store *s, const char *key, size_t klen, uint64_t hash);
+size_t hc__store_remove_tag(hc_store *s, const char *tag, size_t tlen, uint64_t hash);
+size_t hc__store_clear(hc_store *s);
 /* Drop every expired entry (reported as expiry evictions). */
-size_t hc_store_sweep(hc_store *s);
+size_t hc__store_sweep(hc_store *s);
 
-void hc_store_usage(const hc_store *s, size_t *entries, size_t *bytes);
+void hc__store_usage(const hc_store *s, size_t *entries, size_t *bytes);
 /* Where the bytes go, summed over every entry (for benchmarks and tests). */
 typedef struct hc_store_bytes {
     size_t entries;
@@ -125,6 +125,6 @@ typedef struct hc_store_bytes {
 
 /* Walks every shard under its lock; a consistent total when no other thread
  * writes meanwhile. */
-void hc_store_bytes_split(hc_store *s, hc_store_bytes *out);
+void hc__store_bytes_split(hc_store *s, hc_store_bytes *out);
 
 #endif

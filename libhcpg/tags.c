@@ -84,12 +84,13 @@ static void maybe_grow(void ***buckets, size_t *nb, size_t count, hash_of_fn has
 
 /* An emptied table goes back to its initial size (and uncounts the rest).
  * A shrinking realloc does not move data that matters (every bucket is
- * NULL); if it fails the larger array stays, still counted. */
+ * NULL); if it fails (glibc's shrinking realloc does not, the failure
+ * injector of alloc.h can) the larger array stays, still counted. */
 static void shrink_if_empty(void ***buckets, size_t *nb, size_t count, atomic_size_t *used)
 {
     if (count != 0 || *nb <= MIN_BUCKETS)
         return;
-    void **b = realloc(*buckets, MIN_BUCKETS * sizeof *b);
+    void **b = hc__realloc(*buckets, MIN_BUCKETS * sizeof *b);
     if (b == NULL)
         return;
     atomic_fetch_sub(used, buckets_cost(*nb));
@@ -104,7 +105,7 @@ static uint64_t name_hash(const void *n)
     return ((const hc_tagname *)n)->hash;
 }
 
-hc_status hc_tagdict_init(hc_tagdict *d, atomic_size_t *used, size_t limit)
+hc_status hc__tagdict_init(hc_tagdict *d, atomic_size_t *used, size_t limit)
 {
     d->nbuckets = MIN_BUCKETS;
     d->count = 0;
@@ -120,7 +121,7 @@ hc_status hc_tagdict_init(hc_tagdict *d, atomic_size_t *used, size_t limit)
     return HC_OK;
 }
 
-void hc_tagdict_destroy(hc_tagdict *d)
+void hc__tagdict_destroy(hc_tagdict *d)
 {
     free(d->buckets); /* empty: every node released its name */
     pthread_mutex_destroy(&d->lock);
@@ -178,7 +179,7 @@ static uint64_t node_hash(const void *n)
     return ((const hc_tagnode *)n)->name->hash;
 }
 
-hc_status hc_tagindex_init(hc_tagindex *ix, hc_tagdict *dict, hc_taglink_of_fn link_of)
+hc_status hc__tagindex_init(hc_tagindex *ix, hc_tagdict *dict, hc_taglink_of_fn link_of)
 {
     ix->nbuckets = MIN_BUCKETS;
     ix->ntags = 0;
@@ -188,7 +189,7 @@ hc_status hc_tagindex_init(hc_tagindex *ix, hc_tagdict *dict, hc_taglink_of_fn l
     return ix->buckets != NULL ? HC_OK : HC_ERR_NOMEM;
 }
 
-void hc_tagindex_destroy(hc_tagindex *ix)
+void hc__tagindex_destroy(hc_tagindex *ix)
 {
     if (ix->buckets == NULL)
         return;
@@ -229,7 +230,7 @@ static void drop_node_if_empty(hc_tagindex *ix, hc_tagnode *node)
     shrink_if_empty((void ***)&ix->buckets, &ix->nbuckets, ix->ntags, ix->dict->used);
 }
 
-void hc_tagindex_unlink(hc_tagindex *ix, hc_taglink *links, size_t n)
+void hc__tagindex_unlink(hc_tagindex *ix, hc_taglink *links, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         hc_taglink *l = &links[i];
@@ -244,7 +245,7 @@ void hc_tagindex_unlink(hc_tagindex *ix, hc_taglink *links, size_t n)
     }
 }
 
-size_t hc_tagindex_cost(const char *const *tags, size_t n)
+size_t hc__tagindex_cost(const char *const *tags, size_t n)
 {
     size_t c = 0;
     for (size_t i = 0; i < n; i++)
@@ -252,8 +253,8 @@ size_t hc_tagindex_cost(const char *const *tags, size_t n)
     return c;
 }
 
-hc_status hc_tagindex_link(hc_tagindex *ix, hc_taglink *links, const char *const *tags,
-                           size_t n, void *owner, size_t *charged)
+hc_status hc__tagindex_link(hc_tagindex *ix, hc_taglink *links, const char *const *tags, size_t n,
+                            void *owner, size_t *charged)
 {
     size_t got = 0;
     for (size_t i = 0; i < n; i++) {
@@ -267,7 +268,7 @@ hc_status hc_tagindex_link(hc_tagindex *ix, hc_taglink *links, const char *const
             if (nm == NULL) {
                 free(node);
                 /* unlinking frees and uncounts the nodes and names made so far */
-                hc_tagindex_unlink(ix, links, i);
+                hc__tagindex_unlink(ix, links, i);
                 *charged += got;
                 return HC_ERR_NOMEM;
             }
@@ -292,7 +293,7 @@ hc_status hc_tagindex_link(hc_tagindex *ix, hc_taglink *links, const char *const
     return HC_OK;
 }
 
-void *hc_tagindex_any(const hc_tagindex *ix, const char *tag, size_t len, uint64_t hash)
+void *hc__tagindex_any(const hc_tagindex *ix, const char *tag, size_t len, uint64_t hash)
 {
     hc_tagnode *node = *find_slot(ix, tag, len, hash);
     return node != NULL ? node->head : NULL;
@@ -300,7 +301,7 @@ void *hc_tagindex_any(const hc_tagindex *ix, const char *tag, size_t len, uint64
 
 /* ------------------------------------------------------------------ generations */
 
-void hc_gens_init(hc_gens *g)
+void hc__gens_init(hc_gens *g)
 {
     for (size_t i = 0; i < HC_GEN_SLOTS; i++)
         atomic_init(&g->slot[i], 0);
@@ -308,12 +309,12 @@ void hc_gens_init(hc_gens *g)
 
 /* seq_cst on both sides: a bump that precedes a shard-locked removal must be
  * visible to a loader checking under that shard lock afterwards. */
-uint64_t hc_gens_get(const hc_gens *g, uint64_t hash)
+uint64_t hc__gens_get(const hc_gens *g, uint64_t hash)
 {
     return atomic_load((_Atomic uint64_t *)&g->slot[hash & (HC_GEN_SLOTS - 1)]);
 }
 
-void hc_gens_bump(hc_gens *g, uint64_t hash)
+void hc__gens_bump(hc_gens *g, uint64_t hash)
 {
     atomic_fetch_add(&g->slot[hash & (HC_GEN_SLOTS - 1)], 1);
 }

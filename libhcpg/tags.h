@@ -20,7 +20,7 @@
  *
  * Bytes: every node, name and bucket array beyond the initial one is counted
  * in the store's byte counter (*used, at hc__alloc_cost).  Nodes and names
- * are paid from a reservation the caller made beforehand (hc_tagindex_cost);
+ * are paid from a reservation the caller made beforehand (hc__tagindex_cost);
  * a bucket array grows only when its growth fits under limit (else chains
  * just get longer), so the counter never passes limit.
  */
@@ -66,27 +66,27 @@ typedef struct hc_tagindex {
 } hc_tagindex;
 
 /* HC_ERR_NOMEM or HC_OK. */
-hc_status hc_tagdict_init(hc_tagdict *d, atomic_size_t *used, size_t limit);
+hc_status hc__tagdict_init(hc_tagdict *d, atomic_size_t *used, size_t limit);
 /* Every index using d must have been destroyed. */
-void hc_tagdict_destroy(hc_tagdict *d);
+void hc__tagdict_destroy(hc_tagdict *d);
 
-hc_status hc_tagindex_init(hc_tagindex *ix, hc_tagdict *dict, hc_taglink_of_fn link_of);
+hc_status hc__tagindex_init(hc_tagindex *ix, hc_tagdict *dict, hc_taglink_of_fn link_of);
 /* Frees the tag nodes; every link must have been unlinked. */
-void hc_tagindex_destroy(hc_tagindex *ix);
-/* The most hc_tagindex_link can charge for these tags (all nodes and names new). */
-size_t hc_tagindex_cost(const char *const *tags, size_t n);
+void hc__tagindex_destroy(hc_tagindex *ix);
+/* The most hc__tagindex_link can charge for these tags (all nodes and names new). */
+size_t hc__tagindex_cost(const char *const *tags, size_t n);
 /* Link owner under tags[0..n) using links[0..n).  The bytes of the nodes and
  * names it creates are added to *charged: the caller has already counted
- * them in *used (see hc_tagindex_cost) and releases the rest of what it
+ * them in *used (see hc__tagindex_cost) and releases the rest of what it
  * counted.  All or nothing: HC_ERR_NOMEM leaves the index as it was, the
  * nodes and names it made freed and uncounted again, and *charged grown by
  * their bytes all the same (the caller releases the rest). */
-hc_status hc_tagindex_link(hc_tagindex *ix, hc_taglink *links, const char *const *tags,
-                           size_t n, void *owner, size_t *charged);
-/* Undo hc_tagindex_link; frees (and uncounts) nodes and names left unused. */
-void hc_tagindex_unlink(hc_tagindex *ix, hc_taglink *links, size_t n);
+hc_status hc__tagindex_link(hc_tagindex *ix, hc_taglink *links, const char *const *tags, size_t n,
+                            void *owner, size_t *charged);
+/* Undo hc__tagindex_link; frees (and uncounts) nodes and names left unused. */
+void hc__tagindex_unlink(hc_tagindex *ix, hc_taglink *links, size_t n);
 /* Some entry (its owner) carrying tag, or NULL. */
-void *hc_tagindex_any(const hc_tagindex *ix, const char *tag, size_t len, uint64_t hash);
+void *hc__tagindex_any(const hc_tagindex *ix, const char *tag, size_t len, uint64_t hash);
 
 #define HC_GEN_SLOTS 4096
 
@@ -94,8 +94,8 @@ typedef struct hc_gens {
     _Atomic uint64_t slot[HC_GEN_SLOTS];
 } hc_gens;
 
-void hc_gens_init(hc_gens *g);
-uint64_t hc_gens_get(const hc_gens *g, uint64_t hash);
-void hc_gens_bump(hc_gens *g, uint64_t hash);
+void hc__gens_init(hc_gens *g);
+uint64_t hc__gens_get(const hc_gens *g, uint64_t hash);
+void hc__gens_bump(hc_gens *g, uint64_t hash);
 
 #endif

@@ -283,19 +283,19 @@ END_TEST
 
 static void *report_stripe(void *arg)
 {
-    *(unsigned *)arg = hc_counters_stripe();
+    *(unsigned *)arg = hc__counters_stripe();
     return NULL;
 }
 
 /* Counters of a hot key must not be one cache line that every thread writes. */
 START_TEST(test_threads_count_in_their_own_stripes)
 {
-    unsigned mine = hc_counters_stripe(), theirs;
+    unsigned mine = hc__counters_stripe(), theirs;
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, report_stripe, &theirs), 0);
     pthread_join(t, NULL);
     ck_assert_uint_ne(mine, theirs);
-    ck_assert_uint_eq(hc_counters_stripe(), mine); /* fixed for the thread's life */
+    ck_assert_uint_eq(hc__counters_stripe(), mine); /* fixed for the thread's life */
 }
 END_TEST
 
