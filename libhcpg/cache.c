@@ -4,9 +4,12 @@
  * stats/diagnostics and event forwarding.  Storage lives in store.c,
  * flights in inflight.c, tags and generations in tags.c.
  *
- * Freshness (spec section 2): every invalidation first bumps a generation
- * (key slot, tag slot or the flush epoch), then removes entries under the
- * shard locks, then detaches matching flights.  A load snapshots the
+ * Freshness: a value loaded before an invalidation (of its key, one of its
+ * tags, or a flush) must not be readable once that invalidation returned,
+ * else readers would get rows the database has already changed.  So every
+ * invalidation first bumps a generation (key slot, tag slot or the flush
+ * epoch), then removes entries under the shard locks, then detaches
+ * matching flights.  A load snapshots the
  * generations before its loader runs and stores only if they are unchanged,
  * checked under the destination shard's lock (store.h guard), so a load
  * overtaken by an invalidation is either refused or removed by it.

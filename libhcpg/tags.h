@@ -14,7 +14,8 @@
  *    thread-safe: the owning shard's lock protects it.
  *
  *  - hc_gens: a fixed array of generation counters indexed by hash, for tag
- *    and key generations (section 2 of the spec).  Bounded whatever tags
+ *    and key generations: a load records them before its loader runs and is
+ *    not stored if one changed (cache.c, "Freshness").  Bounded whatever tags
  *    arrive; two tags sharing a slot only cost a harmless extra discard.
  *    Lock-free and thread-safe.
  *

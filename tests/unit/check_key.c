@@ -32,6 +32,21 @@ START_TEST(test_segments_join_with_colon)
 }
 END_TEST
 
+/* The HC_KEY example of hydracache/cache.h, as it stands there. */
+START_TEST(test_hc_key_header_example_compiles)
+{
+    int user_id = 42;
+    char id[24];
+    snprintf(id, sizeof id, "%d", user_id); // segments are strings
+    hc_error err;
+    char key[HC_MAX_KEY_LEN + 1];
+    hc_status st = HC_KEY(key, sizeof key, &err, "user", id);
+    // st == HC_OK, key == "user:42"
+    ck_assert_int_eq(st, HC_OK);
+    ck_assert_str_eq(key, "user:42");
+}
+END_TEST
+
 START_TEST(test_special_bytes_are_escaped)
 {
     char buf[64];
@@ -271,6 +286,7 @@ static Suite *key_suite(void)
     Suite *s = suite_create("key");
     TCase *tc = tcase_create("key");
     tcase_add_test(tc, test_segments_join_with_colon);
+    tcase_add_test(tc, test_hc_key_header_example_compiles);
     tcase_add_test(tc, test_special_bytes_are_escaped);
     tcase_add_test(tc, test_shared_key_vectors);
     tcase_add_test(tc, test_escaped_keys_never_collide);

@@ -56,7 +56,8 @@ typedef enum hc_status {
     HC_ERR_ROWCOUNT = -11 /* a query returned another number of rows than required */
 } hc_status;
 
-/* Static, never NULL; "unknown status" for values not listed above. */
+/* The status's name, e.g. "ok", as static text, never NULL: "unknown status"
+ * for values not listed above.  Any thread. */
 HC_EXTERN const char *hc_status_str(hc_status st);
 
 /* The version of the loaded library, "MAJOR.MINOR.PATCH" (HC_VERSION_STRING
@@ -115,9 +116,11 @@ HC_EXTERN hc_value *hc_value_alloc(size_t len, void **data_out);
 HC_EXTERN const void *hc_value_data(const hc_value *v);
 /* Length in bytes, without the trailing NUL; 0 for a NULL v.  Any thread. */
 HC_EXTERN size_t hc_value_len(const hc_value *v);
-/* Returns v with one more reference.  NULL-safe. */
+/* Returns v with one more reference, which the caller now owns and releases
+ * (hc_value_release).  NULL for a NULL v.  Any thread. */
 HC_EXTERN hc_value *hc_value_retain(hc_value *v);
-/* Drops one reference; frees at zero.  NULL-safe. */
+/* Drops one reference the caller owns; frees the value at zero (data pointers
+ * from it are then invalid).  NULL-safe.  Any thread. */
 HC_EXTERN void hc_value_release(hc_value *v);
 
 /* ------------------------------------------------------------------ keys */
@@ -134,11 +137,16 @@ HC_EXTERN void hc_value_release(hc_value *v);
 HC_EXTERN hc_status hc_key_build(char *buf, size_t cap, size_t *len_out,
                                  const char *const *segs, size_t nsegs, hc_error *err);
 
-/* hc_key_build over literal segments, without the length out-parameter:
+/* hc_key_build over a list of segments (each a const char *, NULL for SQL
+ * NULL), without the length out-parameter; same results and rules:
+ *     int user_id = 42;
+ *     char id[24];
+ *     snprintf(id, sizeof id, "%d", user_id);  // segments are strings
  *     hc_error err;
  *     char key[HC_MAX_KEY_LEN + 1];
  *     hc_status st = HC_KEY(key, sizeof key, &err, "user", id);
- * (err may be NULL). */
+ *     // st == HC_OK, key == "user:42"
+ * (err may be NULL; tests/unit/check_key.c compiles this example). */
 #define HC_KEY(buf, cap, err, ...)                                                   \
     hc_key_build((buf), (cap), NULL, (const char *const[]){__VA_ARGS__},             \
                  sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *), (err))
@@ -267,13 +275,30 @@ HC_EXTERN hc_status hc_contains(hc_cache *c, const char *key, hc_error *err);
  * for a NULL c or a NULL/empty key or tag, HC_ERR_TOO_LARGE for one over
  * HC_MAX_KEY_LEN (then nothing is removed or published).  Any thread.
  */
-/* Remove one key and make an in-flight load of it stale. */
+/* Remove key's entry (if any) and make an in-flight load of key stale, so its
+ * result is handed to its waiting callers but not stored.  key is borrowed,
+ * only read during the call (the publisher receives it as arg, also only for
+ * the call); err may be NULL and is filled on an error.  Counts
+ * invalidations_key and emits HC_EV_INVALIDATE_KEY whether or not the key was
+ * present.  Returns HC_OK, or HC_ERR_INVALID (NULL c, NULL or empty key) /
+ * HC_ERR_TOO_LARGE (key over HC_MAX_KEY_LEN), which change nothing.  Any
+ * thread, concurrently with every other call on c. */
 HC_EXTERN hc_status hc_invalidate_key(hc_cache *c, const char *key, hc_error *err);
-/* Another name for hc_invalidate_key (same behaviour, counters and events). */
+/* Another name for hc_invalidate_key: the same behaviour, arguments,
+ * ownership, return values, counters (invalidations_key), event
+ * (HC_EV_INVALIDATE_KEY) and publishing.  Any thread. */
 HC_EXTERN hc_status hc_remove(hc_cache *c, const char *key, hc_error *err);
-/* Remove every entry carrying tag and make in-flight loads carrying it stale. */
+/* Remove every entry carrying tag and make every in-flight load whose opts
+ * carry tag stale.  tag is borrowed, only read during the call; err may be
+ * NULL.  Counts invalidations_tag and emits HC_EV_INVALIDATE_TAG (once, not
+ * per entry) even when no entry carried the tag.  Returns HC_OK, or
+ * HC_ERR_INVALID (NULL c, NULL or empty tag) / HC_ERR_TOO_LARGE (tag over
+ * HC_MAX_KEY_LEN), which change nothing.  Any thread. */
 HC_EXTERN hc_status hc_invalidate_tag(hc_cache *c, const char *tag, hc_error *err);
-/* Remove everything and make every in-flight load stale (bumps the flush epoch). */
+/* Remove every entry and make every in-flight load stale (bumps the flush
+ * epoch); the publisher receives a NULL arg.  err may be NULL.  Counts
+ * invalidations_flush and emits HC_EV_FLUSH.  Returns HC_OK, or
+ * HC_ERR_INVALID for a NULL c (nothing changes).  Any thread. */
 HC_EXTERN hc_status hc_flush(hc_cache *c, hc_error *err);
 
 /*
@@ -311,7 +336,9 @@ typedef hc_status (*hc_loader_fn)(void *ctx, const char *key, hc_value **out, hc
 HC_EXTERN hc_status hc_get_or_load(hc_cache *c, const char *key, const hc_opts *opts,
                                    hc_loader_fn loader, void *ctx, hc_value **out,
                                    hc_error *err);
-/* Another name for hc_get_or_load (same behaviour and ownership). */
+/* Another name for hc_get_or_load: the same behaviour, arguments, ownership
+ * (*out a new reference on HC_OK, NULL otherwise), return values and
+ * threading. */
 HC_EXTERN hc_status hc_try_get_or_insert_with(hc_cache *c, const char *key, const hc_opts *opts,
                                               hc_loader_fn loader, void *ctx, hc_value **out,
                                               hc_error *err);
@@ -388,11 +415,14 @@ typedef hc_status (*hc_obj_loader_fn)(void *ctx, const char *key, void **obj_out
 HC_EXTERN hc_status hc_view_get_or_load(hc_view *v, const char *key, const hc_opts *opts,
                                         hc_obj_loader_fn loader, void *ctx, void **obj_out,
                                         hc_error *err);
-/* hc_contains of the view key (nothing is decoded). */
+/* hc_contains of the view key (nothing is decoded): HC_OK if present,
+ * HC_MISS if not; key borrowed for the call; errors as for every view key. */
 HC_EXTERN hc_status hc_view_contains(hc_view *v, const char *key, hc_error *err);
-/* hc_invalidate_key of the view key (published to an attached bus like it). */
+/* hc_invalidate_key of the view key (counted, emitted and published to an
+ * attached bus like it, with the full cache key); key borrowed for the call.
+ * HC_OK whether or not it was present; errors as for every view key. */
 HC_EXTERN hc_status hc_view_invalidate_key(hc_view *v, const char *key, hc_error *err);
-/* Another name for hc_view_invalidate_key. */
+/* Another name for hc_view_invalidate_key (same behaviour and return values). */
 HC_EXTERN hc_status hc_view_remove(hc_view *v, const char *key, hc_error *err);
 /* Full cache key of a view key ("<esc(ns)>:<key>", the key itself not
  * escaped) NUL-terminated into buf (capacity cap): what hc_get or
