@@ -12,6 +12,7 @@
 
 static hc_fake_clock fclock;
 static hc_cache *cache;
+static int load_calls;  /* calls of the counting loaders below */
 
 static hc_cache *new_cache(size_t max_bytes, uint64_t default_ttl)
 {
@@ -22,9 +23,11 @@ static hc_cache *new_cache(size_t max_bytes, uint64_t default_ttl)
     return c;
 }
 
+/* Checked fixture of every test: a 1 MiB cache on a fake clock at 1000 ms. */
 static void setup(void)
 {
     fclock.now_ms = 1000;
+    load_calls = 0;
     cache = new_cache(1 << 20, 0);
 }
 
@@ -32,6 +35,22 @@ static void teardown(void)
 {
     hc_cache_free(cache);
     cache = NULL;
+}
+
+/* Checked fixture of the "small" tests, after setup's: a 4 KiB cache too, and
+ * a value twice that size. */
+static hc_cache *small;
+static char big[8192];
+
+static void small_setup(void)
+{
+    small = new_cache(4096, 0);
+}
+
+static void small_teardown(void)
+{
+    hc_cache_free(small);
+    small = NULL;
 }
 
 static hc_stats stats(void)
@@ -168,22 +187,17 @@ END_TEST
 
 START_TEST(test_value_larger_than_the_limit_is_too_large)
 {
-    hc_cache *small = new_cache(4096, 0);
-    static char big[8192];
     hc_error err;
     ck_assert_int_eq(hc_put(small, "k", big, sizeof big, NULL, &err), HC_ERR_TOO_LARGE);
     ck_assert_int_eq(err.code, HC_ERR_TOO_LARGE);
     ck_assert_missing(small, "k");
     ck_assert_int_eq(hc_put(small, "k", big, 100, NULL, &err), HC_OK);
-    hc_cache_free(small);
 }
 END_TEST
 
 /* A put that stores nothing must not leave the value it was replacing readable. */
 START_TEST(test_failed_put_leaves_the_key_absent)
 {
-    hc_cache *small = new_cache(4096, 0);
-    static char big[8192];
     hc_error err;
     const char *null_tag = NULL;
     ck_assert_int_eq(put_str(small, "k", "old", NULL), HC_OK);
@@ -199,7 +213,6 @@ START_TEST(test_failed_put_leaves_the_key_absent)
     ck_assert_int_eq(put_str(small, "k", "old", NULL), HC_OK);
     ck_assert_int_eq(hc_put_value(small, "k", NULL, NULL, &err), HC_ERR_INVALID);
     ck_assert_missing(small, "k");
-    hc_cache_free(small);
 }
 END_TEST
 
@@ -313,8 +326,6 @@ END_TEST
 
 /* ------------------------------------------------------------------ loads */
 
-static int load_calls;
-
 static hc_status counting_loader(void *ctx, const char *key, hc_value **out, hc_error *err)
 {
     load_calls++;
@@ -338,7 +349,6 @@ static hc_status empty_loader(void *ctx, const char *key, hc_value **out, hc_err
 
 START_TEST(test_get_or_load_loads_once_then_hits)
 {
-    load_calls = 0;
     hc_value *v = NULL;
     ck_assert_int_eq(hc_get_or_load(cache, "k", NULL, counting_loader, "loaded", &v, NULL),
                      HC_OK);
@@ -373,7 +383,6 @@ END_TEST
 
 START_TEST(test_loader_error_is_returned_and_not_cached)
 {
-    load_calls = 0;
     hc_value *v = (hc_value *)1;
     hc_error err;
     ck_assert_int_eq(hc_get_or_load(cache, "k", NULL, failing_loader, NULL, &v, &err),
@@ -882,7 +891,6 @@ START_TEST(test_view_get_or_load_encodes_and_decodes)
 {
     hc_view *v = hc_cache_view(cache, "n", &int_codec, NULL);
     int base = 100, *got = NULL;
-    load_calls = 0;
     ck_assert_int_eq(hc_view_get_or_load(v, "abc", NULL, int_loader, &base, (void **)&got, NULL),
                      HC_OK);
     ck_assert_int_eq(*got, 103);
@@ -1098,8 +1106,6 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_invalidate_tag_removes_exactly_the_tagged_entries);
     tcase_add_test(tc, test_replaced_entry_leaves_its_old_tags);
     tcase_add_test(tc, test_flush_removes_everything);
-    tcase_add_test(tc, test_value_larger_than_the_limit_is_too_large);
-    tcase_add_test(tc, test_failed_put_leaves_the_key_absent);
     tcase_add_test(tc, test_cache_defaults);
     tcase_add_test(tc, test_entry_expires_after_its_ttl);
     tcase_add_test(tc, test_default_ttl_applies_and_forever_overrides_it);
@@ -1130,6 +1136,12 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_view_decode_failure_other_than_codec_keeps_the_entry);
     tcase_add_test(tc, test_view_put_failing_to_encode_leaves_the_key_absent);
     tcase_add_test(tc, test_null_and_oversized_arguments_are_rejected);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("small");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, small_setup, small_teardown);
+    tcase_add_test(tc, test_value_larger_than_the_limit_is_too_large);
+    tcase_add_test(tc, test_failed_put_leaves_the_key_absent);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -35,12 +35,23 @@ static size_t heap_in_use_glibc(void)
 
 static char self_path[4096]; /* this program, for the per-process hash test */
 
+/* The cache of the running test (each test sizes its own), freed by the
+ * checked fixture's teardown. */
+static hc_cache *test_cache;
+
 static hc_cache *new_cache(size_t max_bytes, size_t max_entries, unsigned shards)
 {
     hc_config cfg = {.max_bytes = max_bytes, .max_entries = max_entries, .shards = shards};
-    hc_cache *c = hc_cache_new(&cfg, NULL);
-    ck_assert_ptr_nonnull(c);
-    return c;
+    ck_assert_ptr_null(test_cache); /* one per test */
+    test_cache = hc_cache_new(&cfg, NULL);
+    ck_assert_ptr_nonnull(test_cache);
+    return test_cache;
+}
+
+static void free_test_cache(void)
+{
+    hc_cache_free(test_cache);
+    test_cache = NULL;
 }
 
 static hc_diagnostics diag(const hc_cache *c)
@@ -78,7 +89,6 @@ START_TEST(test_store_never_exceeds_max_bytes)
     d = diag(c);
     ck_assert_uint_eq(d.entries, 0);
     ck_assert_uint_eq(d.bytes_used, 0);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -93,7 +103,6 @@ START_TEST(test_store_never_exceeds_max_entries)
     }
     ck_assert_uint_eq(diag(c).entries, 10);
     ck_assert_uint_eq(diag(c).stats.evictions_capacity, 90);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -119,7 +128,6 @@ START_TEST(test_bytes_count_key_value_tags_and_overhead)
     ck_assert_uint_gt(diag(c).bytes_used, plain + 4);
     hc_remove(c, "k", NULL);
     ck_assert_uint_eq(diag(c).bytes_used, 0);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -140,7 +148,6 @@ START_TEST(test_capacity_evictions_emit_events)
     ck_assert_missing(c, "a");
     ck_assert_cached(c, "d", "4");
     hc_subscriber_free(sub);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -178,7 +185,6 @@ START_TEST(test_one_pass_scan_does_not_evict_the_hot_working_set)
         ck_assert_msg(hc_contains(c, key, NULL) == HC_OK, "%s was evicted by the scan", key);
     }
     ck_assert_uint_ge(diag(c).stats.evictions_capacity, SCAN - CAPACITY + HOT);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -213,7 +219,6 @@ START_TEST(test_entries_evicted_as_cold_return_to_main_when_reused)
         put_str(c, key, "c", NULL);
     }
     ck_assert_cached(c, again, "2");
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -262,7 +267,6 @@ START_TEST(test_ghosts_survive_table_growth)
     for (int i = 0; i < VICTIMS; i++)
         ck_assert_msg(hc_contains(c, victims[i], NULL) == HC_OK,
                       "%s was forgotten by the ghost table", victims[i]);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -292,7 +296,6 @@ START_TEST(test_entity_key_that_is_its_tag_is_stored_once)
     ck_assert_missing(c, "user:3");
     ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
     ck_assert_uint_eq(diag(c).bytes_used, 0);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -321,7 +324,6 @@ START_TEST(test_shared_tags_are_interned)
     ck_assert_int_eq(hc_invalidate_tag(c, tag, NULL), HC_OK);
     ck_assert_uint_eq(diag(c).entries, 0);
     ck_assert_uint_eq(diag(c).bytes_used, 0);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -397,7 +399,6 @@ START_TEST(test_bytes_used_covers_the_heap_and_stays_bounded)
         ck_assert_uint_gt(peak_heap, limit / 2); /* the measure saw the cache */
     ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
     ck_assert_uint_eq(diag(c).bytes_used, 0);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -436,7 +437,6 @@ START_TEST(test_removals_keep_every_other_key_reachable)
         ck_assert_int_eq(hc_contains(c, key, NULL), i % 3 == 0 ? HC_MISS : HC_OK);
     }
     ck_assert_uint_eq(diag(c).entries, N - (N + 2) / 3);
-    hc_cache_free(c);
 }
 END_TEST
 
@@ -454,6 +454,7 @@ static Suite *store_suite(void)
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
     tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, NULL, free_test_cache);
     tcase_add_test(tc, test_store_never_exceeds_max_bytes);
     tcase_add_test(tc, test_store_never_exceeds_max_entries);
     tcase_add_test(tc, test_bytes_count_key_value_tags_and_overhead);
