@@ -20,18 +20,6 @@
 
 static hc_cache *cache;
 
-static void setup(void)
-{
-    hc_config cfg = {.shards = 4};
-    cache = hc_cache_new(&cfg, NULL);
-    ck_assert_ptr_nonnull(cache);
-}
-
-static void teardown(void)
-{
-    hc_cache_free(cache);
-}
-
 static hc_stats stats(void)
 {
     hc_stats s;
@@ -67,6 +55,23 @@ static void gate_destroy(gate *g)
 {
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
+}
+
+/* Checked fixture of every test: a 4-shard cache and the gate gt. */
+static gate gt;
+
+static void setup(void)
+{
+    hc_config cfg = {.shards = 4};
+    cache = hc_cache_new(&cfg, NULL);
+    ck_assert_ptr_nonnull(cache);
+    gate_init(&gt);
+}
+
+static void teardown(void)
+{
+    hc_cache_free(cache);
+    gate_destroy(&gt);
 }
 
 static hc_status gated_loader(void *ctx, const char *key, hc_value **out, hc_error *err)
@@ -170,11 +175,9 @@ static void run_herd(caller *callers, gate *g, void (*meanwhile)(void))
 
 START_TEST(test_concurrent_misses_run_the_loader_once)
 {
-    gate g;
-    gate_init(&g);
     caller callers[NTHREADS];
-    run_herd(callers, &g, NULL);
-    ck_assert_int_eq(g.calls, 1);
+    run_herd(callers, &gt, NULL);
+    ck_assert_int_eq(gt.calls, 1);
     for (int i = 0; i < NTHREADS; i++) {
         ck_assert_int_eq(callers[i].st, HC_OK);
         ck_assert_str_eq(callers[i].got, "first");
@@ -184,18 +187,15 @@ START_TEST(test_concurrent_misses_run_the_loader_once)
     ck_assert_uint_eq(s.misses, NTHREADS);
     ck_assert_uint_eq(s.single_flight_joins, NTHREADS - 1);
     ck_assert_cached(cache, "herd", "first");
-    gate_destroy(&g);
 }
 END_TEST
 
 START_TEST(test_loader_error_reaches_every_joined_caller_and_is_not_cached)
 {
-    gate g;
-    gate_init(&g);
-    g.fail = true;
+    gt.fail = true;
     caller callers[NTHREADS];
-    run_herd(callers, &g, NULL);
-    ck_assert_int_eq(g.calls, 1);
+    run_herd(callers, &gt, NULL);
+    ck_assert_int_eq(gt.calls, 1);
     for (int i = 0; i < NTHREADS; i++) {
         ck_assert_int_eq(callers[i].st, HC_ERR_PG);
         ck_assert_int_eq(callers[i].err.code, HC_ERR_PG);
@@ -205,25 +205,22 @@ START_TEST(test_loader_error_reaches_every_joined_caller_and_is_not_cached)
     ck_assert_missing(cache, "herd");
     ck_assert_uint_eq(stats().load_errors, 1);
     /* the next caller loads again */
-    g.fail = false;
-    gate_release(&g, 1);
+    gt.fail = false;
+    gate_release(&gt, 1);
     hc_value *v = NULL;
-    ck_assert_int_eq(hc_get_or_load(cache, "herd", NULL, gated_loader, &g, &v, NULL), HC_OK);
+    ck_assert_int_eq(hc_get_or_load(cache, "herd", NULL, gated_loader, &gt, &v, NULL), HC_OK);
     ck_assert_str_eq(hc_value_data(v), "second");
     hc_value_release(v);
-    gate_destroy(&g);
 }
 END_TEST
 
 START_TEST(test_loader_outcome_status_reaches_every_joiner_as_a_loader_error)
 {
-    gate g;
-    gate_init(&g);
-    g.fail = true;
-    g.fail_status = HC_TIMEOUT;
+    gt.fail = true;
+    gt.fail_status = HC_TIMEOUT;
     caller callers[NTHREADS];
-    run_herd(callers, &g, NULL);
-    ck_assert_int_eq(g.calls, 1);
+    run_herd(callers, &gt, NULL);
+    ck_assert_int_eq(gt.calls, 1);
     for (int i = 0; i < NTHREADS; i++) {
         ck_assert_int_eq(callers[i].st, HC_ERR_LOADER);
         ck_assert_int_eq(callers[i].err.code, HC_ERR_LOADER);
@@ -231,7 +228,6 @@ START_TEST(test_loader_outcome_status_reaches_every_joiner_as_a_loader_error)
         ck_assert_str_eq(callers[i].got, "");
     }
     ck_assert_missing(cache, "herd");
-    gate_destroy(&g);
 }
 END_TEST
 
@@ -243,19 +239,17 @@ END_TEST
  */
 static void check_overtaken_load(void (*inval)(void))
 {
-    gate g;
-    gate_init(&g);
     caller first, second;
     const hc_opts *opts = HC_OPTS(.tags = HC_TAGS("t", "u"));
-    caller_start(&first, "k", opts, &g, NULL);
-    gate_wait_calls(&g, 1);
+    caller_start(&first, "k", opts, &gt, NULL);
+    gate_wait_calls(&gt, 1);
     inval();
-    caller_start(&second, "k", opts, &g, NULL);
-    gate_wait_calls(&g, 2); /* a second loader run: the stale flight was not joined */
-    gate_release(&g, 1);    /* the fresh load finishes and is stored first */
+    caller_start(&second, "k", opts, &gt, NULL);
+    gate_wait_calls(&gt, 2); /* a second loader run: the stale flight was not joined */
+    gate_release(&gt, 1);    /* the fresh load finishes and is stored first */
     join_all(&second, 1);
     ck_assert_cached(cache, "k", "second");
-    gate_release(&g, 0);    /* then the stale one returns */
+    gate_release(&gt, 0);    /* then the stale one returns */
     ck_assert_int_eq(second.st, HC_OK);
     ck_assert_str_eq(second.got, "second");
     join_all(&first, 1);
@@ -266,7 +260,6 @@ static void check_overtaken_load(void (*inval)(void))
     ck_assert_uint_eq(s.loads, 2);
     ck_assert_uint_eq(s.single_flight_joins, 0);
     ck_assert_uint_eq(s.stale_load_discards, 1);
-    gate_destroy(&g);
 }
 
 static void inval_tag(void)
@@ -335,26 +328,23 @@ static bool second_started_or_joined(void *ctx)
  */
 static void check_put_detaches_older_load(void (*put)(void))
 {
-    gate g;
-    gate_init(&g);
     caller first, second;
-    caller_start(&first, "k", NULL, &g, NULL);
-    gate_wait_calls(&g, 1);
+    caller_start(&first, "k", NULL, &gt, NULL);
+    gate_wait_calls(&gt, 1);
     put();
     ck_assert_missing(cache, "k");
-    second_arrival a = {&g, stats()};
-    caller_start(&second, "k", NULL, &g, NULL);
+    second_arrival a = {&gt, stats()};
+    caller_start(&second, "k", NULL, &gt, NULL);
     ck_assert(hc_test_wait_for(second_started_or_joined, &a, 30000));
-    gate_release(&g, 0);
-    gate_release(&g, 1);
+    gate_release(&gt, 0);
+    gate_release(&gt, 1);
     join_all(&first, 1);
     join_all(&second, 1);
     ck_assert_str_eq(first.got, "first");
     ck_assert_int_eq(second.st, HC_OK);
     ck_assert_str_eq(second.got, "second");
-    ck_assert_int_eq(g.calls, 2);
+    ck_assert_int_eq(gt.calls, 2);
     ck_assert_uint_eq(stats().single_flight_joins, 0);
-    gate_destroy(&g);
 }
 
 static void put_in_bypass(void)
@@ -393,68 +383,57 @@ static void invalidate_herd(void)
 
 START_TEST(test_joiners_before_an_invalidation_share_the_stale_result)
 {
-    gate g;
-    gate_init(&g);
     caller callers[NTHREADS];
-    run_herd(callers, &g, invalidate_herd);
+    run_herd(callers, &gt, invalidate_herd);
     for (int i = 0; i < NTHREADS; i++)
         ck_assert_str_eq(callers[i].got, "first");
     ck_assert_missing(cache, "herd");
     ck_assert_uint_eq(stats().stale_load_discards, 1);
-    gate_destroy(&g);
 }
 END_TEST
 
 START_TEST(test_bypass_during_a_load_keeps_it_out_of_the_cache)
 {
-    gate g;
-    gate_init(&g);
     caller first;
-    caller_start(&first, "k", NULL, &g, NULL);
-    gate_wait_calls(&g, 1);
+    caller_start(&first, "k", NULL, &gt, NULL);
+    gate_wait_calls(&gt, 1);
     hc_cache_set_bypass(cache, true, HC_ORIGIN_BUS);
     hc_cache_set_bypass(cache, false, HC_ORIGIN_BUS);
-    gate_release(&g, 0);
+    gate_release(&gt, 0);
     join_all(&first, 1);
     ck_assert_str_eq(first.got, "first");
     ck_assert_missing(cache, "k");
     ck_assert_uint_eq(stats().stale_load_discards, 1);
-    gate_destroy(&g);
 }
 END_TEST
 
 START_TEST(test_hits_do_not_wait_for_a_load_in_flight)
 {
-    gate g;
-    gate_init(&g);
     put_str(cache, "cached", "yes", NULL);
     caller slow;
-    caller_start(&slow, "slow", NULL, &g, NULL);
-    gate_wait_calls(&g, 1);
+    caller_start(&slow, "slow", NULL, &gt, NULL);
+    gate_wait_calls(&gt, 1);
     /* the loader for "slow" is blocked: a hit must not queue behind it */
     hc_value *v = NULL;
-    ck_assert_int_eq(hc_get_or_load(cache, "cached", NULL, gated_loader, &g, &v, NULL), HC_OK);
+    ck_assert_int_eq(hc_get_or_load(cache, "cached", NULL, gated_loader, &gt, &v, NULL), HC_OK);
     ck_assert_str_eq(hc_value_data(v), "yes");
     hc_value_release(v);
     ck_assert_int_eq(hc_get_or_load(cache, "other", NULL, load_ctx_string, "o", &v, NULL),
                      HC_OK);
     hc_value_release(v);
-    gate_release(&g, 0);
+    gate_release(&gt, 0);
     join_all(&slow, 1);
-    ck_assert_int_eq(g.calls, 1);
+    ck_assert_int_eq(gt.calls, 1);
     ck_assert_uint_eq(stats().single_flight_joins, 0);
-    gate_destroy(&g);
 }
 END_TEST
 
 START_TEST(test_bypass_loads_still_share_one_run)
 {
-    gate g;
-    gate_init(&g);
     hc_cache_set_bypass(cache, true, HC_ORIGIN_BUS);
     caller callers[NTHREADS];
-    run_herd(callers, &g, NULL);
-    ck_assert_int_eq(g.calls, 1);
+    run_herd(callers, &gt, NULL);
+    ck_assert_int_eq(gt.calls, 1);
     for (int i = 0; i < NTHREADS; i++)
         ck_assert_str_eq(callers[i].got, "first");
     hc_stats s = stats();
@@ -462,7 +441,6 @@ START_TEST(test_bypass_loads_still_share_one_run)
     hc_diagnostics d;
     hc_cache_diagnostics(cache, &d);
     ck_assert_uint_eq(d.entries, 0);
-    gate_destroy(&g);
 }
 END_TEST
 
