@@ -318,6 +318,19 @@ static void recorder_destroy(struct recorder *r)
     pthread_mutex_destroy(&r->lock);
 }
 
+/* Checked fixture of the "listeners" tests (after the hub's): the recorder rec. */
+static struct recorder rec;
+
+static void recorder_setup(void)
+{
+    recorder_init(&rec);
+}
+
+static void recorder_teardown(void)
+{
+    recorder_destroy(&rec);
+}
+
 static void record(void *ctx, hc_status st, const hc_event *ev)
 {
     struct recorder *r = ctx;
@@ -367,22 +380,19 @@ static hc_listener *listen_recorder(struct recorder *r, uint32_t mask)
 
 START_TEST(test_listener_calls_back_on_its_own_thread_in_order)
 {
-    struct recorder r;
-    recorder_init(&r);
-    hc_listener *l = listen_recorder(&r, HC_EV_PUT);
+    hc_listener *l = listen_recorder(&rec, HC_EV_PUT);
 
     hc__events_emit(hub, HC_EV_FLUSH, HC_ORIGIN_LOCAL, HC_EVICT_NONE, "filtered", 0);
     for (unsigned i = 1; i <= 50; i++)
         emit_numbered(i);
-    wait_calls(&r, 50);
+    wait_calls(&rec, 50);
 
-    pthread_mutex_lock(&r.lock);
-    ck_assert(!pthread_equal(r.thread, pthread_self()));
-    ck_assert_str_eq(r.last, "50");
-    ck_assert_uint_eq(r.lagged, 0);
-    pthread_mutex_unlock(&r.lock);
+    pthread_mutex_lock(&rec.lock);
+    ck_assert(!pthread_equal(rec.thread, pthread_self()));
+    ck_assert_str_eq(rec.last, "50");
+    ck_assert_uint_eq(rec.lagged, 0);
+    pthread_mutex_unlock(&rec.lock);
     hc_listener_free(l);
-    recorder_destroy(&r);
 }
 END_TEST
 
@@ -401,53 +411,47 @@ static void *steady_emitter_main(void *arg)
 
 START_TEST(test_listener_is_never_called_after_free)
 {
-    struct recorder r;
     struct free_race fr;
     pthread_t t;
-    recorder_init(&r);
     atomic_init(&fr.stop, false);
-    hc_listener *l = listen_recorder(&r, HC_EV_ALL);
+    hc_listener *l = listen_recorder(&rec, HC_EV_ALL);
 
     ck_assert_int_eq(pthread_create(&t, NULL, steady_emitter_main, &fr), 0);
-    wait_calls(&r, 100);
+    wait_calls(&rec, 100);
     hc_listener_free(l);
-    atomic_store(&r.freed, true);
+    atomic_store(&rec.freed, true);
     for (unsigned i = 0; i < 100; i++)
         emit_numbered(i);
     atomic_store(&fr.stop, true);
     pthread_join(t, NULL);
 
-    ck_assert_int_eq(atomic_load(&r.calls_after_free), 0);
+    ck_assert_int_eq(atomic_load(&rec.calls_after_free), 0);
     ck_assert(!hc__events_wanted(hub, HC_EV_PUT));
-    recorder_destroy(&r);
 }
 END_TEST
 
 START_TEST(test_listener_reports_lag_with_lost_count)
 {
-    struct recorder r;
-    recorder_init(&r);
-    r.gate_closed = true;
-    hc_listener *l = listen_recorder(&r, HC_EV_ALL);
+    rec.gate_closed = true;
+    hc_listener *l = listen_recorder(&rec, HC_EV_ALL);
 
     emit_numbered(0);
-    wait_calls(&r, 1); /* fn now holds the first event; the ring is empty */
+    wait_calls(&rec, 1); /* fn now holds the first event; the ring is empty */
     for (unsigned i = 1; i <= HC_EVENTS_DEFAULT_CAPACITY + 5; i++)
         emit_numbered(i);
 
-    pthread_mutex_lock(&r.lock);
-    r.gate_closed = false;
-    pthread_cond_broadcast(&r.changed);
-    pthread_mutex_unlock(&r.lock);
-    wait_calls(&r, 2 + HC_EVENTS_DEFAULT_CAPACITY);
+    pthread_mutex_lock(&rec.lock);
+    rec.gate_closed = false;
+    pthread_cond_broadcast(&rec.changed);
+    pthread_mutex_unlock(&rec.lock);
+    wait_calls(&rec, 2 + HC_EVENTS_DEFAULT_CAPACITY);
 
-    pthread_mutex_lock(&r.lock);
-    ck_assert_uint_eq(r.lagged, 1);
-    ck_assert_uint_eq(r.lost, 5);
-    ck_assert_str_eq(r.last, "1029");
-    pthread_mutex_unlock(&r.lock);
+    pthread_mutex_lock(&rec.lock);
+    ck_assert_uint_eq(rec.lagged, 1);
+    ck_assert_uint_eq(rec.lost, 5);
+    ck_assert_str_eq(rec.last, "1029");
+    pthread_mutex_unlock(&rec.lock);
     hc_listener_free(l);
-    recorder_destroy(&r);
 }
 END_TEST
 
@@ -628,9 +632,15 @@ static Suite *events_suite(void)
     suite_add_tcase(su, tc);
 
     tc = hub_tcase("listeners", 30);
+    tcase_add_checked_fixture(tc, recorder_setup, recorder_teardown);
     tcase_add_test(tc, test_listener_calls_back_on_its_own_thread_in_order);
     tcase_add_test(tc, test_listener_is_never_called_after_free);
     tcase_add_test(tc, test_listener_reports_lag_with_lost_count);
+    suite_add_tcase(su, tc);
+
+    /* its recorder outlives the test (the detached listener thread may still
+     * use it), so it is not the fixture's */
+    tc = hub_tcase("listener freeing itself", 30);
     tcase_add_test(tc, test_listener_may_free_itself_from_its_callback);
     suite_add_tcase(su, tc);
 
