@@ -179,7 +179,6 @@ START_TEST(test_concurrent_use_never_leaves_a_stale_value_cached)
     ck_assert_uint_gt(d.stats.subscriber_lag, 0);
     pthread_barrier_destroy(&start);
     hc_subscriber_free(sub);
-    hc_cache_free(cache);
 }
 END_TEST
 
@@ -203,8 +202,6 @@ static void *hot_reader(void *arg)
 
 START_TEST(test_counts_stay_exact_when_threads_hit_one_hot_key)
 {
-    cache = hc_cache_new(NULL, NULL);
-    ck_assert_ptr_nonnull(cache);
     put_str(cache, "hot", "v", NULL);
     pthread_t th[HOT_THREADS];
     pthread_barrier_init(&start, NULL, HOT_THREADS);
@@ -217,8 +214,6 @@ START_TEST(test_counts_stay_exact_when_threads_hit_one_hot_key)
     hc_cache_stats(cache, &s);
     ck_assert_uint_eq(s.hits, (uint64_t)HOT_THREADS * HOT_GETS);
     ck_assert_uint_eq(s.misses, (uint64_t)HOT_THREADS * HOT_GETS);
-    hc_cache_free(cache);
-    cache = NULL;
 }
 END_TEST
 
@@ -260,8 +255,6 @@ static void *fresh_reader(void *arg)
 
 START_TEST(test_get_after_a_replace_returned_sees_the_new_value)
 {
-    cache = hc_cache_new(NULL, NULL);
-    ck_assert_ptr_nonnull(cache);
     put_str(cache, "fresh", "0", NULL);
     atomic_store(&published, 0);
     pthread_t w, r[FRESH_READERS];
@@ -276,8 +269,6 @@ START_TEST(test_get_after_a_replace_returned_sees_the_new_value)
         ck_assert_uint_eq(stale[i], 0);
     }
     pthread_barrier_destroy(&start);
-    hc_cache_free(cache);
-    cache = NULL;
 }
 END_TEST
 
@@ -299,14 +290,33 @@ START_TEST(test_threads_count_in_their_own_stripes)
 }
 END_TEST
 
+/* Checked fixture: every test's cache (if it made one) is freed after it; the
+ * "default cache" tests get an hc_cache_new(NULL) one made for them. */
+static void default_cache_setup(void)
+{
+    cache = hc_cache_new(NULL, NULL);
+    ck_assert_ptr_nonnull(cache);
+}
+
+static void cache_teardown(void)
+{
+    hc_cache_free(cache);
+    cache = NULL;
+}
+
 static Suite *stress_suite(void)
 {
     Suite *s = suite_create("stress");
     TCase *tc = tcase_create("stress");
     tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, NULL, cache_teardown);
     tcase_add_test(tc, test_concurrent_use_never_leaves_a_stale_value_cached);
-    tcase_add_test(tc, test_counts_stay_exact_when_threads_hit_one_hot_key);
     tcase_add_test(tc, test_threads_count_in_their_own_stripes);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("default cache");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, default_cache_setup, cache_teardown);
+    tcase_add_test(tc, test_counts_stay_exact_when_threads_hit_one_hot_key);
     tcase_add_test(tc, test_get_after_a_replace_returned_sees_the_new_value);
     suite_add_tcase(s, tc);
     return s;
