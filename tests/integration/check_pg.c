@@ -66,6 +66,13 @@ static void teardown(void)
     hc_cache_free(cache);
 }
 
+/* Checked fixture of the "extension" tests, after setup's: the extension in
+ * the test database. */
+static void extension_setup(void)
+{
+    hc_test_create_extension(conn);
+}
+
 /* A fresh sequence: each nextval() in a query is one server execution. */
 static void fresh_seq(const char *name)
 {
@@ -800,7 +807,6 @@ static char *server_text(const char *sql, int n, const char *const *params)
 
 START_TEST(test_adapter_keys_and_tags_equal_the_extension_functions)
 {
-    hc_test_create_extension(conn);
     static const char *const ids[] = {"42", "a:b", "*", "", "a\\b", "\xc3\xbc:*\\", "\\N", NULL};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         hc_query q = {.sql = "SELECT 1"};
@@ -882,7 +888,6 @@ static bool apply_notifications(void *vctx)
 
 START_TEST(test_trigger_invalidates_exactly_the_dependent_entries)
 {
-    hc_test_create_extension(conn);
     listen_ctx lc = {.listener = hc_test_connect()};
     hc_test_exec(lc.listener, "LISTEN hydracache");
     hc_test_exec(conn, "SELECT hydracache.watch('users', 'user')");
@@ -1128,7 +1133,6 @@ END_TEST
  * reaches the entry, so nothing stale is served after the sync. */
 START_TEST(test_non_canonical_integer_id_is_invalidated_by_the_trigger)
 {
-    hc_test_create_extension(conn);
     hc_test_exec(conn, "SELECT hydracache.watch('users', 'user')");
     hc_error err;
     hc_pg_bus *bus = hc_pg_bus_new(&(hc_pg_bus_config){.conninfo = hc_test_conninfo(),
@@ -1316,6 +1320,7 @@ int main(void)
         tcase_set_timeout(all[i], 30);
         suite_add_tcase(s, all[i]);
     }
+    tcase_add_checked_fixture(ext, extension_setup, NULL);
     tcase_add_test(hits, test_hit_equals_uncached_result_in_text_format);
     tcase_add_test(hits, test_hit_equals_uncached_result_in_binary_format);
     tcase_add_test(hits, test_hit_does_not_reach_the_server);
