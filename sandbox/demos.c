@@ -264,6 +264,12 @@ static void simple_op(sb *s, sb_req *req, sb_reply *rep, const char *field, key_
         sb_error(rep, 400, "%s", err.message);
         return;
     }
+    /* remove, invalidate-tag and flush publish over the bus: in the postgres profile
+     * the other node applies them asynchronously (and its echo of an earlier one could
+     * land after the next request's put), so reply only once every node has applied
+     * them. Without this a flush of node b could clear a key put on node a a moment
+     * later (the "ttl demo" step after "flush node b" failed that way under TSan). */
+    sb_settle(s);
     json_t *j = status_json(st, &err);
     if (field != NULL)
         json_object_set_new(j, field, json_string(arg));

@@ -37,7 +37,9 @@ grep -q "^prefix=$tmp/prefix\$" "$pc" || { echo "FAIL: hcpg.pc does not name the
 # through make install-extension), and make uninstall takes all of it away: a staged install
 # (DESTDIR) shows every file it writes.
 stage="$tmp/stage"
-make_staged() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$build" "$1" DESTDIR="$stage" prefix=/hc-prefix >>"$tmp/install.log" 2>&1; }
+# make in the build under test, outside the test harness's make: make_in DESTDIR TARGET [VAR=...]
+make_in() { local d=$1; shift; env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$build" "$@" DESTDIR="$d" >>"$tmp/install.log" 2>&1; }
+make_staged() { make_in "$stage" "$1" prefix=/hc-prefix; }
 make_staged install || { cat "$tmp/install.log"; echo "FAIL: make install DESTDIR=$stage"; exit 1; }
 outside=$(find "$stage" -type f ! -path "$stage/hc-prefix/*")
 [ -z "$outside" ] || { echo "$outside"; echo "FAIL: make install wrote outside its prefix"; exit 1; }
@@ -51,7 +53,7 @@ left=$(find "$stage" -type f)
 if grep -q '^all-local: extension' "$build/Makefile"; then
   pgc=$(sed -n 's/^PG_CONFIG = //p' "$build/Makefile")
   estage="$tmp/estage"
-  make_ext() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$build" "$1" DESTDIR="$estage" >>"$tmp/install.log" 2>&1; }
+  make_ext() { make_in "$estage" "$1"; }
   make_ext install-extension || { cat "$tmp/install.log"; echo "FAIL: make install-extension DESTDIR=$estage"; exit 1; }
   so="$estage$("$pgc" --pkglibdir)/hydracache.so"
   ctl="$estage$("$pgc" --sharedir)/extension/hydracache.control"
