@@ -18,7 +18,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "bus_internal.h"
+#include "bus_int.h"
 #include "wire.h"
 
 struct hc_bus {
@@ -26,7 +26,7 @@ struct hc_bus {
     char node_id[HC_NODE_ID_MAX + 1];
     const hc_transport_ops *ops; /* NULL: in-process bus */
     void *impl;
-    hc_bus_sync_fn sync_fn;
+    hc__bus_sync_fn sync_fn;
     /* guarded by mu */
     hc_bus_state state;
     bool ever_up;
@@ -38,7 +38,7 @@ struct hc_bus {
     double queue_usage;
 };
 
-uint64_t hc_bus_random64(void)
+uint64_t hc__bus_random64(void)
 {
     uint64_t v = 0;
     if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v) return v;
@@ -53,17 +53,17 @@ uint64_t hc_bus_random64(void)
     return v;
 }
 
-hc_status hc_bus_node_id_init(char *out, const char *node_id, hc_error *err)
+hc_status hc__bus_node_id_init(char *out, const char *node_id, hc_error *err)
 {
     if (node_id == NULL) {
         static const char hex[] = "0123456789abcdef";
-        uint64_t r = hc_bus_random64();
+        uint64_t r = hc__bus_random64();
         for (int i = 0; i < 16; i++) out[i] = hex[(r >> (60 - 4 * i)) & 15];
         out[16] = '\0';
         return HC_OK;
     }
     size_t n = strlen(node_id);
-    if (!hc_wire_origin_valid(node_id, n))
+    if (!hc__wire_origin_valid(node_id, n))
         return hc_error_set(err, HC_ERR_INVALID,
                             "node id must be 1-%d bytes of [A-Za-z0-9._-]", HC_NODE_ID_MAX);
     if (strcmp(node_id, HC_WIRE_DB_ORIGIN) == 0)
@@ -75,7 +75,7 @@ hc_status hc_bus_node_id_init(char *out, const char *node_id, hc_error *err)
 static hc_bus *bus_alloc(const char *node_id, hc_error *err)
 {
     char id[HC_NODE_ID_MAX + 1];
-    if (hc_bus_node_id_init(id, node_id, err) != HC_OK) return NULL;
+    if (hc__bus_node_id_init(id, node_id, err) != HC_OK) return NULL;
     hc_bus *bus = calloc(1, sizeof *bus);
     if (bus == NULL) {
         hc_error_set(err, HC_ERR_NOMEM, "out of memory allocating bus");
@@ -378,12 +378,12 @@ HC_EXTERN void hc_bus_transport_down(hc_bus *bus, const char *detail)
     pthread_mutex_unlock(&bus->mu);
 }
 
-void hc_bus_set_sync_handler(hc_bus *bus, hc_bus_sync_fn fn)
+void hc__bus_set_sync_handler(hc_bus *bus, hc__bus_sync_fn fn)
 {
     bus->sync_fn = fn;
 }
 
-void hc_bus_set_queue_usage(hc_bus *bus, double usage)
+void hc__bus_set_queue_usage(hc_bus *bus, double usage)
 {
     pthread_mutex_lock(&bus->mu);
     bus->queue_usage = usage;
@@ -392,7 +392,7 @@ void hc_bus_set_queue_usage(hc_bus *bus, double usage)
     pthread_mutex_unlock(&bus->mu);
 }
 
-void hc_bus_get_counters(hc_bus *bus, hc_bus_counters *out)
+void hc__bus_get_counters(hc_bus *bus, hc__bus_counters *out)
 {
     out->received = __atomic_load_n(&bus->received, __ATOMIC_RELAXED);
     out->malformed = __atomic_load_n(&bus->malformed, __ATOMIC_RELAXED);

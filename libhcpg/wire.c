@@ -35,7 +35,7 @@ static bool origin_byte(unsigned char c)
            c == '.' || c == '_' || c == '-';
 }
 
-bool hc_wire_origin_valid(const char *origin, size_t len)
+bool hc__wire_origin_valid(const char *origin, size_t len)
 {
     if (origin == NULL || len == 0 || len > HC_WIRE_ORIGIN_MAX) return false;
     for (size_t i = 0; i < len; i++)
@@ -43,7 +43,7 @@ bool hc_wire_origin_valid(const char *origin, size_t len)
     return true;
 }
 
-size_t hc_wire_escaped_len(const char *arg, size_t len)
+size_t hc__wire_escaped_len(const char *arg, size_t len)
 {
     size_t n = len;
     for (size_t i = 0; i < len; i++)
@@ -51,7 +51,7 @@ size_t hc_wire_escaped_len(const char *arg, size_t len)
     return n;
 }
 
-size_t hc_wire_escape(char *dst, const char *arg, size_t len)
+size_t hc__wire_escape(char *dst, const char *arg, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = 0;
@@ -109,7 +109,7 @@ hc_status hc_wire_parse(const char *payload, size_t len, hc_wire_msg *out, hc_er
     const unsigned char *o = p;
     while (p < end && *p != ' ') p++;
     size_t olen = (size_t)(p - o);
-    if (!hc_wire_origin_valid((const char *)o, olen)) return malformed(err, "bad origin");
+    if (!hc__wire_origin_valid((const char *)o, olen)) return malformed(err, "bad origin");
     if (p == end) return malformed(err, "missing op");
     p++; /* the space */
 
@@ -209,7 +209,7 @@ hc_status hc_wire_encode(const char *origin, hc_wire_op op, const char *const *a
 {
     if (emit == NULL) return hc_error_set(err, HC_ERR_INVALID, "NULL emit callback");
     size_t olen = origin ? strlen(origin) : 0;
-    if (!hc_wire_origin_valid(origin, olen))
+    if (!hc__wire_origin_valid(origin, olen))
         return hc_error_set(err, HC_ERR_INVALID, "origin must be 1-%d bytes of [A-Za-z0-9._-]",
                             HC_WIRE_ORIGIN_MAX);
     if (!op_known((unsigned char)op)) return hc_error_set(err, HC_ERR_INVALID, "unknown op");
@@ -224,7 +224,7 @@ hc_status hc_wire_encode(const char *origin, hc_wire_op op, const char *const *a
     for (size_t i = 0; i < nargs; i++) {
         if (args[i] == NULL || args[i][0] == '\0')
             return hc_error_set(err, HC_ERR_INVALID, "arg %zu is NULL or empty", i);
-        size_t el = hc_wire_escaped_len(args[i], strlen(args[i]));
+        size_t el = hc__wire_escaped_len(args[i], strlen(args[i]));
         if (el > HC_WIRE_MAX_PAYLOAD - hlen - 1)
             return hc_error_set(err, HC_ERR_TOO_LARGE,
                                 "arg %zu (%zu bytes escaped) does not fit in one payload", i, el);
@@ -239,7 +239,7 @@ hc_status hc_wire_encode(const char *origin, hc_wire_op op, const char *const *a
     size_t in_msg = 0;
     for (size_t i = 0; i < nargs; i++) {
         size_t alen = strlen(args[i]);
-        size_t el = hc_wire_escaped_len(args[i], alen);
+        size_t el = hc__wire_escaped_len(args[i], alen);
         if (in_msg > 0 && n + 1 + el > HC_WIRE_MAX_PAYLOAD) {
             buf[n] = '\0';
             hc_status st = emit(ctx, buf, n);
@@ -248,7 +248,7 @@ hc_status hc_wire_encode(const char *origin, hc_wire_op op, const char *const *a
             in_msg = 0;
         }
         buf[n++] = ' ';
-        n += hc_wire_escape(buf + n, args[i], alen);
+        n += hc__wire_escape(buf + n, args[i], alen);
         in_msg++;
     }
     buf[n] = '\0';

@@ -55,15 +55,15 @@ hc_status hc_wire_parse(const char *payload, size_t len, hc_wire_msg *out, hc_er
 void hc_wire_msg_clear(hc_wire_msg *m); /* NULL-safe, idempotent */
 
 /* 1..64 bytes of [A-Za-z0-9._-]. */
-bool hc_wire_origin_valid(const char *origin, size_t len);
+bool hc__wire_origin_valid(const char *origin, size_t len);
 
 /*
  * Escaped length of an arg (the bytes %, space, 0x00-0x1F and 0x7F take three
  * bytes each), and the escaping itself into dst (which needs that many bytes;
  * no NUL is written).  Returns the number of bytes written.
  */
-size_t hc_wire_escaped_len(const char *arg, size_t len);
-size_t hc_wire_escape(char *dst, const char *arg, size_t len);
+size_t hc__wire_escaped_len(const char *arg, size_t len);
+size_t hc__wire_escape(char *dst, const char *arg, size_t len);
 
 /* Receives each encoded payload (NUL-terminated, len <= HC_WIRE_MAX_PAYLOAD,
  * valid until the callback returns).  A non-HC_OK return stops encoding and is

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bus_internal.h"
+#include "bus_int.h"
 #include "hc_test.h"
 #include "hydracache/bus.h"
 #include "wire.h"
@@ -376,8 +376,8 @@ START_TEST(test_own_messages_are_not_applied_again)
     ck_assert_uint_eq(stats_of(a).bus_received, 1);
     ck_assert_uint_eq(stats_of(a).bus_applied, applied);
     ck_assert(has(a, "k"));
-    hc_bus_counters c;
-    hc_bus_get_counters(n1, &c);
+    hc__bus_counters c;
+    hc__bus_get_counters(n1, &c);
     ck_assert_uint_eq(c.own_ignored, 1);
     hc_bus_free(n1);
     hc_cache_free(a);
@@ -405,8 +405,8 @@ START_TEST(test_known_sender_overrides_the_origin_for_echo_suppression)
     ck_assert_int_eq(hc_bus_deliver_from(n1, "hc1 n1 k k3", 11, HC_SENDER_BY_ORIGIN, NULL),
                      HC_OK);
     ck_assert(has(a, "k3"));
-    hc_bus_counters c;
-    hc_bus_get_counters(n1, &c);
+    hc__bus_counters c;
+    hc__bus_get_counters(n1, &c);
     ck_assert_uint_eq(c.own_ignored, 2);
     hc_bus_free(n1);
     hc_cache_free(a);
@@ -463,7 +463,7 @@ START_TEST(test_detach_and_bus_free_forget_the_queue_usage)
     hc_bus_attach(n1, a, NULL);
     hc_bus_attach(n1, b, NULL);
     hc_bus_transport_up(n1);
-    hc_bus_set_queue_usage(n1, 0.8);
+    hc__bus_set_queue_usage(n1, 0.8);
     hc_diagnostics d;
     hc_cache_diagnostics(a, &d);
     ck_assert(d.notify_queue_usage > 0.79 && d.notify_queue_usage < 0.81);
@@ -476,7 +476,7 @@ START_TEST(test_detach_and_bus_free_forget_the_queue_usage)
     hc_cache_diagnostics(b, &d);
     ck_assert(d.notify_queue_usage > 0.79); /* still attached: still reported */
 
-    hc_bus_set_queue_usage(n1, 0.9); /* a later probe reaches b only */
+    hc__bus_set_queue_usage(n1, 0.9); /* a later probe reaches b only */
     hc_cache_diagnostics(a, &d);
     ck_assert(d.notify_queue_usage < 0);
 

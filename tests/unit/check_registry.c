@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "bus_internal.h"
+#include "bus_int.h"
 #include "hc_test.h"
 #include "hydracache/registry.h"
 #include "json_check.h"
@@ -436,7 +436,7 @@ START_TEST(test_any_bus_is_reported_from_the_generic_bus)
     hc_bus_transport_up(started_bus);
     ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
     ck_assert_int_eq(h, HC_HEALTH_UP);
-    hc_bus_set_queue_usage(started_bus, 0.9);
+    hc__bus_set_queue_usage(started_bus, 0.9);
     ck_assert_double_eq(hc_bus_queue_usage(custom), 0.9);
     ck_assert_int_eq(hc_registry_health_status(reg, &h, &s, NULL, NULL), HC_OK);
     ck_assert_int_eq(h, HC_HEALTH_DEGRADED);

@@ -268,8 +268,8 @@ START_TEST(test_escape_is_exactly_per_protocol)
 {
     const char in[] = "a b%c\x01\x1f\x7f:\\*\xc3\xa9~";
     char out[64];
-    size_t n = hc_wire_escape(out, in, sizeof in - 1);
-    ck_assert_uint_eq(n, hc_wire_escaped_len(in, sizeof in - 1));
+    size_t n = hc__wire_escape(out, in, sizeof in - 1);
+    ck_assert_uint_eq(n, hc__wire_escaped_len(in, sizeof in - 1));
     out[n] = '\0';
     ck_assert_str_eq(out, "a%20b%25c%01%1F%7F:\\*\xc3\xa9~");
 }
@@ -326,7 +326,7 @@ START_TEST(test_encode_splits_long_lists_with_full_headers)
         ck_assert_int_eq(parse_exact(c->payload[p], c->len[p], &m), HC_OK);
         for (size_t i = 0; i < m.nargs; i++) ck_assert_str_eq(m.args[i], args[next++]);
         if (p + 1 < c->n) { /* full: the next arg would not have fitted */
-            size_t el = hc_wire_escaped_len(args[next], strlen(args[next]));
+            size_t el = hc__wire_escaped_len(args[next], strlen(args[next]));
             ck_assert_uint_gt(c->len[p] + 1 + el, HC_WIRE_MAX_PAYLOAD);
         }
         hc_wire_msg_clear(&m);
