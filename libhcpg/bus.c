@@ -15,10 +15,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "bus_int.h"
+#include "osrandom.h"
 #include "wire.h"
 
 struct hc_bus {
@@ -41,7 +42,7 @@ struct hc_bus {
 uint64_t hc__bus_random64(void)
 {
     uint64_t v = 0;
-    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v) return v;
+    if (hc__os_random(&v, sizeof v) == 0) return v;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     static uint64_t counter;
@@ -76,7 +77,7 @@ static hc_bus *bus_alloc(const char *node_id, hc_error *err)
 {
     char id[HC_NODE_ID_MAX + 1];
     if (hc__bus_node_id_init(id, node_id, err) != HC_OK) return NULL;
-    hc_bus *bus = calloc(1, sizeof *bus);
+    hc_bus *bus = hc__calloc(1, sizeof *bus);
     if (bus == NULL) {
         hc_error_set(err, HC_ERR_NOMEM, "out of memory allocating bus");
         return NULL;
@@ -167,7 +168,7 @@ HC_EXTERN hc_status hc_bus_attach(hc_bus *bus, hc_cache *c, hc_error *err)
     pthread_mutex_lock(&bus->mu);
     if (bus->ncaches == bus->cap) {
         size_t ncap = bus->cap ? bus->cap * 2 : 4;
-        hc_cache **nc = realloc(bus->caches, ncap * sizeof *nc);
+        hc_cache **nc = hc__realloc(bus->caches, ncap * sizeof *nc);
         if (nc == NULL) {
             pthread_mutex_unlock(&bus->mu);
             hc_cache_detach_publisher(c);

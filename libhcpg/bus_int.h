@@ -28,7 +28,7 @@ typedef struct hc__bus_counters {
 } hc__bus_counters;
 void hc__bus_get_counters(hc_bus *bus, hc__bus_counters *out);
 
-/* Random bits from the OS (getrandom), falling back to time and address. */
+/* Random bits from the OS (hc__os_random), falling back to time and address. */
 uint64_t hc__bus_random64(void);
 /* Validate a node id (NULL -> write a random 16-hex one) into out[HC_NODE_ID_MAX + 1]. */
 hc_status hc__bus_node_id_init(char *out, const char *node_id, hc_error *err);

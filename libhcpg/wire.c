@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "wire.h"
 
 #define HDR_VERSION "hc1"
@@ -142,7 +143,7 @@ hc_status hc_wire_parse(const char *payload, size_t len, hc_wire_msg *out, hc_er
     size_t data_cap = (size_t)(end - p) + 1;
     size_t ptrs = nargs * sizeof(char *);
     size_t lens = nargs * sizeof(size_t);
-    char *block = malloc(ptrs + lens + data_cap + 1);
+    char *block = hc__malloc(ptrs + lens + data_cap + 1);
     if (block == NULL) return hc_error_set(err, HC_ERR_NOMEM, "out of memory parsing payload");
     char **args = (char **)(void *)block;
     size_t *arg_len = (size_t *)(void *)(block + ptrs);

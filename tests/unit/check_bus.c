@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "bus_int.h"
 #include "hc_test.h"
 #include "hydracache/bus.h"
@@ -606,6 +607,38 @@ START_TEST(test_concurrent_invalidations_and_attach_detach)
 }
 END_TEST
 
+/* The bus allocates through alloc.h, so the failure injector reaches it: each
+ * failure is reported as HC_ERR_NOMEM and leaves nothing half done. */
+START_TEST(test_allocation_failures_are_reported)
+{
+    hc_error err;
+    hc__alloc_fail_after(0);
+    ck_assert_ptr_null(hc_local_bus_new("n1", &err));
+    hc__alloc_fail_after(-1);
+    ck_assert_int_eq(err.code, HC_ERR_NOMEM);
+
+    hc_bus *bus = hc_local_bus_new("n1", NULL);
+    hc_cache *a = new_cache(), *b = new_cache();
+    hc__alloc_fail_after(0); /* the cache list cannot grow */
+    ck_assert_int_eq(hc_bus_attach(bus, a, &err), HC_ERR_NOMEM);
+    hc__alloc_fail_after(-1);
+    ck_assert_uint_eq(hc_bus_cache_count(bus), 0);
+    ck_assert_int_eq(hc_bus_attach(bus, a, NULL), HC_OK); /* not left half attached */
+    ck_assert_int_eq(hc_bus_attach(bus, b, NULL), HC_OK);
+
+    /* a payload that cannot even be parsed flushes rather than risk a stale entry */
+    put(a, "k", NULL);
+    static const char payload[] = "hc1 n2 k other";
+    hc__alloc_fail_after(0);
+    ck_assert_int_eq(hc_bus_deliver(bus, payload, sizeof payload - 1, &err), HC_ERR_NOMEM);
+    hc__alloc_fail_after(-1);
+    ck_assert(!has(a, "k"));
+    hc_bus_free(bus);
+    hc_cache_free(a);
+    hc_cache_free(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("bus");
@@ -619,6 +652,7 @@ int main(void)
     tcase_add_test(tl, test_detached_cache_neither_sends_nor_receives);
     tcase_add_test(tl, test_node_ids_are_random_hex_or_validated);
     tcase_add_test(tl, test_null_arguments_are_refused);
+    tcase_add_test(tl, test_allocation_failures_are_reported);
     suite_add_tcase(s, tl);
     TCase *tt = tcase_create("transport");
     tcase_add_test(tt, test_custom_transport_carries_invalidations_between_nodes);
