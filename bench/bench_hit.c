@@ -35,7 +35,8 @@ typedef struct transport {
 } transport;
 
 static char g_sql[256];
-/* The same query declared as an entity (SPEC §5's hc_query_for_entity form). */
+/* The same query declared as an entity, in the hc_query_for_entity form applications use,
+ * so the cached side costs what it costs an application. */
 static HC_ENTITY_DEF(BENCH_USER, .name = "bench_user", .select = g_sql);
 
 /* The cached side of the comparison, as an application writes it: an entity
