@@ -10,10 +10,11 @@
 
 #define HDR_VERSION "hc1"
 
-/* What the parser accepts (HC_WIRE_MAX_RECEIVE, wire.h).  HC_WIRE_MAX_PAYLOAD (7999) bounds what is
- * *encoded*, in the sender's encoding; the server re-encodes a payload into
- * each listener's client_encoding, where it can grow (LATIN1 -> UTF8 doubles
- * high bytes; no conversion makes a character more than 4 times longer).
+/* What the parser accepts (HC_WIRE_MAX_RECEIVE, transport.h).  HC_WIRE_MAX_PAYLOAD
+ * (7999) bounds what is *encoded*, in the sender's encoding; the server
+ * re-encodes a payload into each listener's client_encoding, where it can grow
+ * (LATIN1 -> UTF8 doubles high bytes; no conversion makes a character more
+ * than 4 times longer).
  * Refusing such a payload would drop a genuine invalidation, so the receive
  * limit is 4 x 8000 bytes. */
 
@@ -69,7 +70,7 @@ size_t hc__wire_escape(char *dst, const char *arg, size_t len)
     return n;
 }
 
-void hc_wire_msg_clear(hc_wire_msg *m)
+HC_EXTERN void hc_wire_msg_clear(hc_wire_msg *m)
 {
     if (m == NULL) return;
     free(m->storage_);
@@ -86,7 +87,8 @@ static bool op_known(unsigned char c)
     return c == HC_WIRE_TAGS || c == HC_WIRE_KEYS || c == HC_WIRE_FLUSH || c == HC_WIRE_SYNC;
 }
 
-hc_status hc_wire_parse(const char *payload, size_t len, hc_wire_msg *out, hc_error *err)
+HC_EXTERN hc_status hc_wire_parse(const char *payload, size_t len, hc_wire_msg *out,
+                                  hc_error *err)
 {
     if (out == NULL) return hc_error_set(err, HC_ERR_INVALID, "NULL message");
     memset(out, 0, sizeof *out);
@@ -205,8 +207,8 @@ static bool op_arity_ok(hc_wire_op op, size_t nargs)
     return false;
 }
 
-hc_status hc_wire_encode(const char *origin, hc_wire_op op, const char *const *args, size_t nargs,
-                         hc_wire_emit_fn emit, void *ctx, hc_error *err)
+HC_EXTERN hc_status hc_wire_encode(const char *origin, hc_wire_op op, const char *const *args,
+                                   size_t nargs, hc_wire_emit_fn emit, void *ctx, hc_error *err)
 {
     if (emit == NULL) return hc_error_set(err, HC_ERR_INVALID, "NULL emit callback");
     size_t olen = origin ? strlen(origin) : 0;
