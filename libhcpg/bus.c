@@ -9,6 +9,8 @@
  * the middle.  It is never held while calling the transport, the sync
  * handler, or hc_cache_attach/detach_publisher: detach_publisher waits for
  * running publisher hooks, and a hook takes bus->mu to reach sibling caches.
+ * Every bus is also on one process-wide list (all_mu, taken before any
+ * bus->mu), so that diagnostics can find the bus a cache is attached to.
  */
 #include "config.h"
 
@@ -37,7 +39,33 @@ struct hc_bus {
     uint64_t received, malformed, own_ignored;
     /* guarded by mu (obs, for the registry): hc_bus_queue_usage; -1 unknown */
     double queue_usage;
+    /* guarded by all_mu: the list of every bus */
+    hc_bus *all_prev, *all_next;
 };
+
+static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
+static hc_bus *all_head;
+
+static void all_link(hc_bus *bus)
+{
+    pthread_mutex_lock(&all_mu);
+    bus->all_prev = NULL;
+    bus->all_next = all_head;
+    if (all_head != NULL) all_head->all_prev = bus;
+    all_head = bus;
+    pthread_mutex_unlock(&all_mu);
+}
+
+static void all_unlink(hc_bus *bus)
+{
+    pthread_mutex_lock(&all_mu);
+    if (bus->all_prev != NULL)
+        bus->all_prev->all_next = bus->all_next;
+    else
+        all_head = bus->all_next;
+    if (bus->all_next != NULL) bus->all_next->all_prev = bus->all_prev;
+    pthread_mutex_unlock(&all_mu);
+}
 
 uint64_t hc__bus_random64(void)
 {
@@ -89,6 +117,7 @@ static hc_bus *bus_alloc(const char *node_id, hc_error *err)
     }
     memcpy(bus->node_id, id, sizeof id);
     bus->queue_usage = -1.0;
+    all_link(bus);
     return bus;
 }
 
@@ -121,6 +150,7 @@ HC_EXTERN hc_bus *hc_bus_new(const char *node_id, const hc_transport_ops *ops, v
         hc_status st = ops->start(impl, bus, err);
         if (st != HC_OK) {
             if (ops->free) ops->free(impl);
+            all_unlink(bus);
             pthread_mutex_destroy(&bus->mu);
             free(bus);
             return NULL;
@@ -198,9 +228,6 @@ HC_EXTERN void hc_bus_detach(hc_bus *bus, hc_cache *c)
     hc_cache_detach_publisher(c);
     if (bus->ops != NULL && bus->ops->forget != NULL) bus->ops->forget(bus->impl, c);
     hc_cache_set_bus_state(c, HC_BUS_NONE);
-    /* The queue usage was this bus's probe: unknown again, or the cache
-     * would stay DEGRADED in a registry after it left the bus. */
-    hc_cache_set_notify_queue_usage(c, -1.0);
     /* Always flush (bypass on then off, which also makes loads in flight
      * stale): from here on no invalidation reaches c, so nothing it holds
      * now could ever be invalidated by another node. */
@@ -220,6 +247,7 @@ HC_EXTERN void hc_bus_free(hc_bus *bus)
         hc_bus_detach(bus, c);
     }
     if (bus->ops != NULL && bus->ops->free != NULL) bus->ops->free(bus->impl);
+    all_unlink(bus);
     free(bus->caches);
     pthread_mutex_destroy(&bus->mu);
     free(bus);
@@ -388,8 +416,6 @@ void hc__bus_set_queue_usage(hc_bus *bus, double usage)
 {
     pthread_mutex_lock(&bus->mu);
     bus->queue_usage = usage;
-    for (size_t i = 0; i < bus->ncaches; i++)
-        hc_cache_set_notify_queue_usage(bus->caches[i], usage);
     pthread_mutex_unlock(&bus->mu);
 }
 
@@ -408,5 +434,20 @@ HC_EXTERN double hc_bus_queue_usage(hc_bus *bus)
     pthread_mutex_lock(&bus->mu);
     double usage = bus->queue_usage;
     pthread_mutex_unlock(&bus->mu);
+    return usage;
+}
+
+double hc__bus_cache_queue_usage(const hc_cache *c)
+{
+    double usage = -1.0;
+    bool found = false;
+    pthread_mutex_lock(&all_mu);
+    for (hc_bus *bus = all_head; bus != NULL && !found; bus = bus->all_next) {
+        pthread_mutex_lock(&bus->mu);
+        for (size_t i = 0; i < bus->ncaches && !found; i++) found = bus->caches[i] == c;
+        if (found) usage = bus->queue_usage;
+        pthread_mutex_unlock(&bus->mu);
+    }
+    pthread_mutex_unlock(&all_mu);
     return usage;
 }

@@ -17,8 +17,13 @@ typedef void (*hc__bus_sync_fn)(void *impl, const char *origin, const char *toke
                                 hc_bus_sender sender);
 void hc__bus_set_sync_handler(hc_bus *bus, hc__bus_sync_fn fn);
 
-/* Record pg_notification_queue_usage() on every attached cache. */
+/* Record the transport's queue usage (pg_notification_queue_usage(), 0..1;
+ * -1 unknown) for hc_bus_queue_usage. */
 void hc__bus_set_queue_usage(hc_bus *bus, double usage);
+/* The queue usage of the bus c is attached to (hc_bus_queue_usage), -1 when c
+ * is attached to none (or NULL): what diagnostics show for a cache.  Any
+ * thread; takes the process-wide bus list lock, then each bus's lock. */
+double hc__bus_cache_queue_usage(const hc_cache *c);
 
 /* Bus-wide delivery counters (notifications, not per cache). */
 typedef struct hc__bus_counters {
