@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Write overhead of the hydracache trigger: what watching a table costs the transactions that
-# write to it (docs/BENCHMARKS.md, "write overhead": the loss must stay within 5% and below a
-# PL/pgSQL trigger's).
+# Write overhead of the hydracache trigger: what watching a table costs its writers (the
+# target in docs/BENCHMARKS.md: at most 5% TPS lost, and less than a PL/pgSQL pg_notify trigger).
 # Starts a throwaway cluster (tests/pgcluster.sh), fills a 100k-row table, and runs pgbench
 # (bench/write_overhead_update.sql: UPDATE of one random row by id) at 1 and 2 clients with
 # the table

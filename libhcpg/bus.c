@@ -9,16 +9,19 @@
  * the middle.  It is never held while calling the transport, the sync
  * handler, or hc_cache_attach/detach_publisher: detach_publisher waits for
  * running publisher hooks, and a hook takes bus->mu to reach sibling caches.
+ * Every bus is also on one process-wide list (all_mu, taken before any
+ * bus->mu), so that diagnostics can find the bus a cache is attached to.
  */
 #include "config.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
-#include "bus_internal.h"
+#include "alloc.h"
+#include "bus_int.h"
+#include "osrandom.h"
 #include "wire.h"
 
 struct hc_bus {
@@ -26,7 +29,7 @@ struct hc_bus {
     char node_id[HC_NODE_ID_MAX + 1];
     const hc_transport_ops *ops; /* NULL: in-process bus */
     void *impl;
-    hc_bus_sync_fn sync_fn;
+    hc__bus_sync_fn sync_fn;
     /* guarded by mu */
     hc_bus_state state;
     bool ever_up;
@@ -36,12 +39,38 @@ struct hc_bus {
     uint64_t received, malformed, own_ignored;
     /* guarded by mu (obs, for the registry): hc_bus_queue_usage; -1 unknown */
     double queue_usage;
+    /* guarded by all_mu: the list of every bus */
+    hc_bus *all_prev, *all_next;
 };
 
-uint64_t hc_bus_random64(void)
+static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
+static hc_bus *all_head;
+
+static void all_link(hc_bus *bus)
+{
+    pthread_mutex_lock(&all_mu);
+    bus->all_prev = NULL;
+    bus->all_next = all_head;
+    if (all_head != NULL) all_head->all_prev = bus;
+    all_head = bus;
+    pthread_mutex_unlock(&all_mu);
+}
+
+static void all_unlink(hc_bus *bus)
+{
+    pthread_mutex_lock(&all_mu);
+    if (bus->all_prev != NULL)
+        bus->all_prev->all_next = bus->all_next;
+    else
+        all_head = bus->all_next;
+    if (bus->all_next != NULL) bus->all_next->all_prev = bus->all_prev;
+    pthread_mutex_unlock(&all_mu);
+}
+
+uint64_t hc__bus_random64(void)
 {
     uint64_t v = 0;
-    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v) return v;
+    if (hc__os_random(&v, sizeof v) == 0) return v;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     static uint64_t counter;
@@ -53,17 +82,17 @@ uint64_t hc_bus_random64(void)
     return v;
 }
 
-hc_status hc_bus_node_id_init(char *out, const char *node_id, hc_error *err)
+hc_status hc__bus_node_id_init(char *out, const char *node_id, hc_error *err)
 {
     if (node_id == NULL) {
         static const char hex[] = "0123456789abcdef";
-        uint64_t r = hc_bus_random64();
+        uint64_t r = hc__bus_random64();
         for (int i = 0; i < 16; i++) out[i] = hex[(r >> (60 - 4 * i)) & 15];
         out[16] = '\0';
         return HC_OK;
     }
     size_t n = strlen(node_id);
-    if (!hc_wire_origin_valid(node_id, n))
+    if (!hc__wire_origin_valid(node_id, n))
         return hc_error_set(err, HC_ERR_INVALID,
                             "node id must be 1-%d bytes of [A-Za-z0-9._-]", HC_NODE_ID_MAX);
     if (strcmp(node_id, HC_WIRE_DB_ORIGIN) == 0)
@@ -75,8 +104,8 @@ hc_status hc_bus_node_id_init(char *out, const char *node_id, hc_error *err)
 static hc_bus *bus_alloc(const char *node_id, hc_error *err)
 {
     char id[HC_NODE_ID_MAX + 1];
-    if (hc_bus_node_id_init(id, node_id, err) != HC_OK) return NULL;
-    hc_bus *bus = calloc(1, sizeof *bus);
+    if (hc__bus_node_id_init(id, node_id, err) != HC_OK) return NULL;
+    hc_bus *bus = hc__calloc(1, sizeof *bus);
     if (bus == NULL) {
         hc_error_set(err, HC_ERR_NOMEM, "out of memory allocating bus");
         return NULL;
@@ -88,6 +117,7 @@ static hc_bus *bus_alloc(const char *node_id, hc_error *err)
     }
     memcpy(bus->node_id, id, sizeof id);
     bus->queue_usage = -1.0;
+    all_link(bus);
     return bus;
 }
 
@@ -120,6 +150,7 @@ HC_EXTERN hc_bus *hc_bus_new(const char *node_id, const hc_transport_ops *ops, v
         hc_status st = ops->start(impl, bus, err);
         if (st != HC_OK) {
             if (ops->free) ops->free(impl);
+            all_unlink(bus);
             pthread_mutex_destroy(&bus->mu);
             free(bus);
             return NULL;
@@ -167,7 +198,7 @@ HC_EXTERN hc_status hc_bus_attach(hc_bus *bus, hc_cache *c, hc_error *err)
     pthread_mutex_lock(&bus->mu);
     if (bus->ncaches == bus->cap) {
         size_t ncap = bus->cap ? bus->cap * 2 : 4;
-        hc_cache **nc = realloc(bus->caches, ncap * sizeof *nc);
+        hc_cache **nc = hc__realloc(bus->caches, ncap * sizeof *nc);
         if (nc == NULL) {
             pthread_mutex_unlock(&bus->mu);
             hc_cache_detach_publisher(c);
@@ -197,9 +228,6 @@ HC_EXTERN void hc_bus_detach(hc_bus *bus, hc_cache *c)
     hc_cache_detach_publisher(c);
     if (bus->ops != NULL && bus->ops->forget != NULL) bus->ops->forget(bus->impl, c);
     hc_cache_set_bus_state(c, HC_BUS_NONE);
-    /* The queue usage was this bus's probe: unknown again, or the cache
-     * would stay DEGRADED in a registry after it left the bus. */
-    hc_cache_set_notify_queue_usage(c, -1.0);
     /* Always flush (bypass on then off, which also makes loads in flight
      * stale): from here on no invalidation reaches c, so nothing it holds
      * now could ever be invalidated by another node. */
@@ -219,6 +247,7 @@ HC_EXTERN void hc_bus_free(hc_bus *bus)
         hc_bus_detach(bus, c);
     }
     if (bus->ops != NULL && bus->ops->free != NULL) bus->ops->free(bus->impl);
+    all_unlink(bus);
     free(bus->caches);
     pthread_mutex_destroy(&bus->mu);
     free(bus);
@@ -378,21 +407,19 @@ HC_EXTERN void hc_bus_transport_down(hc_bus *bus, const char *detail)
     pthread_mutex_unlock(&bus->mu);
 }
 
-void hc_bus_set_sync_handler(hc_bus *bus, hc_bus_sync_fn fn)
+void hc__bus_set_sync_handler(hc_bus *bus, hc__bus_sync_fn fn)
 {
     bus->sync_fn = fn;
 }
 
-void hc_bus_set_queue_usage(hc_bus *bus, double usage)
+void hc__bus_set_queue_usage(hc_bus *bus, double usage)
 {
     pthread_mutex_lock(&bus->mu);
     bus->queue_usage = usage;
-    for (size_t i = 0; i < bus->ncaches; i++)
-        hc_cache_set_notify_queue_usage(bus->caches[i], usage);
     pthread_mutex_unlock(&bus->mu);
 }
 
-void hc_bus_get_counters(hc_bus *bus, hc_bus_counters *out)
+void hc__bus_get_counters(hc_bus *bus, hc__bus_counters *out)
 {
     out->received = __atomic_load_n(&bus->received, __ATOMIC_RELAXED);
     out->malformed = __atomic_load_n(&bus->malformed, __ATOMIC_RELAXED);
@@ -407,5 +434,20 @@ HC_EXTERN double hc_bus_queue_usage(hc_bus *bus)
     pthread_mutex_lock(&bus->mu);
     double usage = bus->queue_usage;
     pthread_mutex_unlock(&bus->mu);
+    return usage;
+}
+
+double hc__bus_cache_queue_usage(const hc_cache *c)
+{
+    double usage = -1.0;
+    bool found = false;
+    pthread_mutex_lock(&all_mu);
+    for (hc_bus *bus = all_head; bus != NULL && !found; bus = bus->all_next) {
+        pthread_mutex_lock(&bus->mu);
+        for (size_t i = 0; i < bus->ncaches && !found; i++) found = bus->caches[i] == c;
+        if (found) usage = bus->queue_usage;
+        pthread_mutex_unlock(&bus->mu);
+    }
+    pthread_mutex_unlock(&all_mu);
     return usage;
 }

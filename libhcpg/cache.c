@@ -50,7 +50,6 @@ struct hc_cache {
     atomic_bool bypass;
     atomic_bool access_events;
     atomic_int bus_state;
-    _Atomic uint64_t notify_usage_bits; /* a double */
     _Atomic uint64_t flush_epoch;
     pthread_rwlock_t pub_lock; /* held shared while the publisher runs */
     hc_publish_fn pub_fn;
@@ -183,10 +182,6 @@ HC_EXTERN hc_cache *hc_cache_new(const hc_config *cfg, hc_error *err)
     atomic_init(&c->bypass, false);
     atomic_init(&c->access_events, false);
     atomic_init(&c->bus_state, HC_BUS_NONE);
-    double unknown = -1.0;
-    uint64_t bits;
-    memcpy(&bits, &unknown, sizeof bits);
-    atomic_init(&c->notify_usage_bits, bits);
     atomic_init(&c->flush_epoch, 0);
     hc__gens_init(&c->tag_gens);
     hc__gens_init(&c->key_gens);
@@ -683,7 +678,6 @@ HC_EXTERN void hc_cache_diagnostics(const hc_cache *c, hc_diagnostics *out)
     if (out == NULL)
         return;
     memset(out, 0, sizeof *out);
-    out->notify_queue_usage = -1.0;
     if (c == NULL)
         return;
     hc_cache_stats(c, &out->stats);
@@ -692,8 +686,6 @@ HC_EXTERN void hc_cache_diagnostics(const hc_cache *c, hc_diagnostics *out)
     out->entries_limit = c->max_entries;
     out->bus_state = (hc_bus_state)atomic_load(&((hc_cache *)c)->bus_state);
     out->bypass = atomic_load(&((hc_cache *)c)->bypass);
-    uint64_t bits = atomic_load(&((hc_cache *)c)->notify_usage_bits);
-    memcpy(&out->notify_queue_usage, &bits, sizeof bits);
 }
 
 /* ------------------------------------------------------------------ events */
@@ -794,13 +786,4 @@ HC_EXTERN void hc_cache_set_bus_state(hc_cache *c, hc_bus_state st)
 {
     if (c != NULL)
         atomic_store(&c->bus_state, (int)st);
-}
-
-HC_EXTERN void hc_cache_set_notify_queue_usage(hc_cache *c, double usage)
-{
-    if (c == NULL)
-        return;
-    uint64_t bits;
-    memcpy(&bits, &usage, sizeof bits);
-    atomic_store(&c->notify_usage_bits, bits);
 }

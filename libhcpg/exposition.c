@@ -78,8 +78,10 @@ static void json_stats(hc__tbuf *b, const hc_stats *st)
     hc__tb_puts(b, "}");
 }
 
-static void json_diagnostics(hc__tbuf *b, const hc_diagnostics *d)
+/* The cache's diagnostics and the queue usage of its bus (c->queue_usage). */
+static void json_diagnostics(hc__tbuf *b, const hc__cache_snap *c)
 {
+    const hc_diagnostics *d = &c->d;
     bool first = true;
     hc__tb_puts(b, "{");
     hc__json_key(b, &first, "entries");
@@ -95,7 +97,7 @@ static void json_diagnostics(hc__tbuf *b, const hc_diagnostics *d)
     hc__json_key(b, &first, "bypass");
     hc__tb_puts(b, d->bypass ? "true" : "false");
     hc__json_key(b, &first, "notify_queue_usage");
-    hc__json_num_or_null(b, d->notify_queue_usage);
+    hc__json_num_or_null(b, c->queue_usage);
     hc__tb_puts(b, "}");
 }
 
@@ -138,7 +140,7 @@ void hc__expo_json(hc__tbuf *b, const hc__snapshot *s)
         hc__tb_puts(b, ",\"stats\":");
         json_stats(b, &s->c[i].d.stats);
         hc__tb_puts(b, ",\"diagnostics\":");
-        json_diagnostics(b, &s->c[i].d);
+        json_diagnostics(b, &s->c[i]);
         hc__tb_puts(b, "}");
     }
     hc__tb_puts(b, "],\"buses\":[");
@@ -183,7 +185,7 @@ bool hc__expo_cache_json(hc__tbuf *b, const hc__snapshot *s, const char *name,
             json_stats(b, &s->c[i].d.stats);
         } else {
             hc__tb_puts(b, ",\"diagnostics\":");
-            json_diagnostics(b, &s->c[i].d);
+            json_diagnostics(b, &s->c[i]);
         }
         hc__tb_puts(b, "}");
         return true;
@@ -206,7 +208,7 @@ void hc__expo_health_json(hc__tbuf *b, const hc__snapshot *s)
         hc__json_str(b, hc_bus_state_str(s->c[i].d.bus_state));
         hc__tb_puts(b, s->c[i].d.bypass ? ",\"bypass\":true" : ",\"bypass\":false");
         hc__tb_puts(b, ",\"notify_queue_usage\":");
-        hc__json_num_or_null(b, s->c[i].d.notify_queue_usage);
+        hc__json_num_or_null(b, s->c[i].queue_usage);
         hc__tb_puts(b, "}");
     }
     hc__tb_puts(b, "},\"buses\":{");
@@ -285,16 +287,16 @@ static void prom_counters(hc__tbuf *b, const hc__snapshot *s, const counter_def 
 typedef struct gauge_def {
     const char *family;
     const char *help;
-    double (*get)(const hc_diagnostics *d); /* < 0: no sample for this cache */
+    double (*get)(const hc__cache_snap *c); /* < 0: no sample for this cache */
 } gauge_def;
 
-static double g_entries(const hc_diagnostics *d) { return (double)d->entries; }
-static double g_bytes(const hc_diagnostics *d) { return (double)d->bytes_used; }
-static double g_bytes_limit(const hc_diagnostics *d) { return (double)d->bytes_limit; }
-static double g_entries_limit(const hc_diagnostics *d) { return (double)d->entries_limit; }
-static double g_bypass(const hc_diagnostics *d) { return d->bypass ? 1 : 0; }
-static double g_hit_ratio(const hc_diagnostics *d) { return hc_stats_hit_ratio(&d->stats); }
-static double g_queue(const hc_diagnostics *d) { return d->notify_queue_usage; }
+static double g_entries(const hc__cache_snap *c) { return (double)c->d.entries; }
+static double g_bytes(const hc__cache_snap *c) { return (double)c->d.bytes_used; }
+static double g_bytes_limit(const hc__cache_snap *c) { return (double)c->d.bytes_limit; }
+static double g_entries_limit(const hc__cache_snap *c) { return (double)c->d.entries_limit; }
+static double g_bypass(const hc__cache_snap *c) { return c->d.bypass ? 1 : 0; }
+static double g_hit_ratio(const hc__cache_snap *c) { return hc_stats_hit_ratio(&c->d.stats); }
+static double g_queue(const hc__cache_snap *c) { return c->queue_usage; }
 
 static const gauge_def cache_gauges[] = {
     {"entries", "Live entries.", g_entries},
@@ -376,7 +378,7 @@ void hc__expo_prometheus(hc__tbuf *b, const hc__snapshot *s)
         prom_family(b, cache_gauges[i].family, "gauge", cache_gauges[i].help);
         for (size_t j = 0; j < s->nc; j++)
             prom_gauge_sample(b, cache_gauges[i].family, "cache", s->c[j].name,
-                              cache_gauges[i].get(&s->c[j].d));
+                              cache_gauges[i].get(&s->c[j]));
     }
     prom_family(b, "bus_state", "gauge", "Bus state of the cache (1 for the current state).");
     for (size_t j = 0; j < s->nc; j++)

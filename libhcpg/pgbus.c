@@ -268,7 +268,7 @@ static hc_status pg_start(void *impl, hc_bus *bus, hc_error *err)
     hc_pg_bus *pb = impl;
     pb->bus = bus;
     memcpy(pb->node_id, hc_bus_node_id(bus), strlen(hc_bus_node_id(bus)) + 1);
-    if (pb->driver->on_sync) hc_bus_set_sync_handler(bus, pb->driver->on_sync);
+    if (pb->driver->on_sync) hc__bus_set_sync_handler(bus, pb->driver->on_sync);
     if (pb->mode == HC_PG_BUS_THREAD) {
         if (pthread_create(&pb->thread, NULL, driver_thread, pb) != 0)
             return hc_error_set(err, HC_ERR_SYSTEM, "cannot start the bus thread");
@@ -371,7 +371,7 @@ HC_EXTERN hc_pg_bus *hc_pg_bus_new(const hc_pg_bus_config *cfg, hc_error *err)
 {
     if (check_config(cfg, err) != HC_OK) return NULL;
     char id[HC_NODE_ID_MAX + 1];
-    if (hc_bus_node_id_init(id, cfg->node_id, err) != HC_OK) return NULL;
+    if (hc__bus_node_id_init(id, cfg->node_id, err) != HC_OK) return NULL;
 
     hc_pg_bus *pb = hc__calloc(1, sizeof *pb);
     if (pb == NULL) {
@@ -400,8 +400,8 @@ HC_EXTERN hc_pg_bus *hc_pg_bus_new(const hc_pg_bus_config *cfg, hc_error *err)
     pb->query_timeout_ms = cfg->query_timeout_ms ? cfg->query_timeout_ms : 10000;
     hc__pubq_init(&pb->q, cfg->publish_queue_max ? cfg->publish_queue_max : 65536);
     pb->st.notify_queue_usage = -1.0;
-    pb->rng = hc_bus_random64() | 1;
-    snprintf(pb->epoch, sizeof pb->epoch, "%016" PRIx64, hc_bus_random64());
+    pb->rng = hc__bus_random64() | 1;
+    snprintf(pb->epoch, sizeof pb->epoch, "%016" PRIx64, hc__bus_random64());
     pb->conninfo = hc__strdup(cfg->conninfo);
     pb->epfd = epoll_create1(EPOLL_CLOEXEC);
     pb->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -614,8 +614,8 @@ HC_EXTERN void hc_pg_bus_get_stats(hc_pg_bus *pb, hc_pg_bus_stats *out)
     out->queue_len = pb->q.inval;
     pthread_mutex_unlock(&pb->mu);
     out->state = hc_bus_state_get(pb->bus);
-    hc_bus_counters c;
-    hc_bus_get_counters(pb->bus, &c);
+    hc__bus_counters c;
+    hc__bus_get_counters(pb->bus, &c);
     out->received = c.received;
     out->malformed = c.malformed;
     out->own_ignored = c.own_ignored;

@@ -21,7 +21,7 @@
 
 #include <libpq-fe.h>
 
-#include "bus_internal.h"
+#include "bus_int.h"
 #include "pubq.h"
 
 #define HC_PGBUS_BATCH_MAX_ITEMS 1024
@@ -39,7 +39,7 @@ typedef struct hc_pg_driver {
     /* Close every connection (the bus is stopping); no reconnect. */
     void (*close)(hc_pg_bus *pb);
     /* Sync messages delivered by the generic bus (NULL: not token-based). */
-    hc_bus_sync_fn on_sync;
+    hc__bus_sync_fn on_sync;
 } hc_pg_driver;
 
 extern const hc_pg_driver hc__pg_notify_driver;

@@ -208,7 +208,7 @@ static void take_result(hc_pg_bus *pb, PGresult *r)
         if (n->q == Q_HEALTH && s == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
             !PQgetisnull(r, 0, 0)) {
             double usage = strtod(PQgetvalue(r, 0, 0), NULL);
-            hc_bus_set_queue_usage(pb->bus, usage);
+            hc__bus_set_queue_usage(pb->bus, usage);
             pthread_mutex_lock(&pb->mu);
             pb->st.notify_queue_usage = usage;
             pthread_mutex_unlock(&pb->mu);

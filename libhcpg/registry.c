@@ -10,7 +10,9 @@
  *
  * Bus facts come from the generic bus (hc_bus_state_get, hc_bus_queue_usage,
  * hc_bus_node_id), so any transport can be registered; a PostgreSQL bus adds
- * its own counters (hc_pg_bus_get_stats) and reports its own state.
+ * its own counters (hc_pg_bus_get_stats) and reports its own state.  A
+ * cache's queue usage is that of the bus it is attached to
+ * (hc__bus_cache_queue_usage): the cache itself keeps no PostgreSQL facts.
  */
 #include "config.h"
 
@@ -21,6 +23,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bus_int.h"
 #include "registry_int.h"
 
 /* ------------------------------------------------------------ the registry */
@@ -266,7 +269,8 @@ static hc_status snap_take(hc_registry *reg, hc__snapshot *s, hc_error *err)
         hc__cache_snap *c = &s->c[i];
         c->name = reg->caches.v[i].name;
         hc_cache_diagnostics(reg->caches.v[i].obj, &c->d);
-        c->health = c->d.bypass ? HC_HEALTH_DOWN : queue_health(s, c->d.notify_queue_usage);
+        c->queue_usage = hc__bus_cache_queue_usage(reg->caches.v[i].obj);
+        c->health = c->d.bypass ? HC_HEALTH_DOWN : queue_health(s, c->queue_usage);
         s->health = worse(s->health, c->health);
     }
     s->nc = reg->caches.n;

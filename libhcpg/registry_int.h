@@ -13,8 +13,9 @@
 #include "textbuf.h"
 
 typedef struct hc__cache_snap {
-    const char *name; /* borrowed from the registry */
+    const char *name;   /* borrowed from the registry */
     hc_diagnostics d;
+    double queue_usage; /* of the bus the cache is attached to: -1 unknown or none */
     hc_health health;
 } hc__cache_snap;
 

@@ -5,14 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "wire.h"
 
 #define HDR_VERSION "hc1"
 
-/* What the parser accepts (HC_WIRE_MAX_RECEIVE, wire.h).  HC_WIRE_MAX_PAYLOAD (7999) bounds what is
- * *encoded*, in the sender's encoding; the server re-encodes a payload into
- * each listener's client_encoding, where it can grow (LATIN1 -> UTF8 doubles
- * high bytes; no conversion makes a character more than 4 times longer).
+/* What the parser accepts (HC_WIRE_MAX_RECEIVE, transport.h).  HC_WIRE_MAX_PAYLOAD
+ * (7999) bounds what is *encoded*, in the sender's encoding; the server
+ * re-encodes a payload into each listener's client_encoding, where it can grow
+ * (LATIN1 -> UTF8 doubles high bytes; no conversion makes a character more
+ * than 4 times longer).
  * Refusing such a payload would drop a genuine invalidation, so the receive
  * limit is 4 x 8000 bytes. */
 
@@ -35,7 +37,7 @@ static bool origin_byte(unsigned char c)
            c == '.' || c == '_' || c == '-';
 }
 
-bool hc_wire_origin_valid(const char *origin, size_t len)
+bool hc__wire_origin_valid(const char *origin, size_t len)
 {
     if (origin == NULL || len == 0 || len > HC_WIRE_ORIGIN_MAX) return false;
     for (size_t i = 0; i < len; i++)
@@ -43,7 +45,7 @@ bool hc_wire_origin_valid(const char *origin, size_t len)
     return true;
 }
 
-size_t hc_wire_escaped_len(const char *arg, size_t len)
+size_t hc__wire_escaped_len(const char *arg, size_t len)
 {
     size_t n = len;
     for (size_t i = 0; i < len; i++)
@@ -51,7 +53,7 @@ size_t hc_wire_escaped_len(const char *arg, size_t len)
     return n;
 }
 
-size_t hc_wire_escape(char *dst, const char *arg, size_t len)
+size_t hc__wire_escape(char *dst, const char *arg, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = 0;
@@ -68,7 +70,7 @@ size_t hc_wire_escape(char *dst, const char *arg, size_t len)
     return n;
 }
 
-void hc_wire_msg_clear(hc_wire_msg *m)
+HC_EXTERN void hc_wire_msg_clear(hc_wire_msg *m)
 {
     if (m == NULL) return;
     free(m->storage_);
@@ -85,7 +87,8 @@ static bool op_known(unsigned char c)
     return c == HC_WIRE_TAGS || c == HC_WIRE_KEYS || c == HC_WIRE_FLUSH || c == HC_WIRE_SYNC;
 }
 
-hc_status hc_wire_parse(const char *payload, size_t len, hc_wire_msg *out, hc_error *err)
+HC_EXTERN hc_status hc_wire_parse(const char *payload, size_t len, hc_wire_msg *out,
+                                  hc_error *err)
 {
     if (out == NULL) return hc_error_set(err, HC_ERR_INVALID, "NULL message");
     memset(out, 0, sizeof *out);
@@ -109,7 +112,7 @@ hc_status hc_wire_parse(const char *payload, size_t len, hc_wire_msg *out, hc_er
     const unsigned char *o = p;
     while (p < end && *p != ' ') p++;
     size_t olen = (size_t)(p - o);
-    if (!hc_wire_origin_valid((const char *)o, olen)) return malformed(err, "bad origin");
+    if (!hc__wire_origin_valid((const char *)o, olen)) return malformed(err, "bad origin");
     if (p == end) return malformed(err, "missing op");
     p++; /* the space */
 
@@ -142,7 +145,7 @@ hc_status hc_wire_parse(const char *payload, size_t len, hc_wire_msg *out, hc_er
     size_t data_cap = (size_t)(end - p) + 1;
     size_t ptrs = nargs * sizeof(char *);
     size_t lens = nargs * sizeof(size_t);
-    char *block = malloc(ptrs + lens + data_cap + 1);
+    char *block = hc__malloc(ptrs + lens + data_cap + 1);
     if (block == NULL) return hc_error_set(err, HC_ERR_NOMEM, "out of memory parsing payload");
     char **args = (char **)(void *)block;
     size_t *arg_len = (size_t *)(void *)(block + ptrs);
@@ -204,12 +207,12 @@ static bool op_arity_ok(hc_wire_op op, size_t nargs)
     return false;
 }
 
-hc_status hc_wire_encode(const char *origin, hc_wire_op op, const char *const *args, size_t nargs,
-                         hc_wire_emit_fn emit, void *ctx, hc_error *err)
+HC_EXTERN hc_status hc_wire_encode(const char *origin, hc_wire_op op, const char *const *args,
+                                   size_t nargs, hc_wire_emit_fn emit, void *ctx, hc_error *err)
 {
     if (emit == NULL) return hc_error_set(err, HC_ERR_INVALID, "NULL emit callback");
     size_t olen = origin ? strlen(origin) : 0;
-    if (!hc_wire_origin_valid(origin, olen))
+    if (!hc__wire_origin_valid(origin, olen))
         return hc_error_set(err, HC_ERR_INVALID, "origin must be 1-%d bytes of [A-Za-z0-9._-]",
                             HC_WIRE_ORIGIN_MAX);
     if (!op_known((unsigned char)op)) return hc_error_set(err, HC_ERR_INVALID, "unknown op");
@@ -224,7 +227,7 @@ hc_status hc_wire_encode(const char *origin, hc_wire_op op, const char *const *a
     for (size_t i = 0; i < nargs; i++) {
         if (args[i] == NULL || args[i][0] == '\0')
             return hc_error_set(err, HC_ERR_INVALID, "arg %zu is NULL or empty", i);
-        size_t el = hc_wire_escaped_len(args[i], strlen(args[i]));
+        size_t el = hc__wire_escaped_len(args[i], strlen(args[i]));
         if (el > HC_WIRE_MAX_PAYLOAD - hlen - 1)
             return hc_error_set(err, HC_ERR_TOO_LARGE,
                                 "arg %zu (%zu bytes escaped) does not fit in one payload", i, el);
@@ -239,7 +242,7 @@ hc_status hc_wire_encode(const char *origin, hc_wire_op op, const char *const *a
     size_t in_msg = 0;
     for (size_t i = 0; i < nargs; i++) {
         size_t alen = strlen(args[i]);
-        size_t el = hc_wire_escaped_len(args[i], alen);
+        size_t el = hc__wire_escaped_len(args[i], alen);
         if (in_msg > 0 && n + 1 + el > HC_WIRE_MAX_PAYLOAD) {
             buf[n] = '\0';
             hc_status st = emit(ctx, buf, n);
@@ -248,7 +251,7 @@ hc_status hc_wire_encode(const char *origin, hc_wire_op op, const char *const *a
             in_msg = 0;
         }
         buf[n++] = ' ';
-        n += hc_wire_escape(buf + n, args[i], alen);
+        n += hc__wire_escape(buf + n, args[i], alen);
         in_msg++;
     }
     buf[n] = '\0';

@@ -3,8 +3,9 @@
  *   hcpg listen  print the invalidations on a channel, decoded, as they come
  *   hcpg stats   server-side facts: extension, watched tables, notify queue
  *   hcpg keys    an entity key and table tag, computed offline
- * Payloads are decoded by libhcpg's own wire parser (linked statically), so
- * what this prints is exactly what the bus would apply.
+ * Payloads are decoded by libhcpg's public wire parser (hc_wire_parse,
+ * <hydracache/transport.h>), the one the bus uses, so what this prints is
+ * exactly what the bus would apply.
  *
  * Exit codes: 0 success, 1 runtime failure (connection, query), 2 usage.
  */
@@ -20,8 +21,8 @@
 
 #include <libpq-fe.h>
 
-#include "hydracache/cache.h"
-#include "wire.h"
+#include <hydracache/cache.h>
+#include <hydracache/transport.h>
 
 #define EXIT_USAGE 2
 #define DEFAULT_CHANNEL "hydracache"

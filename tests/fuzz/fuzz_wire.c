@@ -3,7 +3,7 @@
  *
  * Not part of `make`; build and run by hand from the source tree:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DHAVE_CONFIG_H -I/tmp/b-bus \
- *     -Ilibhcpg -Ilibhcpg/include tests/fuzz/fuzz_wire.c libhcpg/wire.c libhcpg/error.c \
+ *     -Ilibhcpg -Ilibhcpg/include tests/fuzz/fuzz_wire.c libhcpg/wire.c libhcpg/alloc.c libhcpg/error.c \
  *     -o /tmp/fuzz_wire && /tmp/fuzz_wire -max_total_time=60 -max_len=9000
  * (any configured build dir works for -I: only config.h is needed).
  *

@@ -12,7 +12,7 @@ CC=${CLANG:-clang}
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$B -I$src/libhcpg/include -I$src/libhcpg"
 LIBS="$B/libhcpg/.libs/libhcpg.a -lpq -pthread -lm"
 cd "$src"
-$CC $FLAGS tests/fuzz/fuzz_wire.c libhcpg/wire.c libhcpg/error.c -o "$out/fuzz_wire"
+$CC $FLAGS tests/fuzz/fuzz_wire.c libhcpg/wire.c libhcpg/alloc.c libhcpg/error.c -o "$out/fuzz_wire"
 $CC $FLAGS -I"$(pg_config --includedir)" tests/fuzz/fuzz_pgcodec.c libhcpg/pgcodec.c libhcpg/pgrowview.c libhcpg/pgshape.c $LIBS -o "$out/fuzz_pgcodec"
 $CC $FLAGS tests/fuzz/fuzz_key.c libhcpg/key.c $LIBS -o "$out/fuzz_key"
 $CC $FLAGS tests/fuzz/fuzz_pgrepl.c libhcpg/pgrepl.c libhcpg/error.c -o "$out/fuzz_pgrepl"

@@ -17,6 +17,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "bus_int.h"
 #include "hc_test.h"
 #include "hydracache/registry.h"
 #include "json_check.h"
@@ -228,7 +229,9 @@ END_TEST
 
 START_TEST(test_health_is_200_degraded_while_the_notify_queue_is_filling)
 {
-    hc_cache_set_notify_queue_usage(users, 0.8); /* as the bus reports it */
+    hc_bus *bus = hc_local_bus_new("n1", NULL);
+    ck_assert_int_eq(hc_bus_attach(bus, users, NULL), HC_OK);
+    hc__bus_set_queue_usage(bus, 0.8); /* as a transport reports it */
     http_reply r = http(port, "GET", BASE "/health", NULL);
     ck_assert_int_eq(r.status, 200);
     ck_assert(json_valid(r.body));
@@ -240,6 +243,7 @@ START_TEST(test_health_is_200_degraded_while_the_notify_queue_is_filling)
     ck_assert_int_eq(r.status, 503);
     ck_assert_contains(r.body, "{\"status\":\"DOWN\"");
     reply_free(&r);
+    hc_bus_free(bus);
 }
 END_TEST
 

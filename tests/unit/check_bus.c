@@ -9,7 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bus_internal.h"
+#include "alloc.h"
+#include "bus_int.h"
 #include "hc_test.h"
 #include "hydracache/bus.h"
 #include "wire.h"
@@ -376,8 +377,8 @@ START_TEST(test_own_messages_are_not_applied_again)
     ck_assert_uint_eq(stats_of(a).bus_received, 1);
     ck_assert_uint_eq(stats_of(a).bus_applied, applied);
     ck_assert(has(a, "k"));
-    hc_bus_counters c;
-    hc_bus_get_counters(n1, &c);
+    hc__bus_counters c;
+    hc__bus_get_counters(n1, &c);
     ck_assert_uint_eq(c.own_ignored, 1);
     hc_bus_free(n1);
     hc_cache_free(a);
@@ -405,8 +406,8 @@ START_TEST(test_known_sender_overrides_the_origin_for_echo_suppression)
     ck_assert_int_eq(hc_bus_deliver_from(n1, "hc1 n1 k k3", 11, HC_SENDER_BY_ORIGIN, NULL),
                      HC_OK);
     ck_assert(has(a, "k3"));
-    hc_bus_counters c;
-    hc_bus_get_counters(n1, &c);
+    hc__bus_counters c;
+    hc__bus_get_counters(n1, &c);
     ck_assert_uint_eq(c.own_ignored, 2);
     hc_bus_free(n1);
     hc_cache_free(a);
@@ -452,9 +453,10 @@ START_TEST(test_caches_bypass_until_transport_up_and_after_loss)
 }
 END_TEST
 
-/* The NOTIFY queue usage a bus reports belongs to that bus: a cache detached
- * from it (or left by hc_bus_free) must not keep the last probe, or a registry
- * would call it DEGRADED forever (review defect, issue #9). */
+/* The NOTIFY queue usage a bus reports belongs to that bus: what diagnostics
+ * show for a cache is its bus's, so a cache detached from it (or left by
+ * hc_bus_free) does not keep the last probe, or a registry would call it
+ * DEGRADED forever (review defect, issue #9). */
 START_TEST(test_detach_and_bus_free_forget_the_queue_usage)
 {
     hub *h = hub_new();
@@ -463,26 +465,22 @@ START_TEST(test_detach_and_bus_free_forget_the_queue_usage)
     hc_bus_attach(n1, a, NULL);
     hc_bus_attach(n1, b, NULL);
     hc_bus_transport_up(n1);
-    hc_bus_set_queue_usage(n1, 0.8);
-    hc_diagnostics d;
-    hc_cache_diagnostics(a, &d);
-    ck_assert(d.notify_queue_usage > 0.79 && d.notify_queue_usage < 0.81);
-    hc_cache_diagnostics(b, &d);
-    ck_assert(d.notify_queue_usage > 0.79 && d.notify_queue_usage < 0.81);
+    hc__bus_set_queue_usage(n1, 0.8);
+    ck_assert_double_eq(hc_bus_queue_usage(n1), 0.8);
+    ck_assert_double_eq(hc__bus_cache_queue_usage(a), 0.8);
+    ck_assert_double_eq(hc__bus_cache_queue_usage(b), 0.8);
 
     hc_bus_detach(n1, a);
-    hc_cache_diagnostics(a, &d);
-    ck_assert(d.notify_queue_usage < 0); /* unknown again */
-    hc_cache_diagnostics(b, &d);
-    ck_assert(d.notify_queue_usage > 0.79); /* still attached: still reported */
+    ck_assert(hc__bus_cache_queue_usage(a) < 0); /* unknown again */
+    ck_assert_double_eq(hc__bus_cache_queue_usage(b), 0.8); /* still attached: still reported */
 
-    hc_bus_set_queue_usage(n1, 0.9); /* a later probe reaches b only */
-    hc_cache_diagnostics(a, &d);
-    ck_assert(d.notify_queue_usage < 0);
+    hc__bus_set_queue_usage(n1, 0.9); /* a later probe reaches b only */
+    ck_assert(hc__bus_cache_queue_usage(a) < 0);
+    ck_assert_double_eq(hc__bus_cache_queue_usage(b), 0.9);
 
     hc_bus_free(n1);
-    hc_cache_diagnostics(b, &d);
-    ck_assert(d.notify_queue_usage < 0);
+    ck_assert(hc__bus_cache_queue_usage(b) < 0);
+    ck_assert(hc__bus_cache_queue_usage(NULL) < 0);
     hc_cache_free(a);
     hc_cache_free(b);
     free(h);
@@ -606,6 +604,38 @@ START_TEST(test_concurrent_invalidations_and_attach_detach)
 }
 END_TEST
 
+/* The bus allocates through alloc.h, so the failure injector reaches it: each
+ * failure is reported as HC_ERR_NOMEM and leaves nothing half done. */
+START_TEST(test_allocation_failures_are_reported)
+{
+    hc_error err;
+    hc__alloc_fail_after(0);
+    ck_assert_ptr_null(hc_local_bus_new("n1", &err));
+    hc__alloc_fail_after(-1);
+    ck_assert_int_eq(err.code, HC_ERR_NOMEM);
+
+    hc_bus *bus = hc_local_bus_new("n1", NULL);
+    hc_cache *a = new_cache(), *b = new_cache();
+    hc__alloc_fail_after(0); /* the cache list cannot grow */
+    ck_assert_int_eq(hc_bus_attach(bus, a, &err), HC_ERR_NOMEM);
+    hc__alloc_fail_after(-1);
+    ck_assert_uint_eq(hc_bus_cache_count(bus), 0);
+    ck_assert_int_eq(hc_bus_attach(bus, a, NULL), HC_OK); /* not left half attached */
+    ck_assert_int_eq(hc_bus_attach(bus, b, NULL), HC_OK);
+
+    /* a payload that cannot even be parsed flushes rather than risk a stale entry */
+    put(a, "k", NULL);
+    static const char payload[] = "hc1 n2 k other";
+    hc__alloc_fail_after(0);
+    ck_assert_int_eq(hc_bus_deliver(bus, payload, sizeof payload - 1, &err), HC_ERR_NOMEM);
+    hc__alloc_fail_after(-1);
+    ck_assert(!has(a, "k"));
+    hc_bus_free(bus);
+    hc_cache_free(a);
+    hc_cache_free(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("bus");
@@ -619,6 +649,7 @@ int main(void)
     tcase_add_test(tl, test_detached_cache_neither_sends_nor_receives);
     tcase_add_test(tl, test_node_ids_are_random_hex_or_validated);
     tcase_add_test(tl, test_null_arguments_are_refused);
+    tcase_add_test(tl, test_allocation_failures_are_reported);
     suite_add_tcase(s, tl);
     TCase *tt = tcase_create("transport");
     tcase_add_test(tt, test_custom_transport_carries_invalidations_between_nodes);

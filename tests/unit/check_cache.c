@@ -227,7 +227,6 @@ START_TEST(test_cache_defaults)
     ck_assert_uint_eq(d.entries_limit, 0);
     ck_assert_int_eq(d.bus_state, HC_BUS_NONE);
     ck_assert(!d.bypass);
-    ck_assert(d.notify_queue_usage < 0);
     hc_cache_free(c);
     hc_cache_free(NULL);
     ck_assert_ptr_null(hc_cache_name(NULL));
@@ -582,7 +581,6 @@ START_TEST(test_bus_counters_and_state_reach_diagnostics)
     hc_cache_bus_count(cache, HC_BUSCTR_RECONNECTS, 1);
     hc_cache_bus_count(cache, (hc_bus_counter)99, 1);
     hc_cache_set_bus_state(cache, HC_BUS_LISTENING);
-    hc_cache_set_notify_queue_usage(cache, 0.25);
     hc_diagnostics d;
     hc_cache_diagnostics(cache, &d);
     ck_assert_uint_eq(d.stats.bus_published, 3);
@@ -592,7 +590,6 @@ START_TEST(test_bus_counters_and_state_reach_diagnostics)
     ck_assert_uint_eq(d.stats.bus_disconnects, 1);
     ck_assert_uint_eq(d.stats.bus_reconnects, 1);
     ck_assert_int_eq(d.bus_state, HC_BUS_LISTENING);
-    ck_assert(d.notify_queue_usage == 0.25);
 }
 END_TEST
 
@@ -1086,7 +1083,6 @@ START_TEST(test_null_and_oversized_arguments_are_rejected)
     hc_cache_set_bypass(NULL, true, HC_ORIGIN_LOCAL);
     hc_cache_bus_count(NULL, HC_BUSCTR_PUBLISHED, 1);
     hc_cache_set_bus_state(NULL, HC_BUS_LOCAL);
-    hc_cache_set_notify_queue_usage(NULL, 1.0);
     hc_cache_emit(NULL, HC_EV_BUS_RECONNECT, HC_ORIGIN_BUS, "x");
     hc_enable_access_events(NULL, true);
     hc_value_release(val);

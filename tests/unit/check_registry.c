@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "bus_internal.h"
+#include "bus_int.h"
 #include "hc_test.h"
 #include "hydracache/registry.h"
 #include "json_check.h"
@@ -35,13 +35,15 @@ static hc_registry *reg;
 static hc_cache *kept_caches[MAX_KEPT];
 static hc_pg_bus *kept_buses[MAX_KEPT];
 static size_t nkept_caches, nkept_buses;
+static hc_bus *kept_local_buses[MAX_KEPT];
+static size_t nkept_local_buses;
 
 static void registry_setup(void)
 {
     hc_error err;
     reg = hc_registry_new(&err);
     ck_assert_msg(reg != NULL, "hc_registry_new: %s", err.message);
-    nkept_caches = nkept_buses = 0;
+    nkept_caches = nkept_buses = nkept_local_buses = 0;
 }
 
 static void registry_teardown(void)
@@ -50,6 +52,8 @@ static void registry_teardown(void)
     reg = NULL;
     for (size_t i = 0; i < nkept_buses; i++)
         hc_pg_bus_free(kept_buses[i]);
+    for (size_t i = 0; i < nkept_local_buses; i++)
+        hc_bus_free(kept_local_buses[i]);
     for (size_t i = 0; i < nkept_caches; i++)
         hc_cache_free(kept_caches[i]);
 }
@@ -65,6 +69,19 @@ static hc_cache *kept_cache(hc_cache *c)
 static hc_cache *named_cache(const char *name)
 {
     return kept_cache(new_cache(name));
+}
+
+/* An in-process bus (freed by the fixture) with c attached, reporting a queue
+ * usage as a transport's probe does: what the registry shows for c. */
+static hc_bus *queue_bus(hc_cache *c, double usage)
+{
+    hc_bus *bus = hc_local_bus_new(NULL, NULL);
+    ck_assert_ptr_nonnull(bus);
+    ck_assert_uint_lt(nkept_local_buses, MAX_KEPT);
+    kept_local_buses[nkept_local_buses++] = bus;
+    ck_assert_int_eq(hc_bus_attach(bus, c, NULL), HC_OK);
+    hc__bus_set_queue_usage(bus, usage);
+    return bus;
 }
 
 static char *json_of(hc_registry *r)
@@ -280,8 +297,8 @@ START_TEST(test_health_is_down_while_a_cache_is_in_bypass)
 }
 END_TEST
 
-/* The usage reaches a cache through hc_cache_set_notify_queue_usage, the
- * call the bus makes for every attached cache after each probe. */
+/* What the registry shows for a cache is the queue usage its bus last
+ * reported (the cache itself keeps none). */
 START_TEST(test_health_is_degraded_above_the_queue_usage_threshold)
 {
     hc_cache *a = named_cache("a"), *b = named_cache("b");
@@ -291,18 +308,18 @@ START_TEST(test_health_is_degraded_above_the_queue_usage_threshold)
     bool up = false;
     char *s = NULL;
 
-    hc_cache_set_notify_queue_usage(b, 0.5); /* at the default threshold: not above */
+    hc_bus *bus = queue_bus(b, 0.5); /* at the default threshold: not above */
     ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
     ck_assert_int_eq(h, HC_HEALTH_UP);
 
-    hc_cache_set_notify_queue_usage(b, 0.75);
+    hc__bus_set_queue_usage(bus, 0.75);
     ck_assert_int_eq(hc_registry_health_status(reg, &h, &s, NULL, NULL), HC_OK);
     ck_assert_int_eq(h, HC_HEALTH_DEGRADED);
     ck_assert(json_valid(s));
     ck_assert_contains(s, "{\"status\":\"DEGRADED\",");
     ck_assert_contains(s, "\"a\":{\"status\":\"UP\",\"bus_state\":\"none\",\"bypass\":false,"
                           "\"notify_queue_usage\":null}");
-    ck_assert_contains(s, "\"b\":{\"status\":\"DEGRADED\",\"bus_state\":\"none\","
+    ck_assert_contains(s, "\"b\":{\"status\":\"DEGRADED\",\"bus_state\":\"local\","
                           "\"bypass\":false,\"notify_queue_usage\":0.75}");
     ck_assert_contains(s, "\"queue_usage_threshold\":0.5}");
     free(s);
@@ -436,7 +453,7 @@ START_TEST(test_any_bus_is_reported_from_the_generic_bus)
     hc_bus_transport_up(started_bus);
     ck_assert_int_eq(hc_registry_health_status(reg, &h, NULL, NULL, NULL), HC_OK);
     ck_assert_int_eq(h, HC_HEALTH_UP);
-    hc_bus_set_queue_usage(started_bus, 0.9);
+    hc__bus_set_queue_usage(started_bus, 0.9);
     ck_assert_double_eq(hc_bus_queue_usage(custom), 0.9);
     ck_assert_int_eq(hc_registry_health_status(reg, &h, &s, NULL, NULL), HC_OK);
     ck_assert_int_eq(h, HC_HEALTH_DEGRADED);
@@ -514,7 +531,7 @@ START_TEST(test_snapshots_match_the_golden_file)
     ck_assert_int_eq(hc_invalidate_tag(users, "t", NULL), HC_OK);
     ck_assert_int_eq(hc_invalidate_key(users, "user:1", NULL), HC_OK);
     ck_assert_int_eq(hc_flush(users, NULL), HC_OK);
-    hc_cache_set_notify_queue_usage(users, 0.25);
+    queue_bus(users, 0.25);
     ck_assert_int_eq(hc_pg_bus_attach(bus, odd, NULL), HC_OK);
     ck_assert_int_eq(hc_registry_add(reg, users, NULL), HC_OK);
     ck_assert_int_eq(hc_registry_add(reg, odd, NULL), HC_OK);

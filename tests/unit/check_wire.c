@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hc_test.h"
+#include "hydracache/transport.h"
 #include "wire.h"
 
 /* Parse from a heap copy of exactly len bytes, so ASan catches any overread. */
@@ -268,8 +269,8 @@ START_TEST(test_escape_is_exactly_per_protocol)
 {
     const char in[] = "a b%c\x01\x1f\x7f:\\*\xc3\xa9~";
     char out[64];
-    size_t n = hc_wire_escape(out, in, sizeof in - 1);
-    ck_assert_uint_eq(n, hc_wire_escaped_len(in, sizeof in - 1));
+    size_t n = hc__wire_escape(out, in, sizeof in - 1);
+    ck_assert_uint_eq(n, hc__wire_escaped_len(in, sizeof in - 1));
     out[n] = '\0';
     ck_assert_str_eq(out, "a%20b%25c%01%1F%7F:\\*\xc3\xa9~");
 }
@@ -326,7 +327,7 @@ START_TEST(test_encode_splits_long_lists_with_full_headers)
         ck_assert_int_eq(parse_exact(c->payload[p], c->len[p], &m), HC_OK);
         for (size_t i = 0; i < m.nargs; i++) ck_assert_str_eq(m.args[i], args[next++]);
         if (p + 1 < c->n) { /* full: the next arg would not have fitted */
-            size_t el = hc_wire_escaped_len(args[next], strlen(args[next]));
+            size_t el = hc__wire_escaped_len(args[next], strlen(args[next]));
             ck_assert_uint_gt(c->len[p] + 1 + el, HC_WIRE_MAX_PAYLOAD);
         }
         hc_wire_msg_clear(&m);
@@ -575,6 +576,134 @@ START_TEST(test_shared_vectors_pass)
 }
 END_TEST
 
+/* ------------------------------------------- the public codec (transport.h) */
+
+/* A mixed message goes out through hc_wire_encode and comes back through
+ * hc_wire_parse unchanged: origin, op, every arg and its length, in order. */
+START_TEST(test_public_codec_round_trip)
+{
+    const char *args[] = {"user:42", "a b%c", "t\x01\x7f", "caf\xc3\xa9", "order:*"};
+    const size_t nargs = sizeof args / sizeof args[0];
+    static const hc_wire_op ops[] = {HC_WIRE_TAGS, HC_WIRE_KEYS};
+    for (size_t o = 0; o < 2; o++) {
+        collected *c = collected_new();
+        hc_error err;
+        ck_assert_int_eq(hc_wire_encode("node-1.a_b", ops[o], args, nargs, collect, c, &err),
+                         HC_OK);
+        ck_assert_uint_eq(c->n, 1);
+        hc_wire_msg m;
+        ck_assert_int_eq(hc_wire_parse(c->payload[0], c->len[0], &m, &err), HC_OK);
+        ck_assert_str_eq(m.origin, "node-1.a_b");
+        ck_assert_int_eq(m.op, ops[o]);
+        ck_assert_uint_eq(m.nargs, nargs);
+        for (size_t i = 0; i < nargs; i++) {
+            ck_assert_uint_eq(m.arg_len[i], strlen(args[i]));
+            ck_assert_str_eq(m.args[i], args[i]);
+        }
+        hc_wire_msg_clear(&m);
+        free(c);
+    }
+    /* flush and sync: no args, one token */
+    collected *c = collected_new();
+    const char *token[] = {"0123abcd:7"};
+    ck_assert_int_eq(hc_wire_encode(HC_WIRE_DB_ORIGIN, HC_WIRE_FLUSH, NULL, 0, collect, c, NULL),
+                     HC_OK);
+    ck_assert_int_eq(hc_wire_encode("n", HC_WIRE_SYNC, token, 1, collect, c, NULL), HC_OK);
+    ck_assert_uint_eq(c->n, 2);
+    hc_wire_msg m;
+    ck_assert_int_eq(hc_wire_parse(c->payload[0], c->len[0], &m, NULL), HC_OK);
+    ck_assert_str_eq(m.origin, "db");
+    ck_assert_int_eq(m.op, HC_WIRE_FLUSH);
+    ck_assert_uint_eq(m.nargs, 0);
+    ck_assert_ptr_null(m.args);
+    ck_assert_ptr_null(m.arg_len);
+    hc_wire_msg_clear(&m);
+    ck_assert_int_eq(hc_wire_parse(c->payload[1], c->len[1], &m, NULL), HC_OK);
+    ck_assert_int_eq(m.op, HC_WIRE_SYNC);
+    ck_assert_uint_eq(m.nargs, 1);
+    ck_assert_str_eq(m.args[0], token[0]);
+    hc_wire_msg_clear(&m);
+    free(c);
+}
+END_TEST
+
+/* Malformed input is refused with HC_ERR_INVALID and a message that says why,
+ * and leaves the message empty. */
+START_TEST(test_public_codec_rejects_malformed_input_with_a_reason)
+{
+    static const struct {
+        const char *payload, *message;
+    } cases[] = {
+        {"", "malformed payload: not an hc payload"},
+        {"hello world", "malformed payload: not an hc payload"},
+        {"hc2 n k a", "malformed payload: unknown version"},
+        {"hc1 bad/origin k a", "malformed payload: bad origin"},
+        {"hc1 n", "malformed payload: missing op"},
+        {"hc1 n x a", "malformed payload: unknown op"},
+        {"hc1 n k", "malformed payload: op needs at least one arg"},
+        {"hc1 n f a", "malformed payload: flush takes no args"},
+        {"hc1 n s a b", "malformed payload: sync takes exactly one arg"},
+        {"hc1 n k a%4", "malformed payload: bad % escape"},
+        {"hc1 n k a\tb", "malformed payload: unescaped control byte"},
+        {"hc1 n k a  b", "malformed payload: empty arg"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hc_wire_msg m;
+        memset(&m, 0x5a, sizeof m);
+        hc_error err = {0};
+        hc_status st = hc_wire_parse(cases[i].payload, strlen(cases[i].payload), &m, &err);
+        ck_assert_msg(st == HC_ERR_INVALID, "[%s] gave %d", cases[i].payload, st);
+        ck_assert_int_eq(err.code, HC_ERR_INVALID);
+        ck_assert_str_eq(err.message, cases[i].message);
+        ck_assert_uint_eq(m.nargs, 0);
+        ck_assert_ptr_null(m.args);
+        ck_assert_ptr_null(m.storage_);
+        hc_wire_msg_clear(&m); /* harmless */
+        ck_assert_int_eq(hc_wire_parse(cases[i].payload, strlen(cases[i].payload), &m, NULL),
+                         HC_ERR_INVALID); /* err may be NULL */
+    }
+    hc_wire_msg m;
+    hc_error err;
+    char *big = malloc(HC_WIRE_MAX_RECEIVE + 1);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'a', HC_WIRE_MAX_RECEIVE + 1);
+    memcpy(big, "hc1 n k ", 8);
+    ck_assert_int_eq(hc_wire_parse(big, HC_WIRE_MAX_RECEIVE + 1, &m, &err), HC_ERR_TOO_LARGE);
+    ck_assert_int_eq(err.code, HC_ERR_TOO_LARGE);
+    ck_assert_ptr_null(m.storage_);
+    free(big);
+}
+END_TEST
+
+/* NULL arguments are refused (or, for hc_wire_msg_clear, ignored), never
+ * dereferenced; nothing is emitted for a refused encoding. */
+START_TEST(test_public_codec_null_arguments)
+{
+    hc_wire_msg m;
+    hc_error err;
+    ck_assert_int_eq(hc_wire_parse(NULL, 0, &m, &err), HC_ERR_INVALID);
+    ck_assert_str_eq(err.message, "NULL payload");
+    ck_assert_uint_eq(m.nargs, 0);
+    ck_assert_int_eq(hc_wire_parse("hc1 n f", 7, NULL, &err), HC_ERR_INVALID);
+    ck_assert_str_eq(err.message, "NULL message");
+    ck_assert_int_eq(hc_wire_parse(NULL, 0, NULL, NULL), HC_ERR_INVALID);
+    hc_wire_msg_clear(NULL);
+
+    collected *c = collected_new();
+    const char *args[] = {"a"}, *null_arg[] = {NULL};
+    ck_assert_int_eq(hc_wire_encode(NULL, HC_WIRE_KEYS, args, 1, collect, c, &err),
+                     HC_ERR_INVALID);
+    ck_assert_int_eq(hc_wire_encode("n", HC_WIRE_KEYS, args, 1, NULL, c, &err), HC_ERR_INVALID);
+    ck_assert_str_eq(err.message, "NULL emit callback");
+    ck_assert_int_eq(hc_wire_encode("n", HC_WIRE_KEYS, NULL, 1, collect, c, &err),
+                     HC_ERR_INVALID);
+    ck_assert_int_eq(hc_wire_encode("n", HC_WIRE_KEYS, null_arg, 1, collect, c, NULL),
+                     HC_ERR_INVALID);
+    ck_assert_uint_eq(c->n, 0);
+    free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("wire");
@@ -605,6 +734,11 @@ int main(void)
     tcase_add_test(te, test_encode_rejects_bad_origin_op_and_arity);
     tcase_add_test(te, test_encode_propagates_emit_failure);
     suite_add_tcase(s, te);
+    TCase *tc = tcase_create("public");
+    tcase_add_test(tc, test_public_codec_round_trip);
+    tcase_add_test(tc, test_public_codec_rejects_malformed_input_with_a_reason);
+    tcase_add_test(tc, test_public_codec_null_arguments);
+    suite_add_tcase(s, tc);
     TCase *tv = tcase_create("vectors");
     tcase_add_test(tv, test_shared_vectors_pass);
     suite_add_tcase(s, tv);

@@ -23,7 +23,8 @@
  *    (or, with HC_PG_BUS_WAL, logical replication of the WAL), which also
  *    delivers the invalidations emitted by the hydracache extension's triggers.
  *    See docs/BUS.md for its guarantees and failure behaviour.
- * Further transports plug into the generic bus through hc_transport_ops.
+ * Further transports plug into the generic bus through hc_transport_ops
+ * (transport.h, which this header includes).
  *
  * Threading: every function may be called from any thread, except the *_free
  * functions (once, after every other call on that bus has returned) and where
@@ -37,6 +38,7 @@
 #include <stdint.h>
 
 #include <hydracache/cache.h>
+#include <hydracache/transport.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,48 +49,8 @@ extern "C" {
 
 /* ------------------------------------------------------------- generic bus */
 
-typedef struct hc_bus hc_bus;
-
-/*
- * A transport moves invalidations between nodes.  The bus calls these
- * functions; impl is the transport's own object.  Every pointer may be NULL
- * except publish.
- *
- *  start(impl, bus)   called once by hc_bus_new; the transport keeps bus to
- *                     report what it receives (hc_bus_deliver) and its state
- *                     (hc_bus_transport_up / _down).  Until it reports up,
- *                     attached caches stay in bypass.
- *  publish(impl, from, kind, arg)
- *                     send one local invalidation (arg NULL for flush) of
- *                     cache `from`.  Called on the invalidating thread with no
- *                     lock held: must not block for long (queue and return).
- *                     The transport counts HC_BUSCTR_PUBLISHED /
- *                     HC_BUSCTR_PUBLISH_FAILURES on `from` while it is
- *                     attached.
- *  forget(impl, c)    cache c is being detached: drop every reference to it.
- *  stop(impl)         stop delivering; called by hc_bus_free before detaching.
- *  fd / poll          event-loop integration (see hc_bus_fd).
- *  free(impl)         release impl; called last by hc_bus_free.
- */
-typedef struct hc_transport_ops {
-    const char *name;
-    hc_status (*start)(void *impl, hc_bus *bus, hc_error *err);
-    void (*publish)(void *impl, hc_cache *from, hc_inval_kind kind, const char *arg);
-    void (*forget)(void *impl, hc_cache *c);
-    void (*stop)(void *impl);
-    int (*fd)(void *impl);
-    hc_status (*poll)(void *impl, hc_error *err);
-    void (*free)(void *impl);
-} hc_transport_ops;
-
-/*
- * A bus over a custom transport.  node_id NULL -> random 64-bit hex.  ops is
- * borrowed (usually static); impl is owned by the bus from then on (released
- * through ops->free, also when hc_bus_new fails after validating ops).
- * NULL on error (bad node id, NULL ops/publish, OOM, start failed).
- */
-HC_EXTERN hc_bus *hc_bus_new(const char *node_id, const hc_transport_ops *ops, void *impl,
-                             hc_error *err);
+/* hc_bus, the transport interface (hc_transport_ops, hc_bus_new, hc_bus_deliver,
+ * hc_bus_transport_up/_down) and the wire codec are in transport.h. */
 
 /*
  * The in-process bus: caches attached to it invalidate each other; nothing
@@ -141,51 +103,6 @@ HC_EXTERN double hc_bus_queue_usage(hc_bus *bus);
 /* The transport's fd / poll (-1 / HC_ERR_STATE when it has none). */
 HC_EXTERN int hc_bus_fd(hc_bus *bus);
 HC_EXTERN hc_status hc_bus_poll(hc_bus *bus, hc_error *err);
-
-/* ------------------------------------------------ for transport authors */
-
-/*
- * Deliver one received payload (wire format v1, any bytes, len bytes).
- * Counts HC_BUSCTR_RECEIVED on every attached cache and HC_BUSCTR_MALFORMED
- * when the payload is malformed, foreign or oversized (more than 32000
- * bytes: 7999 bounds only what is encoded, and a payload re-encoded into a
- * listener's client_encoding may be longer; then nothing is
- * applied).  Messages whose origin is this node's id and sync tokens are not
- * applied (see hc_bus_deliver_from for transports that know the sender); other
- * t/k/f messages are applied to every attached cache, with origin
- * HC_ORIGIN_DATABASE for origin "db" and HC_ORIGIN_BUS otherwise.
- * Returns HC_OK when applied or ignored as allowed, HC_ERR_INVALID/TOO_LARGE
- * for a malformed payload.  Call from one thread at a time per bus.
- */
-HC_EXTERN hc_status hc_bus_deliver(hc_bus *bus, const char *payload, size_t len, hc_error *err);
-
-/* Who sent a delivered payload, as far as the transport knows. */
-typedef enum hc_bus_sender {
-    HC_SENDER_BY_ORIGIN = 0, /* unknown: the payload's origin decides (== node id: own) */
-    HC_SENDER_SELF = 1,      /* this node sent it: an echo, not applied */
-    HC_SENDER_OTHER = 2      /* someone else sent it: applied even if its origin is this
-                                node's id (two processes configured with the same id) */
-} hc_bus_sender;
-
-/*
- * hc_bus_deliver for transports that can identify the sender (the PostgreSQL
- * bus compares the notifying backend's pid with its own connection's), which
- * is more reliable than the origin label: node ids are configured, so two
- * processes may share one.  hc_bus_deliver is this with HC_SENDER_BY_ORIGIN.
- * Same counting, return values and threading as hc_bus_deliver.
- */
-HC_EXTERN hc_status hc_bus_deliver_from(hc_bus *bus, const char *payload, size_t len,
-                                        hc_bus_sender sender, hc_error *err);
-
-/*
- * Report the transport listening (every attached cache leaves bypass, which
- * flushes it: entries cached before now may have missed messages) or lost
- * (every attached cache is flushed and enters bypass until the next up;
- * counted as a disconnect and emitted as HC_EV_BUS_DISCONNECT with detail).
- * An up after a down is counted as a reconnect (HC_EV_BUS_RECONNECT).
- */
-HC_EXTERN void hc_bus_transport_up(hc_bus *bus);
-HC_EXTERN void hc_bus_transport_down(hc_bus *bus, const char *detail);
 
 /* ---------------------------------------------------------- PostgreSQL bus */
 

@@ -489,12 +489,12 @@ typedef struct hc_diagnostics {
     size_t entries_limit;       /* 0 = unlimited */
     hc_bus_state bus_state;
     bool bypass;
-    double notify_queue_usage;  /* pg_notification_queue_usage(), -1 when unknown */
 } hc_diagnostics;
 
 /* Fill *out (caller-owned) with c's stats, usage, limits, bus state and
- * bypass flag; for a NULL c all zero with notify_queue_usage -1; does
- * nothing for a NULL out.  Any thread, concurrently with cache use. */
+ * bypass flag; for a NULL c all zero; does nothing for a NULL out.  Any
+ * thread, concurrently with cache use.  (The NOTIFY queue usage is the
+ * bus's: hc_bus_queue_usage.) */
 HC_EXTERN void hc_cache_diagnostics(const hc_cache *c, hc_diagnostics *out);
 
 /* ------------------------------------------------------------------ events */
@@ -667,9 +667,6 @@ HC_EXTERN void hc_cache_bus_count(hc_cache *c, hc_bus_counter ctr, uint64_t n);
 /* Record the state shown in hc_diagnostics.bus_state (bypass is separate:
  * hc_cache_set_bypass). */
 HC_EXTERN void hc_cache_set_bus_state(hc_cache *c, hc_bus_state st);
-/* Record pg_notification_queue_usage() (0..1, or -1 for unknown) for
- * hc_diagnostics.notify_queue_usage. */
-HC_EXTERN void hc_cache_set_notify_queue_usage(hc_cache *c, double usage);
 /* Emit a bus event (HC_EV_BUS_DISCONNECT/RECONNECT) with a detail text
  * (subject may be NULL; copied, truncated to HC_EVENT_SUBJECT_MAX - 1). */
 HC_EXTERN void hc_cache_emit(hc_cache *c, hc_event_kind kind, hc_origin origin,

@@ -5,6 +5,7 @@
  *   cache.h    the local cache runtime (values, keys, tags, single-flight, stats, events)
  *   pg.h       the libpq adapter (hc_pg_fetch_one/optional/all/with, hc_query, entities)
  *   bus.h      invalidation buses (in-process, PostgreSQL LISTEN/NOTIFY)
+ *   transport.h  custom bus transports and the wire format v1 codec (included by bus.h)
  *   registry.h named caches, JSON / Prometheus snapshots, read-only HTTP actuator
  */
 #ifndef HYDRACACHE_H
@@ -12,6 +13,7 @@
 
 #include <hydracache/cache.h>
 #include <hydracache/pg.h>
+#include <hydracache/transport.h>
 #include <hydracache/bus.h>
 #include <hydracache/registry.h>
 
