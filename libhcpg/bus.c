@@ -9,8 +9,6 @@
  * the middle.  It is never held while calling the transport, the sync
  * handler, or hc_cache_attach/detach_publisher: detach_publisher waits for
  * running publisher hooks, and a hook takes bus->mu to reach sibling caches.
- * Every bus is also on one process-wide list (all_mu, taken before any
- * bus->mu), so that diagnostics can find the bus a cache is attached to.
  */
 #include "config.h"
 
@@ -21,6 +19,7 @@
 
 #include "alloc.h"
 #include "bus_int.h"
+#include "cache_int.h"
 #include "osrandom.h"
 #include "wire.h"
 
@@ -39,33 +38,7 @@ struct hc_bus {
     uint64_t received, malformed, own_ignored;
     /* guarded by mu (obs, for the registry): hc_bus_queue_usage; -1 unknown */
     double queue_usage;
-    /* guarded by all_mu: the list of every bus */
-    hc_bus *all_prev, *all_next;
 };
-
-static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
-static hc_bus *all_head;
-
-static void all_link(hc_bus *bus)
-{
-    pthread_mutex_lock(&all_mu);
-    bus->all_prev = NULL;
-    bus->all_next = all_head;
-    if (all_head != NULL) all_head->all_prev = bus;
-    all_head = bus;
-    pthread_mutex_unlock(&all_mu);
-}
-
-static void all_unlink(hc_bus *bus)
-{
-    pthread_mutex_lock(&all_mu);
-    if (bus->all_prev != NULL)
-        bus->all_prev->all_next = bus->all_next;
-    else
-        all_head = bus->all_next;
-    if (bus->all_next != NULL) bus->all_next->all_prev = bus->all_prev;
-    pthread_mutex_unlock(&all_mu);
-}
 
 uint64_t hc__bus_random64(void)
 {
@@ -117,7 +90,6 @@ static hc_bus *bus_alloc(const char *node_id, hc_error *err)
     }
     memcpy(bus->node_id, id, sizeof id);
     bus->queue_usage = -1.0;
-    all_link(bus);
     return bus;
 }
 
@@ -150,7 +122,6 @@ HC_EXTERN hc_bus *hc_bus_new(const char *node_id, const hc_transport_ops *ops, v
         hc_status st = ops->start(impl, bus, err);
         if (st != HC_OK) {
             if (ops->free) ops->free(impl);
-            all_unlink(bus);
             pthread_mutex_destroy(&bus->mu);
             free(bus);
             return NULL;
@@ -247,7 +218,6 @@ HC_EXTERN void hc_bus_free(hc_bus *bus)
         hc_bus_detach(bus, c);
     }
     if (bus->ops != NULL && bus->ops->free != NULL) bus->ops->free(bus->impl);
-    all_unlink(bus);
     free(bus->caches);
     pthread_mutex_destroy(&bus->mu);
     free(bus);
@@ -437,17 +407,15 @@ HC_EXTERN double hc_bus_queue_usage(hc_bus *bus)
     return usage;
 }
 
-double hc__bus_cache_queue_usage(const hc_cache *c)
+/* A cache's bus is its publisher when that is this module's on_publish. */
+static void publisher_queue_usage(hc_publish_fn fn, void *ctx, void *arg)
+{
+    if (fn == on_publish) *(double *)arg = hc_bus_queue_usage(ctx);
+}
+
+double hc__bus_cache_queue_usage(hc_cache *c)
 {
     double usage = -1.0;
-    bool found = false;
-    pthread_mutex_lock(&all_mu);
-    for (hc_bus *bus = all_head; bus != NULL && !found; bus = bus->all_next) {
-        pthread_mutex_lock(&bus->mu);
-        for (size_t i = 0; i < bus->ncaches && !found; i++) found = bus->caches[i] == c;
-        if (found) usage = bus->queue_usage;
-        pthread_mutex_unlock(&bus->mu);
-    }
-    pthread_mutex_unlock(&all_mu);
+    if (c != NULL) hc__cache_with_publisher(c, publisher_queue_usage, &usage);
     return usage;
 }

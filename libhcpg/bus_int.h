@@ -22,8 +22,9 @@ void hc__bus_set_sync_handler(hc_bus *bus, hc__bus_sync_fn fn);
 void hc__bus_set_queue_usage(hc_bus *bus, double usage);
 /* The queue usage of the bus c is attached to (hc_bus_queue_usage), -1 when c
  * is attached to none (or NULL): what diagnostics show for a cache.  Any
- * thread; takes the process-wide bus list lock, then each bus's lock. */
-double hc__bus_cache_queue_usage(const hc_cache *c);
+ * thread; c's bus is its publisher, read under the cache's publisher lock
+ * and then the bus's lock (the order every publish takes them in). */
+double hc__bus_cache_queue_usage(hc_cache *c);
 
 /* Bus-wide delivery counters (notifications, not per cache). */
 typedef struct hc__bus_counters {

@@ -755,6 +755,13 @@ HC_EXTERN void hc_cache_detach_publisher(hc_cache *c)
     pthread_rwlock_unlock(&c->pub_lock);
 }
 
+void hc__cache_with_publisher(hc_cache *c, hc__publisher_visit_fn visit, void *arg)
+{
+    pthread_rwlock_rdlock(&c->pub_lock);
+    visit(c->pub_fn, c->pub_ctx, arg);
+    pthread_rwlock_unlock(&c->pub_lock);
+}
+
 HC_EXTERN void hc_cache_set_bypass(hc_cache *c, bool on, hc_origin origin)
 {
     if (c == NULL || atomic_exchange(&c->bypass, on) == on)

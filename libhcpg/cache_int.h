@@ -20,6 +20,13 @@ void hc__cache_put_failed(hc_cache *c, const char *key);
  * libpq adapter's calls inside a transaction): counted as bypassed_loads. */
 void hc__cache_count_bypass(hc_cache *c);
 
+/* Call visit(fn, ctx, arg) with c's publisher (both NULL when it has none)
+ * while holding c's publisher lock shared, as a publish does: the publisher
+ * cannot be detached, nor so a bus freed, before visit returns.  visit must
+ * not attach or detach publishers. */
+typedef void (*hc__publisher_visit_fn)(hc_publish_fn fn, void *ctx, void *arg);
+void hc__cache_with_publisher(hc_cache *c, hc__publisher_visit_fn visit, void *arg);
+
 /* Where the cache's bytes go (store.h), for the memory benchmark. */
 void hc__cache_bytes_split(hc_cache *c, hc_store_bytes *out);
 
