@@ -254,15 +254,15 @@ static bool not_bypassed(void *ctx)
 }
 
 /*
- * The put of v under a valid key; v is NULL when st already says why the put
- * failed.  Whatever the outcome, loads of key that began before the put are
+ * The put of data[0..len) under a valid key (the store keeps a copy); st
+ * already says when the put failed.  Whatever the outcome, loads of key that began before the put are
  * neither stored (key generation) nor joined by later callers (flight
  * detached), and a put that stores nothing (it failed, bypass is on, or no
  * room was left) removes the key's entry instead of leaving an older value
  * readable.
  */
-static hc_status put_checked(hc_cache *c, const char *key, size_t klen, hc_value *v,
-                             const hc_opts *opts, hc_status st, hc_error *err)
+static hc_status put_checked(hc_cache *c, const char *key, size_t klen, const void *data,
+                             size_t len, const hc_opts *opts, hc_status st, hc_error *err)
 {
     size_t ntags = 0;
     const char *tags[HC_MAX_TAGS];
@@ -273,7 +273,7 @@ static hc_status put_checked(hc_cache *c, const char *key, size_t klen, hc_value
     if (st == HC_OK)
         st = hc__opts_tags(opts, tags, &ntags, err);
     if (st == HC_OK)
-        st = hc__store_put(c->store, key, klen, hash, v, tags, ntags, expiry_of(c, opts),
+        st = hc__store_put(c->store, key, klen, hash, data, len, tags, ntags, expiry_of(c, opts),
                            not_bypassed, c, &stored, err);
     if (stored) {
         count(c, HC_CTR_PUTS);
@@ -296,7 +296,7 @@ HC_EXTERN hc_status hc_put_value(hc_cache *c, const char *key, hc_value *v,
         return st;
     if (v == NULL)
         st = hc_error_set(err, HC_ERR_INVALID, "value is NULL");
-    return put_checked(c, key, klen, v, opts, st, err);
+    return put_checked(c, key, klen, hc_value_data(v), hc_value_len(v), opts, st, err);
 }
 
 HC_EXTERN hc_status hc_put(hc_cache *c, const char *key, const void *data, size_t len,
@@ -308,17 +308,12 @@ HC_EXTERN hc_status hc_put(hc_cache *c, const char *key, const void *data, size_
         st = hc__key_check(key, &klen, "key", err);
     if (st != HC_OK)
         return st;
-    hc_value *v = NULL;
     if (data == NULL && len > 0)
         st = hc_error_set(err, HC_ERR_INVALID, "data is NULL");
     else if (len > HC_MAX_VALUE_LEN)
         st = hc_error_set(err, HC_ERR_TOO_LARGE, "value longer than %zu bytes",
                           HC_MAX_VALUE_LEN);
-    else if ((v = hc_value_new(data, len)) == NULL)
-        st = hc_error_set(err, HC_ERR_NOMEM, "out of memory copying a value");
-    st = put_checked(c, key, klen, v, opts, st, err);
-    hc_value_release(v);
-    return st;
+    return put_checked(c, key, klen, data, len, opts, st, err);
 }
 
 /* ------------------------------------------------------------------ invalidation */
@@ -429,7 +424,7 @@ HC_EXTERN hc_status hc_cache_apply(hc_cache *c, hc_inval_kind kind, const char *
 
 void hc__cache_put_failed(hc_cache *c, const char *key)
 {
-    put_checked(c, key, strlen(key), NULL, NULL, HC_ERR_INVALID, NULL);
+    put_checked(c, key, strlen(key), NULL, 0, NULL, HC_ERR_INVALID, NULL);
 }
 
 void hc__cache_drop(hc_cache *c, const char *key)
@@ -515,7 +510,8 @@ static void store_loaded(hc_cache *c, const char *key, size_t klen, snapshot *sn
     bool stored = false;
     hc_error ignored;
     /* a failure to store (no memory, too large) still hands the value out */
-    hc_status st = hc__store_put(c->store, key, klen, snap->key_hash, v, tags, snap->ntags,
+    hc_status st = hc__store_put(c->store, key, klen, snap->key_hash, hc_value_data(v),
+                                 hc_value_len(v), tags, snap->ntags,
                                  expiry_of(c, opts), snapshot_current, snap, &stored, &ignored);
     if (stored) {
         emit(c, HC_EV_PUT, HC_ORIGIN_LOCAL, HC_EVICT_NONE, key);

@@ -33,75 +33,116 @@ enum { Q_SMALL = 0, Q_MAIN = 1 };
 #define SWEEP_SLOTS_PER_PUT 4
 #define READER_STRIPES 16u /* power of two */
 #define KEY_IS_TAG 1u      /* entry.flags: the key is also one of its tags */
+#define KEY_TABLE_TAG 2u   /* entry.flags: it carries its key's table tag (first segment ":*") */
 
 /*
- * An entry is one allocation: the hot header (all a hit reads: expiry,
- * value, key length, frequency), the key and its NUL right behind it so that
- * the key compare stays on the entry's first cache line, then the cold part
- * (queue links, tag links) that only writers touch.  Byte costs are listed
- * in store.h.  The hash is not kept: the slot has it, and the rare paths that
- * start from an entry (eviction, tag removal) hash the key again.
+ * An entry is one allocation holding the key, the entry and its value:
+ *
+ *   [key, NUL, padding to 8][entry: 32 bytes][hc_value: refs, len, data, NUL]
+ *   [padding to 8, tag links: ntags x hc_taglink]
+ *
+ * The slots point at the entry; its key ends right before it, so the key
+ * compare and everything a hit reads or writes (expiry, key length,
+ * frequency, the value's reference count) share the entry's first line or
+ * the one before it.  A hit hands out a reference to the embedded value
+ * (value.h): the allocation lives until the store's reference and every
+ * caller's are released (hc__store_value_free).  Byte costs are listed in
+ * store.h.  The hash is not kept: the rare paths that start from an entry
+ * (eviction, removal, table growth) hash the key again.
  */
 typedef struct entry {
-    uint64_t expires; /* clock ms, 0 = never */
-    hc_value *value;
-    uint16_t klen;      /* <= HC_MAX_KEY_LEN */
-    uint8_t ntags;      /* <= HC_MAX_TAGS, KEY_IS_TAG's not counted */
+    uint64_t expires;            /* clock ms, 0 = never */
+    struct entry *qprev, *qnext; /* FIFO; qnext: the dead list once removed */
+    uint16_t klen;               /* <= HC_MAX_KEY_LEN */
+    uint8_t ntags;               /* <= HC_MAX_TAGS, KEY_IS_TAG's not counted */
     atomic_uchar freq;
-    uint8_t queue;      /* Q_*; the hc_evict_reason once removed */
+    uint8_t queue; /* Q_*; the hc_evict_reason once removed */
     uint8_t flags;
-    char key[];         /* klen bytes and a NUL, then the entry_cold */
+    uint16_t spare;
+    /* the hc_value follows */
 } entry;
 
-typedef struct entry_cold {
-    struct entry *qprev, *qnext; /* qnext: the dead list once removed */
-    hc_taglink links[];          /* ntags */
-} entry_cold;
-
-#define COLD_ALIGN _Alignof(entry_cold)
-
+_Static_assert(sizeof(entry) == 32, "entries are 32 bytes before their value");
 _Static_assert(HC_MAX_KEY_LEN <= UINT16_MAX && HC_MAX_TAGS <= UINT8_MAX,
                "entry.klen and entry.ntags fit");
 
-static inline size_t cold_offset(size_t klen)
+#define ALIGN8(n) (((n) + 7) & ~(size_t)7)
+
+/* Bytes before the entry: the key, its NUL and padding. */
+static inline size_t key_space(size_t klen)
 {
-    return (offsetof(entry, key) + klen + 1 + COLD_ALIGN - 1) & ~(COLD_ALIGN - 1);
+    return ALIGN8(klen + 1);
 }
 
-static inline size_t entry_size(size_t klen, size_t ntags)
+/* Offset of the tag links from the entry. */
+static inline size_t links_offset(size_t vlen)
 {
-    return cold_offset(klen) + sizeof(entry_cold) + ntags * sizeof(hc_taglink);
+    return ALIGN8(sizeof(entry) + HC__VALUE_HEADER + vlen);
 }
 
-static inline entry_cold *cold(const entry *e)
+static inline size_t entry_size(size_t klen, size_t vlen, size_t ntags)
 {
-    return (entry_cold *)((char *)e + cold_offset(e->klen));
+    return key_space(klen) + (ntags > 0 ? links_offset(vlen) + ntags * sizeof(hc_taglink)
+                                        : sizeof(entry) + HC__VALUE_HEADER + vlen);
 }
 
-/* What an entry is charged: its allocation and its value's.  Tag nodes and
- * names are charged separately (they are shared), tables likewise. */
-static size_t entry_cost(size_t klen, size_t ntags, const hc_value *v)
+static inline char *key_of(const entry *e)
 {
-    return hc__alloc_cost(entry_size(klen, ntags)) + hc__value_footprint(v);
+    return (char *)e - key_space(e->klen);
+}
+
+static inline hc_value *val_of(const entry *e)
+{
+    return (hc_value *)(void *)((char *)e + sizeof(entry));
+}
+
+static inline size_t vlen_of(const entry *e)
+{
+    return val_of(e)->len & ~HC__VALUE_EMBEDDED;
+}
+
+static inline hc_taglink *links_of(const entry *e)
+{
+    return (hc_taglink *)(void *)((char *)e + links_offset(vlen_of(e)));
+}
+
+void hc__store_value_free(hc_value *v)
+{
+    entry *e = (entry *)(void *)((char *)v - sizeof(entry));
+    free(key_of(e));
+}
+
+/* What an entry is charged: its one allocation.  Tag nodes and names are
+ * charged separately (they are shared), tables likewise. */
+static size_t entry_cost(size_t klen, size_t vlen, size_t ntags)
+{
+    return hc__alloc_cost(entry_size(klen, vlen, ntags));
 }
 
 static size_t cost_of(const entry *e)
 {
-    return entry_cost(e->klen, e->ntags, e->value);
+    return entry_cost(e->klen, vlen_of(e), e->ntags);
 }
 
-/* Open addressing with linear probing: a lookup scans the hashes in one
- * slot line and dereferences only the entry whose hash matches.  A slot is
- * 12 bytes: the low 32 bits of the hash (the bucket index's bits and 32 -
- * log2(slots) more to tell keys apart; tables stay below 2^32 slots) and the
- * entry pointer, packed (an unaligned pointer load costs nothing on the
- * CPUs we run on, and a quarter less table is a quarter less memory). */
-typedef struct __attribute__((packed, aligned(4))) slot {
-    uint32_t hash;
-    entry *e; /* NULL = empty */
-} slot;
+/*
+ * Open addressing with linear probing over four arrays in one allocation:
+ * the entry pointers, the ghost fingerprints, a one-byte tag per slot (8
+ * bits of the hash that neither the slot index nor the shard uses; 0 =
+ * empty) and a one-byte distance from the entry's home slot.  A lookup scans
+ * tags (64 to a cache line) and dereferences only the entries whose tag
+ * matches (1 in 255 of the others), so the table runs up to 7/8 full; the
+ * distance lets a removal shift its cluster back without hashing keys again
+ * (DIST_FAR: 255 or more, hash the key).  11 bytes per slot: pointer 8,
+ * tag 1, distance 1, ghost 1 (a 2-byte fingerprint per two slots).
+ */
+#define SLOT_BYTES (sizeof(entry *) + 1 + 1 + 1)
+#define DIST_FAR 255u
 
-_Static_assert(sizeof(slot) == 12, "slots are 12 bytes");
+static inline uint8_t tag_of(uint64_t hash)
+{
+    uint8_t t = (uint8_t)(hash >> 32);
+    return t != 0 ? t : 1;
+}
 
 typedef struct fifo {
     entry *head, *tail; /* insert at head, evict from tail */
@@ -111,14 +152,17 @@ typedef struct fifo {
 typedef struct shard {
     pthread_rwlock_t lock; /* writers; readers only while a writer is in */
     atomic_int writer;     /* a writer holds or is taking the lock */
-    slot *slots;
-    size_t nslots; /* power of two, at most 3/4 full (7/8 when memory is short) */
+    entry **slots;         /* nslots; NULL = empty */
+    uint8_t *tags;         /* nslots; 0 = empty */
+    uint8_t *dist;         /* nslots; distance from home, DIST_FAR if >= 255 */
+    size_t nslots; /* power of two, at most 7/8 full (15/16 when memory is short) */
     size_t count;
     size_t bytes;
     fifo q[2];
-    uint32_t *ghost; /* direct-mapped fingerprints of entries evicted from small; nslots */
+    uint16_t *ghost; /* direct-mapped fingerprints of entries evicted from small; nslots / 2 */
     size_t sweep_cursor;
-    hc_tagindex tags;
+    size_t table_tagged; /* entries with KEY_TABLE_TAG */
+    hc_tagindex tagix;
 } __attribute__((aligned(64))) shard;
 
 struct hc_store {
@@ -225,34 +269,86 @@ static shard *shard_of(const hc_store *s, uint64_t hash)
     return &s->shards[hc__store_shard_index(s, hash)];
 }
 
-/* Tags an entry links: tags[] without the key (an entity's key is its own
- * tag and is found through the table).  Returns the count kept in out. */
-static size_t tags_to_link(const char *key, size_t klen, const char *const *tags, size_t ntags,
-                           const char **out, bool *key_is_tag)
+/* Length of the key's first segment (up to its first ':' not escaped by a
+ * backslash, hc_key_build's rule), or SIZE_MAX for a key of one segment. */
+static size_t first_segment(const char *key, size_t klen)
 {
-    size_t n = 0;
-    *key_is_tag = false;
+    for (size_t i = 0; i < klen; i++) {
+        if (key[i] == '\\')
+            i++;
+        else if (key[i] == ':')
+            return i;
+    }
+    return SIZE_MAX;
+}
+
+/* Whether tag is the table tag (hc_key_table_tag: first segment ":*") of a
+ * key whose first segment is key[0..seg). */
+static bool is_table_tag(const char *tag, size_t tlen, const char *key, size_t seg)
+{
+    return seg != SIZE_MAX && tlen == seg + 2 && memcmp(tag, key, seg) == 0 && tag[seg] == ':' &&
+           tag[seg + 1] == '*';
+}
+
+/* Tags an entry links: tags[] without the key (an entity's key is its own
+ * tag and is found through the table) and without the key's table tag (an
+ * entity's table-wide tag is a flag: invalidating it walks the shards).
+ * Returns the count kept in out; *flags gets KEY_IS_TAG and KEY_TABLE_TAG. */
+static size_t tags_to_link(const char *key, size_t klen, const char *const *tags, size_t ntags,
+                           const char **out, uint8_t *flags)
+{
+    size_t n = 0, seg = first_segment(key, klen);
+    *flags = 0;
     for (size_t i = 0; i < ntags; i++) {
-        if (!*key_is_tag && strncmp(tags[i], key, klen) == 0 && tags[i][klen] == '\0')
-            *key_is_tag = true;
+        size_t tlen = strlen(tags[i]);
+        if (!(*flags & KEY_IS_TAG) && tlen == klen && memcmp(tags[i], key, klen) == 0)
+            *flags |= KEY_IS_TAG;
+        else if (!(*flags & KEY_TABLE_TAG) && is_table_tag(tags[i], tlen, key, seg))
+            *flags |= KEY_TABLE_TAG;
         else
             out[n++] = tags[i];
     }
     return n;
 }
 
-/* Bytes of a shard's slot and ghost tables beyond the initial ones. */
+/* Bytes of a shard's table beyond the initial one. */
 static size_t table_cost(size_t nslots)
 {
-    return nslots > MIN_SLOTS ? hc__alloc_cost(nslots * sizeof(slot)) +
-                                    hc__alloc_cost(nslots * sizeof(uint32_t))
-                              : 0;
+    return nslots > MIN_SLOTS ? hc__alloc_cost(nslots * SLOT_BYTES) : 0;
+}
+
+typedef struct table {
+    entry **slots;
+    uint16_t *ghost;
+    uint8_t *tags, *dist;
+} table;
+
+/* A zeroed table of n slots in one allocation (slots, ghosts, tags,
+ * distances), or 0. */
+static int table_new(size_t n, table *t)
+{
+    char *m = hc__calloc(n, SLOT_BYTES);
+    if (m == NULL)
+        return 0;
+    t->slots = (entry **)(void *)m;
+    t->ghost = (uint16_t *)(void *)(m + n * sizeof(entry *));
+    t->tags = (uint8_t *)(m + n * sizeof(entry *) + n / 2 * sizeof(uint16_t));
+    t->dist = t->tags + n;
+    return 1;
+}
+
+static void shard_set_table(shard *sh, const table *t)
+{
+    sh->slots = t->slots;
+    sh->ghost = t->ghost;
+    sh->tags = t->tags;
+    sh->dist = t->dist;
 }
 
 static hc_taglink *link_of(void *owner, const hc_tagnode *node)
 {
     entry *e = owner;
-    hc_taglink *l = cold(e)->links;
+    hc_taglink *l = links_of(e);
     while (l->node != node)
         l++;
     return l;
@@ -264,36 +360,35 @@ static hc_status shard_init(hc_store *s, shard *sh)
 {
     memset(sh, 0, sizeof *sh);
     sh->nslots = MIN_SLOTS;
-    sh->slots = hc__calloc(sh->nslots, sizeof *sh->slots);
-    sh->ghost = hc__calloc(sh->nslots, sizeof *sh->ghost);
-    if (sh->slots == NULL || sh->ghost == NULL ||
-        hc__tagindex_init(&sh->tags, &s->tagdict, link_of) != HC_OK)
+    table t;
+    if (!table_new(sh->nslots, &t))
+        return HC_ERR_NOMEM;
+    shard_set_table(sh, &t);
+    if (hc__tagindex_init(&sh->tagix, &s->tagdict, link_of) != HC_OK)
         goto fail;
     atomic_init(&sh->writer, 0);
     if (pthread_rwlock_init(&sh->lock, NULL) != 0) {
-        hc__tagindex_destroy(&sh->tags);
+        hc__tagindex_destroy(&sh->tagix);
         goto fail;
     }
     return HC_OK;
 fail:
     free(sh->slots);
-    free(sh->ghost);
     return HC_ERR_NOMEM;
 }
 
 static void shard_destroy(shard *sh)
 {
     for (size_t i = 0; i < sh->nslots; i++) {
-        entry *e = sh->slots[i].e;
+        entry *e = sh->slots[i];
         if (e != NULL) {
-            hc__tagindex_unlink(&sh->tags, cold(e)->links, e->ntags);
-            hc_value_release(e->value);
-            free(e);
+            hc__tagindex_unlink(&sh->tagix, links_of(e), e->ntags);
+            /* a caller may still hold the value: it frees the entry then */
+            hc_value_release(val_of(e));
         }
     }
-    hc__tagindex_destroy(&sh->tags);
+    hc__tagindex_destroy(&sh->tagix);
     free(sh->slots);
-    free(sh->ghost);
     pthread_rwlock_destroy(&sh->lock);
 }
 
@@ -361,11 +456,10 @@ void hc__store_free(hc_store *s)
 
 static void fifo_push(fifo *q, entry *e)
 {
-    entry_cold *c = cold(e);
-    c->qprev = NULL;
-    c->qnext = q->head;
+    e->qprev = NULL;
+    e->qnext = q->head;
     if (q->head != NULL)
-        cold(q->head)->qprev = e;
+        q->head->qprev = e;
     else
         q->tail = e;
     q->head = e;
@@ -374,35 +468,40 @@ static void fifo_push(fifo *q, entry *e)
 
 static void fifo_unlink(fifo *q, entry *e)
 {
-    entry_cold *c = cold(e);
-    if (c->qprev != NULL)
-        cold(c->qprev)->qnext = c->qnext;
+    if (e->qprev != NULL)
+        e->qprev->qnext = e->qnext;
     else
-        q->head = c->qnext;
-    if (c->qnext != NULL)
-        cold(c->qnext)->qprev = c->qprev;
+        q->head = e->qnext;
+    if (e->qnext != NULL)
+        e->qnext->qprev = e->qprev;
     else
-        q->tail = c->qprev;
+        q->tail = e->qprev;
     q->bytes -= cost_of(e);
 }
 
-/* Ghost slots hold the low 32 bits of the hash with bit 0 set (0 marks an
- * empty slot): the bits above the slot index tell hashes of one slot apart,
- * and they re-index a ghost when the table grows.  A false match only sends
- * a new entry to main early. */
-static uint32_t ghost_print(uint64_t hash)
+/* Ghosts: a direct-mapped table of nslots / 2 two-byte fingerprints (hash
+ * bits 40-54, bit 0 set: 0 marks an empty slot), indexed by the low bits of
+ * the hash.  When the table grows, each ghost is copied to both slots it may
+ * belong to (the index bit it lacks is not in the print).  A false match only
+ * sends a new entry to main early. */
+static uint16_t ghost_print(uint64_t hash)
 {
-    return (uint32_t)hash | 1;
+    return (uint16_t)(hash >> 40) | 1;
+}
+
+static uint16_t *ghost_slot(shard *sh, uint64_t hash)
+{
+    return &sh->ghost[hash & (sh->nslots / 2 - 1)];
 }
 
 static void ghost_add(shard *sh, uint64_t hash)
 {
-    sh->ghost[hash & (sh->nslots - 1)] = ghost_print(hash);
+    *ghost_slot(sh, hash) = ghost_print(hash);
 }
 
 static int ghost_take(shard *sh, uint64_t hash)
 {
-    uint32_t *g = &sh->ghost[hash & (sh->nslots - 1)];
+    uint16_t *g = ghost_slot(sh, hash);
     if (*g != ghost_print(hash))
         return 0;
     *g = 0;
@@ -417,22 +516,22 @@ static int ghost_take(shard *sh, uint64_t hash)
 static size_t do_find(const shard *sh, const char *key, size_t klen, uint64_t hash)
 {
     size_t mask = sh->nslots - 1;
+    uint8_t want = tag_of(hash);
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
-        const slot *sl = &sh->slots[i];
-        if (sl->e == NULL)
+        uint8_t t = sh->tags[i];
+        if (t == 0)
             return NOT_FOUND;
-        if (sl->hash != (uint32_t)hash)
+        if (t != want)
             continue;
-        /* fetch the value's line (its reference count) while comparing */
-        __builtin_prefetch(sl->e->value, 1);
-        if (sl->e->klen == klen && memcmp(sl->e->key, key, klen) == 0)
+        const entry *e = sh->slots[i];
+        if (e->klen == klen && memcmp(key_of(e), key, klen) == 0)
             return i;
     }
 }
 
 static uint64_t hash_of(const entry *e)
 {
-    return hc__hash(e->key, e->klen);
+    return hc__hash(key_of(e), e->klen);
 }
 
 /* The slot holding e (which is in the table). */
@@ -440,20 +539,22 @@ static size_t do_find_entry(const shard *sh, const entry *e)
 {
     size_t mask = sh->nslots - 1;
     size_t i = hash_of(e) & mask;
-    while (sh->slots[i].e != e)
+    while (sh->slots[i] != e)
         i = (i + 1) & mask;
     return i;
 }
 
-/* Put e in the first free slot of its probe sequence (there is one: the
- * table is never full). */
-static void slots_place(slot *slots, size_t nslots, slot sl)
+/* Put e (of hash) in the first free slot of its probe sequence (there is
+ * one: the table is never full). */
+static void slots_place(const table *t, size_t nslots, entry *e, uint64_t hash)
 {
-    size_t mask = nslots - 1;
-    size_t i = sl.hash & mask;
-    while (slots[i].e != NULL)
+    size_t mask = nslots - 1, home = hash & mask, i = home;
+    while (t->tags[i] != 0)
         i = (i + 1) & mask;
-    slots[i] = sl;
+    size_t d = (i - home) & mask;
+    t->slots[i] = e;
+    t->tags[i] = tag_of(hash);
+    t->dist[i] = d < DIST_FAR ? (uint8_t)d : DIST_FAR;
 }
 
 /* Empty slot i, shifting later members of its cluster back so that every
@@ -461,82 +562,75 @@ static void slots_place(slot *slots, size_t nslots, slot sl)
 static void do_slot_clear(shard *sh, size_t i)
 {
     size_t mask = sh->nslots - 1;
-    for (size_t j = (i + 1) & mask; sh->slots[j].e != NULL; j = (j + 1) & mask) {
-        size_t home = sh->slots[j].hash & mask;
+    for (size_t j = (i + 1) & mask; sh->tags[j] != 0; j = (j + 1) & mask) {
+        size_t home = sh->dist[j] != DIST_FAR ? (j - sh->dist[j]) & mask
+                                              : hash_of(sh->slots[j]) & mask;
         /* j's entry may fill the hole at i unless its home lies in (i, j] */
         int home_after_hole = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!home_after_hole) {
+            size_t d = (i - home) & mask;
             sh->slots[i] = sh->slots[j];
+            sh->tags[i] = sh->tags[j];
+            sh->dist[i] = d < DIST_FAR ? (uint8_t)d : DIST_FAR;
             i = j;
         }
     }
-    sh->slots[i] = (slot){0, NULL};
+    sh->slots[i] = NULL;
+    sh->tags[i] = 0;
+    sh->dist[i] = 0;
 }
 
 enum room { ROOM_NONE, ROOM_OK, ROOM_NEEDS_BYTES };
 
 /*
- * Make room for one more entry: double the slot and ghost tables once it
- * would pass 3/4 load.  The growth is counted in bytes_used and must fit
- * under max_bytes; when it does not, the table fills up to 7/8 first and
- * then asks the caller to evict (ROOM_NEEDS_BYTES).  ROOM_NONE when no free
- * slot would remain and nothing can be done (no memory, or allow_full and no
- * bytes).  allow_full: nothing is left to evict, take the last free slots.
+ * Make room for one more entry: double the table once it would pass 7/8
+ * load.  The growth is counted in bytes_used and must fit under max_bytes;
+ * when it does not, the table fills up to 15/16 first and then asks the
+ * caller to evict (ROOM_NEEDS_BYTES).  ROOM_NONE when no free slot would
+ * remain and nothing can be done (no memory, or allow_full and no bytes).
+ * allow_full: nothing is left to evict, take the last free slots.
  */
 static enum room do_make_room(hc_store *s, shard *sh, int allow_full)
 {
-    if ((sh->count + 1) * 4 <= sh->nslots * 3)
+    if ((sh->count + 1) * 8 <= sh->nslots * 7)
         return ROOM_OK;
     size_t nb = sh->nslots * 2, extra = table_cost(nb) - table_cost(sh->nslots);
     if (!hc__bytes_try_add(&s->bytes_used, extra, s->cfg.max_bytes)) {
-        if ((sh->count + 1) * 8 <= sh->nslots * 7)
+        if ((sh->count + 1) * 16 <= sh->nslots * 15)
             return ROOM_OK;
         if (!allow_full)
             return ROOM_NEEDS_BYTES;
         return sh->count + 1 < sh->nslots ? ROOM_OK : ROOM_NONE;
     }
-    slot *b = hc__calloc(nb, sizeof *b);
-    uint32_t *g = b != NULL ? hc__calloc(nb, sizeof *g) : NULL;
-    if (g == NULL) {
-        free(b);
+    table t;
+    if (!table_new(nb, &t)) {
         atomic_fetch_sub(&s->bytes_used, extra);
         /* a fuller table is only slower, but one free slot must remain */
         return sh->count + 1 < sh->nslots ? ROOM_OK : ROOM_NONE;
     }
     for (size_t i = 0; i < sh->nslots; i++)
-        if (sh->slots[i].e != NULL)
-            slots_place(b, nb, sh->slots[i]);
-    /* slot i holds a print whose low bits are i: the new slot takes its low
-     * bits from i (bit 0 of the print is the marker) and the next from the print */
-    for (size_t i = 0; i < sh->nslots; i++)
-        if (sh->ghost[i] != 0)
-            g[(sh->ghost[i] & (nb - 1) & ~(sh->nslots - 1)) | i] = sh->ghost[i];
+        if (sh->tags[i] != 0)
+            slots_place(&t, nb, sh->slots[i], hash_of(sh->slots[i]));
+    size_t ng = sh->nslots / 2;
+    for (size_t i = 0; i < ng; i++)
+        t.ghost[i] = t.ghost[i + ng] = sh->ghost[i];
     free(sh->slots);
-    free(sh->ghost);
-    sh->slots = b;
-    sh->ghost = g;
+    shard_set_table(sh, &t);
     sh->nslots = nb;
     return ROOM_OK;
 }
 
-/* An emptied shard gives its grown tables back (uncounting them).  Every
- * slot is empty, so shrinking reallocs move nothing that matters.  If the
- * slots' realloc fails they stay, still counted; if only the ghosts' does
- * (glibc's shrinking realloc does not fail, but the failure injector of
- * alloc.h can fail it), the larger ghost array stays uncounted until the
- * table next grows and frees it. */
+/* An emptied shard gives its grown table back (uncounting it).  If the
+ * small table cannot be allocated, the grown one stays, still counted. */
 static void do_shrink_if_empty(hc_store *s, shard *sh)
 {
     if (sh->count != 0 || sh->nslots <= MIN_SLOTS)
         return;
-    slot *b = hc__realloc(sh->slots, MIN_SLOTS * sizeof *b);
-    if (b == NULL)
+    table t;
+    if (!table_new(MIN_SLOTS, &t))
         return;
-    sh->slots = b;
-    uint32_t *g = hc__realloc(sh->ghost, MIN_SLOTS * sizeof *g);
-    if (g != NULL)
-        sh->ghost = g;
-    memset(sh->ghost, 0, MIN_SLOTS * sizeof *sh->ghost);
+    free(sh->slots);
+    shard_set_table(sh, &t);
     atomic_fetch_sub(&s->bytes_used, table_cost(sh->nslots));
     sh->nslots = MIN_SLOTS;
     sh->sweep_cursor = 0;
@@ -546,18 +640,18 @@ static void do_shrink_if_empty(hc_store *s, shard *sh)
 static void do_remove_at(hc_store *s, shard *sh, size_t i, dead_list *dead,
                          hc_evict_reason reason)
 {
-    entry *e = sh->slots[i].e;
-    entry_cold *c = cold(e);
+    entry *e = sh->slots[i];
     size_t cost = cost_of(e);
     do_slot_clear(sh, i);
     fifo_unlink(&sh->q[e->queue], e);
-    hc__tagindex_unlink(&sh->tags, c->links, e->ntags);
+    hc__tagindex_unlink(&sh->tagix, links_of(e), e->ntags);
     sh->count--;
+    sh->table_tagged -= (e->flags & KEY_TABLE_TAG) != 0;
     sh->bytes -= cost;
     atomic_fetch_sub(&s->bytes_used, cost);
     atomic_fetch_sub(&s->entries_used, 1);
     e->queue = (uint8_t)reason;
-    c->qnext = dead->head;
+    e->qnext = dead->head;
     dead->head = e;
     do_shrink_if_empty(s, sh);
 }
@@ -572,16 +666,16 @@ static int is_expired(const entry *e, uint64_t now)
     return e->expires != 0 && now >= e->expires;
 }
 
-/* Free removed entries, reporting evictions; no lock held. */
+/* Drop the store's reference to removed entries (a caller holding the
+ * value frees the entry later), reporting evictions; no lock held. */
 static void bury(hc_store *s, dead_list *dead)
 {
     entry *e = dead->head;
     while (e != NULL) {
-        entry *next = cold(e)->qnext;
+        entry *next = e->qnext;
         if (e->queue != HC_EVICT_NONE && s->cfg.on_evict != NULL)
-            s->cfg.on_evict(s->cfg.evict_ctx, e->key, hash_of(e), (hc_evict_reason)e->queue);
-        hc_value_release(e->value);
-        free(e);
+            s->cfg.on_evict(s->cfg.evict_ctx, key_of(e), hash_of(e), (hc_evict_reason)e->queue);
+        hc_value_release(val_of(e));
         e = next;
     }
     dead->head = NULL;
@@ -670,7 +764,7 @@ static void drop_expired(hc_store *s, shard *sh, const char *key, size_t klen, u
     dead_list dead = {NULL};
     write_lock(s, sh);
     size_t i = do_find(sh, key, klen, hash);
-    if (i != NOT_FOUND && is_expired(sh->slots[i].e, now_ms(s)))
+    if (i != NOT_FOUND && is_expired(sh->slots[i], now_ms(s)))
         do_remove_at(s, sh, i, &dead, HC_EVICT_EXPIRED);
     write_unlock(sh);
     bury(s, &dead);
@@ -685,7 +779,7 @@ hc_status hc__store_get(hc_store *s, const char *key, size_t klen, uint64_t hash
         read_unlock(sh, rd);
         return HC_MISS;
     }
-    entry *e = sh->slots[i].e;
+    entry *e = sh->slots[i];
     /* the clock is read only for entries that can expire */
     if (e->expires != 0 && now_ms(s) >= e->expires) {
         read_unlock(sh, rd);
@@ -695,7 +789,7 @@ hc_status hc__store_get(hc_store *s, const char *key, size_t klen, uint64_t hash
     unsigned f = atomic_load_explicit(&e->freq, memory_order_relaxed);
     if (f < FREQ_MAX) /* racing readers may lose a bump: it is only a hint */
         atomic_store_explicit(&e->freq, f + 1, memory_order_relaxed);
-    *out = hc_value_retain(e->value);
+    *out = hc_value_retain(val_of(e));
     read_unlock(sh, rd);
     return HC_OK;
 }
@@ -709,7 +803,7 @@ static void do_incremental_sweep(hc_store *s, shard *sh, dead_list *dead)
     int have_now = 0;
     for (int k = 0; k < SWEEP_SLOTS_PER_PUT; k++) {
         size_t i = sh->sweep_cursor++ & (sh->nslots - 1);
-        entry *e = sh->slots[i].e;
+        entry *e = sh->slots[i];
         if (e == NULL || e->expires == 0)
             continue;
         if (!have_now) {
@@ -721,31 +815,39 @@ static void do_incremental_sweep(hc_store *s, shard *sh, dead_list *dead)
     }
 }
 
-static entry *entry_new(const char *key, size_t klen, size_t ntags, bool key_is_tag,
-                        uint64_t expires_at, hc_value *v)
+/* A new entry holding a copy of the value's bytes, with the store's one reference. */
+static entry *entry_new(const char *key, size_t klen, size_t ntags, uint8_t flags,
+                        uint64_t expires_at, const void *data, size_t vlen)
 {
-    entry *e = hc__malloc(entry_size(klen, ntags));
-    if (e == NULL)
+    char *m = hc__malloc(entry_size(klen, vlen, ntags));
+    if (m == NULL)
         return NULL;
+    memcpy(m, key, klen);
+    memset(m + klen, 0, key_space(klen) - klen);
+    entry *e = (entry *)(void *)(m + key_space(klen));
     e->expires = expires_at;
-    e->value = v;
+    e->qprev = e->qnext = NULL;
     e->klen = (uint16_t)klen;
     e->ntags = (uint8_t)ntags;
     atomic_init(&e->freq, 0);
     e->queue = Q_SMALL;
-    e->flags = key_is_tag ? KEY_IS_TAG : 0;
-    memcpy(e->key, key, klen);
-    e->key[klen] = '\0';
-    entry_cold *c = cold(e);
-    c->qprev = c->qnext = NULL;
+    e->flags = flags;
+    e->spare = 0;
+    hc__value_embed(val_of(e), data, vlen);
     return e;
+}
+
+/* Free an entry no one else has seen. */
+static void entry_free(entry *e)
+{
+    free(key_of(e));
 }
 
 /* Report a put refused for want of room as a capacity eviction. */
 static void no_room(hc_store *s, entry *e)
 {
     if (s->cfg.on_evict != NULL)
-        s->cfg.on_evict(s->cfg.evict_ctx, e->key, hash_of(e), HC_EVICT_CAPACITY);
+        s->cfg.on_evict(s->cfg.evict_ctx, key_of(e), hash_of(e), HC_EVICT_CAPACITY);
 }
 
 /*
@@ -754,26 +856,30 @@ static void no_room(hc_store *s, entry *e)
  * holds whatever happens under it; linking the tags returns what they did
  * not need.  held is what this put still holds of its reservation.
  */
-hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value *v,
-                        const char *const *tags, size_t ntags, uint64_t expires_at,
-                        hc_store_guard_fn guard, void *guard_ctx, bool *stored, hc_error *err)
+hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash,
+                        const void *data, size_t vlen, const char *const *tags, size_t ntags,
+                        uint64_t expires_at, hc_store_guard_fn guard, void *guard_ctx,
+                        bool *stored, hc_error *err)
 {
     *stored = false;
     const char *linked[HC_MAX_TAGS];
-    bool key_is_tag;
-    size_t nlinked = tags_to_link(key, klen, tags, ntags, linked, &key_is_tag);
-    size_t own = entry_cost(klen, nlinked, v), tag_max = hc__tagindex_cost(linked, nlinked);
+    uint8_t flags;
+    size_t nlinked = tags_to_link(key, klen, tags, ntags, linked, &flags);
+    if (vlen > HC_MAX_VALUE_LEN)
+        return hc_error_set(err, HC_ERR_TOO_LARGE, "value longer than %zu bytes",
+                            HC_MAX_VALUE_LEN);
+    size_t own = entry_cost(klen, vlen, nlinked), tag_max = hc__tagindex_cost(linked, nlinked);
     size_t held = own + tag_max;
     if (held > s->cfg.max_bytes)
         return hc_error_set(err, HC_ERR_TOO_LARGE,
                             "entry of %zu bytes exceeds the cache limit of %zu bytes", held,
                             s->cfg.max_bytes);
-    entry *e = entry_new(key, klen, nlinked, key_is_tag, expires_at, v);
+    entry *e = entry_new(key, klen, nlinked, flags, expires_at, data, vlen);
     if (e == NULL)
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory storing an entry");
     if (!reserve(s, held)) {
         no_room(s, e);
-        free(e);
+        entry_free(e);
         return HC_OK;
     }
 
@@ -801,7 +907,7 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
         write_lock(s, sh);
     }
     size_t charged = 0;
-    if (hc__tagindex_link(&sh->tags, cold(e)->links, linked, nlinked, e, &charged) != HC_OK) {
+    if (hc__tagindex_link(&sh->tagix, links_of(e), linked, nlinked, e, &charged) != HC_OK) {
         held -= charged; /* the index uncounted what it made */
         st = hc_error_set(err, HC_ERR_NOMEM, "out of memory indexing tags");
         goto refused;
@@ -810,11 +916,11 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
     size_t old = do_find(sh, key, klen, hash);
     if (old != NOT_FOUND)
         do_remove_at(s, sh, old, &dead, HC_EVICT_NONE); /* replaced, not evicted */
-    slots_place(sh->slots, sh->nslots, (slot){(uint32_t)hash, e});
-    hc_value_retain(v);
+    slots_place(&(table){sh->slots, sh->ghost, sh->tags, sh->dist}, sh->nslots, e, hash);
     e->queue = ghost_take(sh, hash) ? Q_MAIN : Q_SMALL;
     fifo_push(&sh->q[e->queue], e);
     sh->count++;
+    sh->table_tagged += (e->flags & KEY_TABLE_TAG) != 0;
     sh->bytes += own;
     do_incremental_sweep(s, sh, &dead);
     write_unlock(sh);
@@ -826,7 +932,7 @@ refused:
     write_unlock(sh);
     atomic_fetch_sub(&s->bytes_used, held);
     atomic_fetch_sub(&s->entries_used, 1);
-    free(e);
+    entry_free(e);
     return st;
 }
 
@@ -846,25 +952,50 @@ size_t hc__store_remove(hc_store *s, const char *key, size_t klen, uint64_t hash
     return n;
 }
 
+/* Remove the entries of sh that carry tag as their table tag (KEY_TABLE_TAG). */
+static size_t do_remove_table_tagged(hc_store *s, shard *sh, const char *tag, size_t tlen,
+                                     dead_list *dead)
+{
+    size_t n = 0;
+    for (int q = Q_SMALL; q <= Q_MAIN && sh->table_tagged > 0; q++) {
+        entry *e = sh->q[q].tail;
+        while (e != NULL) {
+            entry *prev = e->qprev;
+            if ((e->flags & KEY_TABLE_TAG) &&
+                is_table_tag(tag, tlen, key_of(e), first_segment(key_of(e), e->klen))) {
+                do_remove(s, sh, e, dead, HC_EVICT_NONE);
+                n++;
+            }
+            e = prev;
+        }
+    }
+    return n;
+}
+
 size_t hc__store_remove_tag(hc_store *s, const char *tag, size_t tlen, uint64_t hash)
 {
     size_t n = 0;
+    bool table_tag = tlen >= 2 && tag[tlen - 2] == ':' && tag[tlen - 1] == '*';
     shard *own = shard_of(s, hash);
     for (unsigned i = 0; i < s->nshards; i++) {
         shard *sh = &s->shards[i];
         dead_list dead = {NULL};
         entry *e;
         write_lock(s, sh);
-        while ((e = hc__tagindex_any(&sh->tags, tag, tlen, hash)) != NULL) {
+        while ((e = hc__tagindex_any(&sh->tagix, tag, tlen, hash)) != NULL) {
             do_remove(s, sh, e, &dead, HC_EVICT_NONE);
             n++;
         }
         /* an entity whose key is the tag is not in the index: the table finds it */
         size_t k = sh == own ? do_find(sh, tag, tlen, hash) : NOT_FOUND;
-        if (k != NOT_FOUND && (sh->slots[k].e->flags & KEY_IS_TAG)) {
+        if (k != NOT_FOUND && (sh->slots[k]->flags & KEY_IS_TAG)) {
             do_remove_at(s, sh, k, &dead, HC_EVICT_NONE);
             n++;
         }
+        /* entities carrying their table tag as a flag: walk the queues
+         * (removals reshuffle the slots, not the queues) */
+        if (table_tag && sh->table_tagged > 0)
+            n += do_remove_table_tagged(s, sh, tag, tlen, &dead);
         write_unlock(sh);
         bury(s, &dead);
     }
@@ -884,7 +1015,7 @@ static size_t remove_where(hc_store *s, int expired_only, hc_evict_reason reason
         for (int q = Q_SMALL; q <= Q_MAIN; q++) {
             entry *e = sh->q[q].tail;
             while (e != NULL) {
-                entry *prev = cold(e)->qprev;
+                entry *prev = e->qprev;
                 if (!expired_only || is_expired(e, now)) {
                     do_remove(s, sh, e, &dead, reason);
                     n++;
@@ -923,17 +1054,17 @@ void hc__store_bytes_split(hc_store *s, hc_store_bytes *out)
         shard *sh = &s->shards[i];
         write_lock(s, sh);
         for (size_t k = 0; k < sh->nslots; k++) {
-            const entry *e = sh->slots[k].e;
+            const entry *e = sh->slots[k];
             if (e == NULL)
                 continue;
-            size_t vlen = hc_value_len(e->value), links = e->ntags * sizeof(hc_taglink);
-            size_t ecost = hc__alloc_cost(entry_size(e->klen, e->ntags));
+            size_t vlen = vlen_of(e), links = e->ntags * sizeof(hc_taglink);
+            size_t ecost = cost_of(e);
             out->entries++;
             out->key += e->klen;
             out->value_data += vlen;
-            out->value_header += hc__value_footprint(e->value) - vlen;
+            out->value_header += HC__VALUE_HEADER;
             out->tag_links += links;
-            out->entry_header += ecost - e->klen - links;
+            out->entry_header += ecost - e->klen - links - vlen - HC__VALUE_HEADER;
             entries_cost += cost_of(e);
         }
         out->tables += table_cost(sh->nslots);

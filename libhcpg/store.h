@@ -14,43 +14,50 @@
  * so the store never holds more than max_bytes / max_entries.  The store's
  * tag dictionary has a mutex of its own, taken under a shard lock, never
  * the other way round.
- * Removed entries are freed, and evictions reported through on_evict, after
+ * Removed entries are released (freed with the last reference to their
+ * value), and evictions reported through on_evict, after
  * the shard lock is released.  Every function is thread-safe except
  * hc__store_free.
  *
  * Bytes (bytes_used counts all of it, each allocation at hc__alloc_cost:
- * glibc's chunk, the request + 8 rounded up to 16, at least 32; 64-bit):
+ * glibc's chunk, the request + 8 rounded up to 16, at least 32; 64-bit).
+ * An entry is ONE allocation: key, entry header, value, tag links.
  *
  *   part            field                          bytes   read by a hit
- *   entry, hot      expires (clock ms, 0 = never)      8   yes
- *                   value pointer                      8   yes
+ *   before entry    key + NUL, padded to 8     klen + 1..8  yes (compare)
+ *   entry header    expires (clock ms, 0 = never)      8   yes
+ *                   qprev, qnext (FIFO; qnext is       16
+ *                   the dead list once removed)
  *                   klen (<= HC_MAX_KEY_LEN)           2   yes
  *                   ntags (linked tags)                1
  *                   freq (2-bit S3-FIFO counter)       1   yes (bumped)
  *                   queue / reason once removed        1
- *                   flags (key is one of its tags)     1
- *                   key + NUL                   klen + 1   yes
- *                   padding to 8                     0-7
- *   entry, cold     qprev, qnext (FIFO; qnext is       16
- *                   the dead list once removed)
- *                   per linked tag: node, prev,    24 each
- *                   next entry (hc_taglink)
+ *                   flags (KEY_IS_TAG, KEY_TABLE_TAG)  1
+ *                   spare                              2
+ *   value           refs 4 + len 4 (a hit retains      8   yes (retained)
+ *                   the entry's own value)
+ *                   data + NUL                   len + 1
+ *   tag links       padding to 8, then per linked  0-7 +
+ *                   tag: node, prev, next entry   24 each
  *   allocation      malloc's size word + rounding   8-23
- *   value           refs 4 + len 4 + data + NUL  len + 9  (+ malloc's 8-23)
- *   slot table      hash (low 32 bits) 4 + entry      12 / slot
- *                   pointer 8, packed
- *   ghost table     32-bit hash fingerprint            4 / slot
- *                   (slots: load 3/8..3/4, so 21-43 B per entry)
+ *   table           entry pointer 8, hash tag 1,      11 / slot
+ *                   distance from home 1, ghost
+ *                   fingerprint 2 per 2 slots
+ *                   (load 7/16..7/8: 12.6-25 B per entry)
  *   tag node        chain, name, first entry      24 (32) per tag per shard
  *   tag name        chain 8, hash 8, refs 4,  24 + len + 1 per distinct tag
  *                   len 4, text + NUL
  *   bucket arrays   8 per node or name, counted once grown past 16
  *
- * An entity's own tag (the tag equal to its key) is not linked at all: the
- * KEY_IS_TAG flag marks it and hc__store_remove_tag finds it in the table.
- * The hash is not stored in the entry (the slot has it; the cold paths that
- * start from an entry hash the key again).  Each shard's first 16 slots and
- * buckets are the empty store's fixed cost, not counted.
+ * Two tags cost no link at all.  An entity's own tag (the tag equal to its
+ * key) is the KEY_IS_TAG flag: hc__store_remove_tag finds it in the table.
+ * An entity's table tag (its key's first segment followed by ":*", what
+ * hc_key_table_tag builds, and what the PostgreSQL adapter attaches to
+ * every entity entry) is the KEY_TABLE_TAG flag: removing such a tag walks
+ * the shards that hold flagged entries (a table-wide invalidation: TRUNCATE
+ * or a bulk write).  The hash is not stored in the entry (the cold paths
+ * that start from an entry hash the key again).  Each shard's first 16 slots
+ * and buckets are the empty store's fixed cost, not counted.
  */
 #ifndef HC_STORE_H
 #define HC_STORE_H
@@ -92,15 +99,17 @@ unsigned hc__store_shards(const hc_store *s);
 hc_status hc__store_get(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value **out);
 
 /*
- * Store v (the store takes its own reference) under key, replacing any entry.
+ * Store a copy of data[0..vlen) under key, replacing any entry: the entry
+ * holds its value (a hit hands out a reference to it, see store.c).
  * expires_at is a clock time in ms (0 = never).  *stored says whether it was
  * stored: false when guard refused or when no room could be made (then it
  * is reported as a capacity eviction).  HC_ERR_TOO_LARGE when the entry alone
  * exceeds max_bytes, HC_ERR_NOMEM (store unchanged).
  */
-hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash, hc_value *v,
-                        const char *const *tags, size_t ntags, uint64_t expires_at,
-                        hc_store_guard_fn guard, void *guard_ctx, bool *stored, hc_error *err);
+hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash,
+                        const void *data, size_t vlen, const char *const *tags, size_t ntags,
+                        uint64_t expires_at, hc_store_guard_fn guard, void *guard_ctx,
+                        bool *stored, hc_error *err);
 
 /* Each returns the number of entries removed. */
 size_t hc__store_remove(hc_store *s, const char *key, size_t klen, uint64_t hash);
@@ -115,8 +124,8 @@ typedef struct hc_store_bytes {
     size_t entries;
     size_t key;          /* key bytes (no NUL) */
     size_t value_data;   /* hc_value_len */
-    size_t value_header; /* value allocations beyond their data */
-    size_t entry_header; /* entry allocations beyond key bytes and tag links */
+    size_t value_header; /* value headers and NULs inside the entries */
+    size_t entry_header; /* entry allocations beyond key, value and tag links */
     size_t tag_links;    /* hc_taglink bytes inside entries */
     size_t tables;       /* grown slot and ghost tables */
     size_t counted;      /* bytes_used */

@@ -12,16 +12,8 @@
 #include "alloc.h"
 #include "value.h"
 
-/* 8 bytes of header: a 32-bit count and length (HC_MAX_VALUE_LEN < 2^32).
- * 2^32 references to one value at once would wrap the count; no cache holds
- * that many (each reference is a live caller or entry). */
-struct hc_value {
-    atomic_uint refs;
-    uint32_t len;
-    char data[];
-};
-
-_Static_assert(HC_MAX_VALUE_LEN < UINT32_MAX, "hc_value.len is 32 bits");
+/* The layout (struct hc_value) is in value.h: the store embeds values in
+ * its entries. */
 
 HC_EXTERN hc_value *hc_value_alloc(size_t len, void **data_out)
 {
@@ -56,7 +48,7 @@ HC_EXTERN const void *hc_value_data(const hc_value *v)
 
 HC_EXTERN size_t hc_value_len(const hc_value *v)
 {
-    return v != NULL ? v->len : 0;
+    return v != NULL ? v->len & ~HC__VALUE_EMBEDDED : 0;
 }
 
 HC_EXTERN hc_value *hc_value_retain(hc_value *v)
@@ -69,11 +61,19 @@ HC_EXTERN hc_value *hc_value_retain(hc_value *v)
 HC_EXTERN void hc_value_release(hc_value *v)
 {
     /* acq_rel: the freeing thread must see every other holder's reads finished */
-    if (v != NULL && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1)
-        free(v);
+    if (v != NULL && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1) {
+        if (v->len & HC__VALUE_EMBEDDED)
+            hc__store_value_free(v);
+        else
+            free(v);
+    }
 }
 
-size_t hc__value_footprint(const hc_value *v)
+void hc__value_embed(hc_value *v, const void *data, size_t len)
 {
-    return hc__alloc_cost(sizeof *v + v->len + 1);
+    atomic_init(&v->refs, 1);
+    v->len = (uint32_t)len | HC__VALUE_EMBEDDED;
+    if (len > 0)
+        memcpy(v->data, data, len);
+    v->data[len] = '\0';
 }

@@ -257,9 +257,10 @@ HC_EXTERN hc_status hc_get(hc_cache *c, const char *key, hc_value **out, hc_erro
  */
 HC_EXTERN hc_status hc_put(hc_cache *c, const char *key, const void *data, size_t len,
                            const hc_opts *opts, hc_error *err);
-/* Store a reference to v (the cache takes its own reference; the caller keeps
- * its own and still releases it).  HC_ERR_INVALID for a NULL v.  Same rules
- * as hc_put. */
+/* Store a copy of v's bytes, as hc_put (the cache keeps its value inside its
+ * entry, one allocation per entry; v stays the caller's, who still releases
+ * it).  Hits then hand out references to the cache's value, never a copy.
+ * HC_ERR_INVALID for a NULL v.  Same rules as hc_put. */
 HC_EXTERN hc_status hc_put_value(hc_cache *c, const char *key, hc_value *v,
                                  const hc_opts *opts, hc_error *err);
 /* HC_OK if key maps to a live value, HC_MISS otherwise (expired entries are
