@@ -34,24 +34,25 @@ enum { Q_SMALL = 0, Q_MAIN = 1 };
 #define READER_STRIPES 16u /* power of two */
 #define KEY_IS_TAG 1u      /* entry.flags: the key is also one of its tags */
 #define KEY_TABLE_TAG 2u   /* entry.flags: it carries its key's table tag (first segment ":*") */
+#define HAS_TTL 4u         /* entry.flags: an expiry time precedes the key */
 
 /*
  * An entry is one allocation holding the key, the entry and its value:
  *
- *   [key, NUL, padding to 8][entry: 32 bytes][hc_value: refs, len, data, NUL]
+ *   [expiry time: 8 bytes, only with HAS_TTL][key, NUL, padding to 8]
+ *   [entry: 24 bytes][hc_value: refs, len, data, NUL]
  *   [padding to 8, tag links: ntags x hc_taglink]
  *
  * The slots point at the entry; its key ends right before it, so the key
  * compare and everything a hit reads or writes (expiry, key length,
  * frequency, the value's reference count) share the entry's first line or
- * the one before it.  A hit hands out a reference to the embedded value
+ * the one before it.  An entry that never expires has no expiry field.  A hit hands out a reference to the embedded value
  * (value.h): the allocation lives until the store's reference and every
  * caller's are released (hc__store_value_free).  Byte costs are listed in
  * store.h.  The hash is not kept: the rare paths that start from an entry
  * (eviction, removal, table growth) hash the key again.
  */
 typedef struct entry {
-    uint64_t expires;            /* clock ms, 0 = never */
     struct entry *qprev, *qnext; /* FIFO; qnext: the dead list once removed */
     uint16_t klen;               /* <= HC_MAX_KEY_LEN */
     uint8_t ntags;               /* <= HC_MAX_TAGS, KEY_IS_TAG's not counted */
@@ -62,7 +63,7 @@ typedef struct entry {
     /* the hc_value follows */
 } entry;
 
-_Static_assert(sizeof(entry) == 32, "entries are 32 bytes before their value");
+_Static_assert(sizeof(entry) == 24, "entries are 24 bytes before their value");
 _Static_assert(HC_MAX_KEY_LEN <= UINT16_MAX && HC_MAX_TAGS <= UINT8_MAX,
                "entry.klen and entry.ntags fit");
 
@@ -80,15 +81,36 @@ static inline size_t links_offset(size_t vlen)
     return ALIGN8(sizeof(entry) + HC__VALUE_HEADER + vlen);
 }
 
-static inline size_t entry_size(size_t klen, size_t vlen, size_t ntags)
+/* Bytes before the key: its expiry time, if it has one. */
+static inline size_t ttl_space(bool ttl)
 {
-    return key_space(klen) + (ntags > 0 ? links_offset(vlen) + ntags * sizeof(hc_taglink)
+    return ttl ? sizeof(uint64_t) : 0;
+}
+
+static inline size_t entry_size(size_t klen, size_t vlen, size_t ntags, bool ttl)
+{
+    return ttl_space(ttl) + key_space(klen) + (ntags > 0 ? links_offset(vlen) + ntags * sizeof(hc_taglink)
                                         : sizeof(entry) + HC__VALUE_HEADER + vlen);
 }
 
 static inline char *key_of(const entry *e)
 {
     return (char *)e - key_space(e->klen);
+}
+
+/* The start of e's allocation. */
+static inline void *base_of(const entry *e)
+{
+    return key_of(e) - ttl_space(e->flags & HAS_TTL);
+}
+
+/* Clock ms at which e expires, 0 = never. */
+static inline uint64_t expires_of(const entry *e)
+{
+    uint64_t t = 0;
+    if (e->flags & HAS_TTL)
+        memcpy(&t, key_of(e) - sizeof t, sizeof t);
+    return t;
 }
 
 static inline hc_value *val_of(const entry *e)
@@ -109,19 +131,19 @@ static inline hc_taglink *links_of(const entry *e)
 void hc__store_value_free(hc_value *v)
 {
     entry *e = (entry *)(void *)((char *)v - sizeof(entry));
-    free(key_of(e));
+    free(base_of(e));
 }
 
 /* What an entry is charged: its one allocation.  Tag nodes and names are
  * charged separately (they are shared), tables likewise. */
-static size_t entry_cost(size_t klen, size_t vlen, size_t ntags)
+static size_t entry_cost(size_t klen, size_t vlen, size_t ntags, bool ttl)
 {
-    return hc__alloc_cost(entry_size(klen, vlen, ntags));
+    return hc__alloc_cost(entry_size(klen, vlen, ntags, ttl));
 }
 
 static size_t cost_of(const entry *e)
 {
-    return entry_cost(e->klen, vlen_of(e), e->ntags);
+    return entry_cost(e->klen, vlen_of(e), e->ntags, e->flags & HAS_TTL);
 }
 
 /*
@@ -663,7 +685,7 @@ static void do_remove(hc_store *s, shard *sh, entry *e, dead_list *dead, hc_evic
 
 static int is_expired(const entry *e, uint64_t now)
 {
-    return e->expires != 0 && now >= e->expires;
+    return (e->flags & HAS_TTL) && now >= expires_of(e);
 }
 
 /* Drop the store's reference to removed entries (a caller holding the
@@ -781,7 +803,7 @@ hc_status hc__store_get(hc_store *s, const char *key, size_t klen, uint64_t hash
     }
     entry *e = sh->slots[i];
     /* the clock is read only for entries that can expire */
-    if (e->expires != 0 && now_ms(s) >= e->expires) {
+    if ((e->flags & HAS_TTL) && now_ms(s) >= expires_of(e)) {
         read_unlock(sh, rd);
         drop_expired(s, sh, key, klen, hash);
         return HC_MISS;
@@ -804,7 +826,7 @@ static void do_incremental_sweep(hc_store *s, shard *sh, dead_list *dead)
     for (int k = 0; k < SWEEP_SLOTS_PER_PUT; k++) {
         size_t i = sh->sweep_cursor++ & (sh->nslots - 1);
         entry *e = sh->slots[i];
-        if (e == NULL || e->expires == 0)
+        if (e == NULL || !(e->flags & HAS_TTL))
             continue;
         if (!have_now) {
             now = now_ms(s);
@@ -819,19 +841,23 @@ static void do_incremental_sweep(hc_store *s, shard *sh, dead_list *dead)
 static entry *entry_new(const char *key, size_t klen, size_t ntags, uint8_t flags,
                         uint64_t expires_at, const void *data, size_t vlen)
 {
-    char *m = hc__malloc(entry_size(klen, vlen, ntags));
+    bool ttl = expires_at != 0;
+    char *m = hc__malloc(entry_size(klen, vlen, ntags, ttl));
     if (m == NULL)
         return NULL;
+    if (ttl) {
+        memcpy(m, &expires_at, sizeof expires_at);
+        m += sizeof expires_at;
+    }
     memcpy(m, key, klen);
     memset(m + klen, 0, key_space(klen) - klen);
     entry *e = (entry *)(void *)(m + key_space(klen));
-    e->expires = expires_at;
     e->qprev = e->qnext = NULL;
     e->klen = (uint16_t)klen;
     e->ntags = (uint8_t)ntags;
     atomic_init(&e->freq, 0);
     e->queue = Q_SMALL;
-    e->flags = flags;
+    e->flags = (uint8_t)(flags | (ttl ? HAS_TTL : 0));
     e->spare = 0;
     hc__value_embed(val_of(e), data, vlen);
     return e;
@@ -840,7 +866,7 @@ static entry *entry_new(const char *key, size_t klen, size_t ntags, uint8_t flag
 /* Free an entry no one else has seen. */
 static void entry_free(entry *e)
 {
-    free(key_of(e));
+    free(base_of(e));
 }
 
 /* Report a put refused for want of room as a capacity eviction. */
@@ -868,7 +894,7 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
     if (vlen > HC_MAX_VALUE_LEN)
         return hc_error_set(err, HC_ERR_TOO_LARGE, "value longer than %zu bytes",
                             HC_MAX_VALUE_LEN);
-    size_t own = entry_cost(klen, vlen, nlinked), tag_max = hc__tagindex_cost(linked, nlinked);
+    size_t own = entry_cost(klen, vlen, nlinked, expires_at != 0), tag_max = hc__tagindex_cost(linked, nlinked);
     size_t held = own + tag_max;
     if (held > s->cfg.max_bytes)
         return hc_error_set(err, HC_ERR_TOO_LARGE,

@@ -24,15 +24,17 @@
  * An entry is ONE allocation: key, entry header, value, tag links.
  *
  *   part            field                          bytes   read by a hit
- *   before entry    key + NUL, padded to 8     klen + 1..8  yes (compare)
- *   entry header    expires (clock ms, 0 = never)      8   yes
- *                   qprev, qnext (FIFO; qnext is       16
+ *   before entry    expiry (clock ms), only for an     8   yes (if present)
+ *                   entry with a TTL (HAS_TTL)
+ *                   key + NUL, padded to 8     klen + 1..8  yes (compare)
+ *   entry header    qprev, qnext (FIFO; qnext is       16
  *                   the dead list once removed)
  *                   klen (<= HC_MAX_KEY_LEN)           2   yes
  *                   ntags (linked tags)                1
  *                   freq (2-bit S3-FIFO counter)       1   yes (bumped)
  *                   queue / reason once removed        1
- *                   flags (KEY_IS_TAG, KEY_TABLE_TAG)  1
+ *                   flags (KEY_IS_TAG, KEY_TABLE_TAG,  1
+ *                   HAS_TTL)
  *                   spare                              2
  *   value           refs 4 + len 4 (a hit retains      8   yes (retained)
  *                   the entry's own value)
