@@ -272,9 +272,9 @@ static hc_status rd_cell(reader *r, const unsigned char **val, uint32_t *len, hc
 {
     uint32_t n;
     const char *why = rd_varint(r, &n);
-    if (why != NULL) return corrupt(err, why);
-    *val = NULL;
+    *val = NULL; /* also on error: callers may look before checking */
     *len = 0;
+    if (why != NULL) return corrupt(err, why);
     if (n == 0) return HC_OK; /* SQL NULL; else the length + 1 */
     uint32_t l = n - 1;
     if (l > HC_MAX_VALUE_LEN || l >= r->left || r->p[l] != '\0') return corrupt(err, "value length");
@@ -370,7 +370,7 @@ hc_status hc__pgcodec_index(const void *data, size_t len, const hc__pgshape *sha
         uint32_t at = (uint32_t)(r.p - (const unsigned char *)data);
         const unsigned char *val;
         uint32_t l;
-        st = rd_cell(&r, &val, &l, err);
+        if ((st = rd_cell(&r, &val, &l, err)) != HC_OK) break;
         /* the cell's varint, which hc__pgcodec_cell reads; 0 marks NULL (no
          * cell starts at offset 0, the header is there) */
         cells[i] = val ? at : 0;
