@@ -20,9 +20,9 @@
  * format and settings; version 4 moved the column metadata, format and
  * settings into the shape; version 5: varint framing (the 12-byte "HCPG"
  * header, 8-byte shape id and 4-byte cell lengths became varints, and the
- * inline flag shape id 0).  Only the current version is read: a cached value
- * lives in process memory only, so no older bytes can reach a decoder, and
- * any are HC_ERR_CODEC.
+ * inline flag became shape id 0).  Only the current version is read: a
+ * cached value lives in process memory only, so no older bytes can reach a
+ * decoder, and any are HC_ERR_CODEC.
  *
  * Decoding checks every count and length against the buffer and the caps
  * below (a cell at most HC_MAX_VALUE_LEN bytes, ntuples at most INT_MAX),
