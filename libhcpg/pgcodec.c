@@ -9,10 +9,7 @@
 #include "alloc.h"
 #include "pgcodec.h"
 
-#define HDR_LEN 12u     /* magic, version, flags, reserved, ntuples */
-#define NULL_LEN32 UINT32_MAX
-
-static const unsigned char magic[4] = {'H', 'C', 'P', 'G'};
+#define VARINT_MAX 5u   /* bytes of a 32-bit varint */
 
 static unsigned char *put32(unsigned char *p, uint32_t v)
 {
@@ -28,9 +25,18 @@ static unsigned char *put64(unsigned char *p, uint64_t v)
     return put32(put32(p, (uint32_t)v), (uint32_t)(v >> 32));
 }
 
-static uint32_t get32(const unsigned char *p)
+static size_t varint_len(uint32_t v)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7) n++;
+    return n;
+}
+
+static unsigned char *put_varint(unsigned char *p, uint32_t v)
+{
+    for (; v >= 0x80; v >>= 7) *p++ = (unsigned char)(v | 0x80);
+    *p++ = (unsigned char)v;
+    return p;
 }
 
 /* ------------------------------------------------------------ encoding */
@@ -71,8 +77,12 @@ static size_t cells_size(const PGresult *res, int ntuples, int nfields)
      * its own; check the running total after every row */
     for (int t = 0; t < ntuples; t++) {
         for (int f = 0; f < nfields; f++) {
-            n += 4;
-            if (!PQgetisnull(res, t, f)) n += (size_t)PQgetlength(res, t, f) + 1;
+            if (PQgetisnull(res, t, f)) {
+                n++;
+                continue;
+            }
+            uint32_t l = (uint32_t)PQgetlength(res, t, f);
+            n += varint_len(l + 1) + l + 1;
         }
         if (n > HC_MAX_VALUE_LEN) return SIZE_MAX;
     }
@@ -123,7 +133,8 @@ hc_status hc__pgcodec_encode(const PGresult *res, const hc__pgcodec_origin *orig
     if (shape == NULL) return hc_error_set(err, HC_ERR_NOMEM, "pgcodec: out of memory");
     put_shape(shape, res, nfields, origin);
     uint64_t id = origin != NULL && origin->inline_shape ? 0 : hc__pgshape_intern(shape, slen);
-    size_t size = HDR_LEN + (id != 0 ? 8 : 4 + slen) + cells;
+    size_t size = 2 + varint_len((uint32_t)ntuples) + varint_len((uint32_t)id) +
+                  (id != 0 ? 0 : varint_len((uint32_t)slen) + slen) + cells;
     void *buf;
     hc_value *v = size > HC_MAX_VALUE_LEN ? NULL : hc_value_alloc(size, &buf);
     if (v == NULL) {
@@ -134,16 +145,12 @@ hc_status hc__pgcodec_encode(const PGresult *res, const hc__pgcodec_origin *orig
                    : hc_error_set(err, HC_ERR_NOMEM, "pgcodec: cannot allocate %zu bytes", size);
     }
     unsigned char *p = buf;
-    memcpy(p, magic, 4);
-    p[4] = HC_PGCODEC_VERSION;
-    p[5] = id != 0 ? 0 : HC_PGCODEC_FLAG_INLINE;
-    p[6] = 0;
-    p[7] = 0;
-    p = put32(p + 8, (uint32_t)ntuples);
-    if (id != 0) {
-        p = put64(p, id);
-    } else {
-        p = put32(p, (uint32_t)slen);
+    *p++ = HC_PGCODEC_MAGIC;
+    *p++ = HC_PGCODEC_VERSION;
+    p = put_varint(p, (uint32_t)ntuples);
+    p = put_varint(p, (uint32_t)id); /* 0: the shape follows inline */
+    if (id == 0) {
+        p = put_varint(p, (uint32_t)slen);
         memcpy(p, shape, slen);
         p += slen;
     }
@@ -151,11 +158,11 @@ hc_status hc__pgcodec_encode(const PGresult *res, const hc__pgcodec_origin *orig
     for (int t = 0; t < ntuples; t++) {
         for (int f = 0; f < nfields; f++) {
             if (PQgetisnull(res, t, f)) {
-                p = put32(p, NULL_LEN32);
+                *p++ = 0;
                 continue;
             }
             uint32_t l = (uint32_t)PQgetlength(res, t, f);
-            p = put32(p, l);
+            p = put_varint(p, l + 1);
             memcpy(p, PQgetvalue(res, t, f), l);
             p += l;
             *p++ = '\0'; /* a view hands the cached bytes out as C strings, as libpq does */
@@ -173,50 +180,76 @@ typedef struct reader {
     size_t left;
 } reader;
 
-static bool rd32(reader *r, uint32_t *v)
-{
-    if (r->left < 4) return false;
-    *v = get32(r->p);
-    r->p += 4;
-    r->left -= 4;
-    return true;
-}
-
 static hc_status corrupt(hc_error *err, const char *what)
 {
     return hc_error_set(err, HC_ERR_CODEC, "pgcodec: corrupt cached result (%s)", what);
 }
 
-/* The fixed header; r is left at the shape (id or inline). */
-static bool rd_header(reader *r, uint32_t *ntuples)
+/* A varint in its shortest form, at most 32 bits: NULL, or what is wrong. */
+static const char *rd_varint(reader *r, uint32_t *v)
 {
-    if (r->p == NULL || r->left < HDR_LEN || memcmp(r->p, magic, 4) != 0 ||
-        r->p[4] != HC_PGCODEC_VERSION || (r->p[5] & ~HC_PGCODEC_FLAG_INLINE) != 0 || r->p[6] != 0 ||
-        r->p[7] != 0)
-        return false;
-    *ntuples = get32(r->p + 8);
-    r->p += HDR_LEN;
-    r->left -= HDR_LEN;
-    return *ntuples <= INT_MAX;
+    uint32_t x = 0;
+    for (unsigned i = 0; i < VARINT_MAX; i++) {
+        if (r->left == 0) return "truncated";
+        uint32_t b = *r->p++;
+        r->left--;
+        if (i == VARINT_MAX - 1 && b > 0x0f) return "varint overflow"; /* past 32 bits */
+        x |= (b & 0x7f) << (7 * i);
+        if (b < 0x80) {
+            /* a final 0 after continuation bytes: the value had a shorter form */
+            if (b == 0 && i > 0) return "overlong varint";
+            *v = x;
+            return NULL;
+        }
+    }
+    return "varint overflow"; /* not reached: the fifth byte stops above */
 }
 
-/* Past the header and the shape: r at the first cell. */
-static bool rd_to_cells(reader *r, uint32_t *ntuples)
+/* What the header says; the reader is left at the first cell. */
+typedef struct header {
+    uint32_t ntuples;
+    uint32_t id;                 /* 0: inline */
+    const unsigned char *shape;  /* inline shape bytes */
+    uint32_t shape_len;
+} header;
+
+static hc_status rd_header(reader *r, header *h, hc_error *err)
 {
-    bool inl = r->left >= HDR_LEN && r->p != NULL && (r->p[5] & HC_PGCODEC_FLAG_INLINE);
-    uint32_t skip = 8;
-    if (!rd_header(r, ntuples) || (inl && !rd32(r, &skip)) || r->left < skip) return false;
-    r->p += skip;
-    r->left -= skip;
-    return true;
+    const char *why;
+    if (r->p == NULL || r->left < 2) return corrupt(err, "truncated header");
+    if (r->p[0] != HC_PGCODEC_MAGIC || r->p[1] != HC_PGCODEC_VERSION) {
+        /* versions 1-4 began "HCPG", then the version byte */
+        bool hcpg = r->left >= 5 && memcmp(r->p, "HCPG", 4) == 0;
+        if (!hcpg && r->p[0] != HC_PGCODEC_MAGIC) return corrupt(err, "bad magic");
+        return hc_error_set(err, HC_ERR_CODEC,
+                            "pgcodec: cached result in format version %u; this library reads only "
+                            "version %u",
+                            hcpg ? r->p[4] : r->p[1], HC_PGCODEC_VERSION);
+    }
+    r->p += 2;
+    r->left -= 2;
+    if ((why = rd_varint(r, &h->ntuples)) != NULL) return corrupt(err, why);
+    if (h->ntuples > INT_MAX) return corrupt(err, "row count");
+    if ((why = rd_varint(r, &h->id)) != NULL) return corrupt(err, why);
+    h->shape = NULL;
+    h->shape_len = 0;
+    if (h->id != 0) return HC_OK;
+    if ((why = rd_varint(r, &h->shape_len)) != NULL) return corrupt(err, why);
+    if (h->shape_len > r->left) return corrupt(err, "shape length");
+    h->shape = r->p;
+    r->p += h->shape_len;
+    r->left -= h->shape_len;
+    return HC_OK;
 }
 
 hc_status hc__pgcodec_ntuples(const void *data, size_t len, int *ntuples, hc_error *err)
 {
+    if (ntuples == NULL) return hc_error_set(err, HC_ERR_INVALID, "pgcodec: NULL ntuples");
     reader r = {data, data ? len : 0};
-    uint32_t nt;
-    if (ntuples == NULL || !rd_header(&r, &nt)) return hc_error_set(err, HC_ERR_CODEC, "pgcodec: bad header");
-    *ntuples = (int)nt;
+    header h;
+    hc_status st = rd_header(&r, &h, err);
+    if (st != HC_OK) return st;
+    *ntuples = (int)h.ntuples;
     return HC_OK;
 }
 
@@ -224,30 +257,28 @@ hc_status hc__pgcodec_shape(const void *data, size_t len, hc__pgshape **shape, h
 {
     *shape = NULL;
     reader r = {data, data ? len : 0};
-    uint32_t nt;
-    if (!rd_header(&r, &nt)) return corrupt(err, "header");
-    if (((const unsigned char *)data)[5] & HC_PGCODEC_FLAG_INLINE) {
-        uint32_t slen;
-        if (!rd32(&r, &slen) || r.left < slen) return corrupt(err, "shape");
-        return hc__pgshape_parse(r.p, slen, shape, err);
-    }
-    if (r.left < 8) return corrupt(err, "shape id");
-    uint64_t id = (uint64_t)get32(r.p) | (uint64_t)get32(r.p + 4) << 32;
-    if ((*shape = hc__pgshape_get(id)) == NULL)
-        return hc_error_set(err, HC_ERR_CODEC, "pgcodec: corrupt cached result (unknown shape %llu)",
-                            (unsigned long long)id);
+    header h;
+    hc_status st = rd_header(&r, &h, err);
+    if (st != HC_OK) return st;
+    if (h.id == 0) return hc__pgshape_parse(h.shape, h.shape_len, shape, err);
+    if ((*shape = hc__pgshape_get(h.id)) == NULL)
+        return hc_error_set(err, HC_ERR_CODEC, "pgcodec: corrupt cached result (unknown shape %lu)",
+                            (unsigned long)h.id);
     return HC_OK;
 }
 
 /* One cell: *val is NULL for SQL NULL, else its l bytes followed by a NUL. */
 static hc_status rd_cell(reader *r, const unsigned char **val, uint32_t *len, hc_error *err)
 {
-    uint32_t l;
-    if (!rd32(r, &l)) return corrupt(err, "truncated row");
+    uint32_t n;
+    const char *why = rd_varint(r, &n);
+    *val = NULL; /* also on error: callers may look before checking */
+    *len = 0;
+    if (why != NULL) return corrupt(err, why);
+    if (n == 0) return HC_OK; /* SQL NULL; else the length + 1 */
+    uint32_t l = n - 1;
+    if (l > HC_MAX_VALUE_LEN || l >= r->left || r->p[l] != '\0') return corrupt(err, "value length");
     *len = l;
-    *val = NULL;
-    if (l == NULL_LEN32) return HC_OK;
-    if (l > (uint32_t)INT_MAX || l >= r->left || r->p[l] != '\0') return corrupt(err, "value length");
     *val = r->p;
     r->p += (size_t)l + 1;
     r->left -= (size_t)l + 1;
@@ -255,13 +286,13 @@ static hc_status rd_cell(reader *r, const unsigned char **val, uint32_t *len, hc
 }
 
 /* r at the first cell of a result of ntuples rows of shape: every cell
- * takes at least its 4-byte length, so impossible counts are rejected before
+ * takes at least its 1-byte length, so impossible counts are rejected before
  * anything is allocated for them. */
 static hc_status check_counts(const reader *r, uint32_t ntuples, const hc__pgshape *shape,
                               hc_error *err)
 {
     if (shape->nfields == 0 && ntuples > 0) return corrupt(err, "rows without columns");
-    if ((uint64_t)ntuples * (uint32_t)shape->nfields > r->left / 4) return corrupt(err, "row count");
+    if ((uint64_t)ntuples * (uint32_t)shape->nfields > r->left) return corrupt(err, "row count");
     return HC_OK;
 }
 
@@ -295,15 +326,15 @@ hc_status hc__pgcodec_decode_shaped(const void *data, size_t len, const hc__pgsh
     if (out == NULL) return hc_error_set(err, HC_ERR_INVALID, "pgcodec: NULL out");
     *out = NULL;
     reader r = {data, data ? len : 0};
-    uint32_t ntuples;
-    if (!rd_to_cells(&r, &ntuples)) return corrupt(err, "header");
-    hc_status st = check_counts(&r, ntuples, shape, err);
+    header h;
+    hc_status st = rd_header(&r, &h, err);
+    if (st == HC_OK) st = check_counts(&r, h.ntuples, shape, err);
     if (st != HC_OK) return st;
     PGresult *res = PQmakeEmptyPGresult(conn, PGRES_TUPLES_OK);
     /* PQsetResultAttrs copies the names into the result */
     if (res == NULL || !PQsetResultAttrs(res, shape->nfields, shape->attrs))
         st = hc_error_set(err, HC_ERR_NOMEM, "pgcodec: libpq cannot allocate a result");
-    if (st == HC_OK) st = rd_rows(&r, res, ntuples, (uint32_t)shape->nfields, err);
+    if (st == HC_OK) st = rd_rows(&r, res, h.ntuples, (uint32_t)shape->nfields, err);
     if (st != HC_OK) {
         PQclear(res);
         return st;
@@ -331,16 +362,18 @@ hc_status hc__pgcodec_index(const void *data, size_t len, const hc__pgshape *sha
                             uint32_t *cells, hc_error *err)
 {
     reader r = {data, data ? len : 0};
-    uint32_t ntuples;
-    if (!rd_to_cells(&r, &ntuples)) return corrupt(err, "header");
-    hc_status st = check_counts(&r, ntuples, shape, err);
-    size_t ncells = (size_t)ntuples * (size_t)shape->nfields;
+    header h;
+    hc_status st = rd_header(&r, &h, err);
+    if (st == HC_OK) st = check_counts(&r, h.ntuples, shape, err);
+    size_t ncells = st == HC_OK ? (size_t)h.ntuples * (size_t)shape->nfields : 0;
     for (size_t i = 0; i < ncells && st == HC_OK; i++) {
+        uint32_t at = (uint32_t)(r.p - (const unsigned char *)data);
         const unsigned char *val;
         uint32_t l;
-        st = rd_cell(&r, &val, &l, err);
-        /* 0 marks NULL: no value starts at offset 0, the header is there */
-        cells[i] = val ? (uint32_t)(val - (const unsigned char *)data) : 0;
+        if ((st = rd_cell(&r, &val, &l, err)) != HC_OK) break;
+        /* the cell's varint, which hc__pgcodec_cell reads; 0 marks NULL (no
+         * cell starts at offset 0, the header is there) */
+        cells[i] = val ? at : 0;
     }
     if (st == HC_OK && r.left != 0) st = corrupt(err, "trailing bytes");
     return st;

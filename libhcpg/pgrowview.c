@@ -39,9 +39,10 @@ hc_status hc__pgrowview_fill_shaped(hc_value *v, hc__pgshape *shape, hc_pg_view 
     size_t ncells = (size_t)ntuples * (size_t)shape->nfields;
     uint32_t *cells = p->inline_cells;
     /* cells beyond the inline array need a heap array: check the count
-     * against the bytes (index does too) before allocating for it */
+     * against the bytes (each cell takes at least 1; index checks too)
+     * before allocating for it */
     if (ncells > HC_PG_VIEW_INLINE_CELLS) {
-        if (ncells > len / 4) return hc_error_set(err, HC_ERR_CODEC, "pgcodec: corrupt cached result (row count)");
+        if (ncells > len) return hc_error_set(err, HC_ERR_CODEC, "pgcodec: corrupt cached result (row count)");
         if ((p->heap = hc__malloc(ncells * sizeof *p->heap)) == NULL)
             return hc_error_set(err, HC_ERR_NOMEM, "pg view: out of memory for a view of %zu cells", ncells);
         cells = p->heap;
@@ -81,7 +82,8 @@ static bool col_ok(const hc_pg_view *view, int col)
     return view != NULL && col >= 0 && col < view->priv_.nfields;
 }
 
-/* The offset of cell (row, col) (0 = NULL), or UINT32_MAX when out of range. */
+/* The offset of cell (row, col)'s length varint (0 = NULL), or UINT32_MAX
+ * when out of range. */
 static uint32_t cell(const hc_pg_view *view, int row, int col)
 {
     if (!col_ok(view, col) || row < 0 || row >= view->priv_.ntuples) return UINT32_MAX;
@@ -124,13 +126,16 @@ HC_EXTERN const char *hc_pg_view_getvalue(const hc_pg_view *view, int row, int c
 {
     uint32_t off = cell(view, row, col);
     if (off == UINT32_MAX) return NULL;
-    return off == 0 ? "" : (const char *)view->priv_.data + off;
+    int len;
+    return off == 0 ? "" : hc__pgcodec_cell(view->priv_.data + off, &len);
 }
 
 HC_EXTERN int hc_pg_view_getlength(const hc_pg_view *view, int row, int col)
 {
     uint32_t off = cell(view, row, col);
-    return off == UINT32_MAX || off == 0 ? 0 : hc__pgcodec_cell_len(view->priv_.data + off);
+    int len = 0;
+    if (off != UINT32_MAX && off != 0) hc__pgcodec_cell(view->priv_.data + off, &len);
+    return len;
 }
 
 HC_EXTERN int hc_pg_view_getisnull(const hc_pg_view *view, int row, int col)

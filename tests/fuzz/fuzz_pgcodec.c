@@ -2,7 +2,9 @@
  * fuzz_pgcodec.c - libFuzzer target for the PGresult decoder: any bytes must
  * decode to HC_ERR_CODEC or to a result that re-encodes to the same bytes, and the
  * zero-copy view accepts the same inputs and shows the same cells.  Shapes come
- * inline (flag bit 0) or by id: ids 1-3 are in the dictionary, others unknown.
+ * inline (shape id 0) or by id: ids 1-3 are in the dictionary, others unknown.
+ * Version 5 frames everything with varints, so the canonical re-encoding also
+ * proves that no overlong or wrapped varint was accepted.
  * Not part of `make`; build by hand with clang after a normal build in $B:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I$B -Ilibhcpg/include -Ilibhcpg \
@@ -46,7 +48,8 @@ static void check_view(const uint8_t *data, size_t size, const PGresult *res)
                 int len = PQgetlength(res, r, c);
                 if (hc_pg_view_getisnull(&view, r, c) != PQgetisnull(res, r, c) ||
                     hc_pg_view_getlength(&view, r, c) != len ||
-                    memcmp(hc_pg_view_getvalue(&view, r, c), PQgetvalue(res, r, c), (size_t)len) != 0)
+                    memcmp(hc_pg_view_getvalue(&view, r, c), PQgetvalue(res, r, c), (size_t)len) != 0 ||
+                    hc_pg_view_getvalue(&view, r, c)[len] != '\0')
                     abort();
             }
     }
@@ -89,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hc__pgshape *shape = NULL;
     if (hc__pgcodec_shape(data, size, &shape, NULL) != HC_OK) abort();
     hc__pgcodec_origin origin = {.result_format = shape->result_format, .settings = shape->settings,
-                                 .inline_shape = (data[5] & HC_PGCODEC_FLAG_INLINE) != 0};
+                                 .inline_shape = shape->id == 0};
     hc__pgshape_release(shape);
     hc_value *v = NULL;
     if (hc__pgcodec_encode(res, &origin, &v, NULL) != HC_OK) abort();

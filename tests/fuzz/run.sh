@@ -19,8 +19,10 @@ $CC $FLAGS tests/fuzz/fuzz_pgrepl.c libhcpg/pgrepl.c libhcpg/error.c -o "$out/fu
 for t in fuzz_wire:9000 fuzz_pgcodec:4096 fuzz_key:3000 fuzz_pgrepl:4096; do
   name=${t%%:*}; maxlen=${t#*:}
   mkdir -p "$out/corpus-$name"
+  # libFuzzer writes new inputs to the first corpus directory, so the seeds stay untouched
+  seeds=(); [ -d "$src/tests/fuzz/seeds/$name" ] && seeds=("$src/tests/fuzz/seeds/$name")
   if (cd "$out" && "./$name" -max_total_time="$secs" -max_len="$maxlen" -print_final_stats=1 \
-        "corpus-$name" >"$out/$name.log" 2>&1); then
+        "corpus-$name" "${seeds[@]}" >"$out/$name.log" 2>&1); then
     echo "fuzz: $name ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out/$name.log" | grep -o '[0-9]*$') runs in ${secs}s)"
   else
     echo "fuzz: $name FAILED"; tail -40 "$out/$name.log"; cp "$out"/crash-* . 2>/dev/null || true; exit 1

@@ -101,6 +101,64 @@ static void free_sample(void)
     PQclear(sample_result);
 }
 
+/* The varint at p (as pgcodec.h writes them): its value, and its size. */
+static size_t varint_at(const unsigned char *p, uint32_t *v)
+{
+    size_t n = 0;
+    *v = 0;
+    do *v |= (uint32_t)(p[n] & 0x7f) << (7 * n);
+    while (p[n++] & 0x80);
+    return n;
+}
+
+static hc__pgshape *shape_of(const hc_value *v);
+static void view_matches(PGresult *r);
+static void assert_view_refuses(const void *p, size_t len);
+
+/* Where the header's fields of encoded bytes are: the ntuples varint is at 2. */
+#define AT_NTUPLES 2
+static size_t at_shape_id(const unsigned char *p)
+{
+    uint32_t v;
+    return AT_NTUPLES + varint_at(p + AT_NTUPLES, &v);
+}
+
+/* Where the cells start (bytes that name their shape by id). */
+static size_t at_cells(const unsigned char *p)
+{
+    uint32_t id;
+    size_t at = at_shape_id(p);
+    at += varint_at(p + at, &id);
+    ck_assert_uint_ne(id, 0);
+    return at;
+}
+
+/* A malloc'd copy of v's bytes with the cut bytes at `at` replaced by
+ * with[0..n); its length in *len. */
+static unsigned char *spliced(const hc_value *v, size_t at, size_t cut, const void *with, size_t n,
+                              size_t *len)
+{
+    const unsigned char *d = hc_value_data(v);
+    size_t vl = hc_value_len(v);
+    ck_assert_uint_le(at + cut, vl);
+    *len = vl - cut + n;
+    unsigned char *p = malloc(*len ? *len : 1);
+    memcpy(p, d, at);
+    memcpy(p + at, with, n);
+    memcpy(p + at + n, d + at + cut, vl - at - cut);
+    return p;
+}
+
+/* Decoding these bytes is HC_ERR_CODEC and says why (a message part). */
+static void assert_codec_error(const void *p, size_t len, const char *why)
+{
+    PGresult *back = (PGresult *)1;
+    hc_error err = {HC_OK, ""};
+    ck_assert_int_eq(hc__pgcodec_decode(p, len, NULL, &back, &err), HC_ERR_CODEC);
+    ck_assert_ptr_null(back);
+    ck_assert_msg(strstr(err.message, why) != NULL, "'%s' does not say '%s'", err.message, why);
+}
+
 /* ------------------------------------------------------------ round trips */
 
 START_TEST(test_round_trip_keeps_nulls_apart_from_empty_strings)
@@ -135,13 +193,9 @@ START_TEST(test_rows_without_columns_are_refused)
     hc_value_release(v);
     PQclear(r);
 
-    /* 3 rows, an inline shape of 0 columns, 3 x 4 bytes of cells */
-    static const unsigned char rows_no_cols[41] = {'H', 'C', 'P', 'G', HC_PGCODEC_VERSION, HC_PGCODEC_FLAG_INLINE, 0, 0,
-                                                   3, 0, 0, 0, 13, 0, 0, 0};
-    PGresult *back = NULL;
-    ck_assert_int_eq(hc__pgcodec_decode(rows_no_cols, sizeof rows_no_cols, NULL, &back, &err),
-                     HC_ERR_CODEC);
-    ck_assert_ptr_null(back);
+    /* 3 rows, an inline shape (id 0) of 13 bytes: text, settings 0, 0 columns */
+    static const unsigned char rows_no_cols[18] = {HC_PGCODEC_MAGIC, HC_PGCODEC_VERSION, 3, 0, 13};
+    assert_codec_error(rows_no_cols, sizeof rows_no_cols, "rows without columns");
 }
 END_TEST
 
@@ -195,6 +249,85 @@ START_TEST(test_round_trip_mixed_formats)
     ck_assert(PQsetResultAttrs(r, 2, attrs));
     set(r, 0, 0, "x", 1);
     set(r, 0, 1, "\0\1", 2);
+    round_trip(r);
+}
+END_TEST
+
+/* The cells' framing, byte for byte: SQL NULL is varint 0 with no NUL, an
+ * empty string varint 1 and its NUL. */
+START_TEST(test_null_and_empty_cells_encode_apart)
+{
+    PGresult *r = make_result(3, 0);
+    set(r, 0, 0, NULL, -1);
+    set(r, 0, 1, "", 0);
+    set(r, 0, 2, "ab", 2);
+    hc_value *v = encode_ok(r);
+    const unsigned char *d = hc_value_data(v);
+    size_t at = at_cells(d);
+    static const unsigned char cells[] = {0, 1, 0, 3, 'a', 'b', 0};
+    ck_assert_uint_eq(hc_value_len(v), at + sizeof cells);
+    ck_assert(memcmp(d + at, cells, sizeof cells) == 0);
+    hc_value_release(v);
+    round_trip(r);
+}
+END_TEST
+
+/* Beyond its cell bytes, a 1-row result of 4 short columns costs magic,
+ * version, ntuples, the shape id and 2 bytes a cell (issue #12: was 40). */
+START_TEST(test_one_short_row_costs_a_few_bytes_beyond_its_cells)
+{
+    PGresult *r = make_result(4, 0);
+    set(r, 0, 0, "1", 1);
+    set(r, 0, 1, "alice", 5);
+    set(r, 0, 2, "alice@example.com", 17);
+    set(r, 0, 3, NULL, -1);
+    hc_value *v = encode_ok(r);
+    hc__pgshape *sh = shape_of(v);
+    size_t meta = hc_value_len(v) - (1 + 5 + 17);
+    ck_assert_uint_eq(meta, 2 + 1 + (sh->id < 128 ? 1 : 2) + 3 * 2 + 1);
+    ck_assert_uint_le(meta, 15);
+    hc__pgshape_release(sh);
+    hc_value_release(v);
+    round_trip(r);
+}
+END_TEST
+
+/* Lengths around each varint size boundary (len + 1 = 127, 128, 129,
+ * 16383, 16384, 16385), with NUL bytes inside, binary, through decode and
+ * the view. */
+START_TEST(test_binary_cells_across_varint_sizes_keep_their_zero_bytes)
+{
+    static const int lens[] = {0, 125, 126, 127, 128, 16381, 16382, 16383, 16384, 200000};
+    const int n = (int)(sizeof lens / sizeof lens[0]);
+    char *buf = malloc(200000);
+    for (int i = 0; i < 200000; i++) buf[i] = (char)(i % 3 == 0 ? 0 : i % 251);
+    PGresult *r = make_result(2, 1);
+    for (int t = 0; t < n; t++) {
+        set(r, t, 0, buf, lens[t]);
+        set(r, t, 1, buf + 1, lens[n - 1 - t] - (lens[n - 1 - t] > 0));
+    }
+    free(buf);
+    PGresult *copy = PQcopyResult(r, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+    view_matches(copy);
+    round_trip(r);
+}
+END_TEST
+
+START_TEST(test_round_trip_many_rows)
+{
+    enum { ROWS = 20000 };
+    PGresult *r = make_result(3, 0);
+    char b[200];
+    memset(b, 'x', sizeof b);
+    for (int t = 0; t < ROWS; t++) {
+        int k = snprintf(b, sizeof b, "%d", t);
+        b[k] = 'x';
+        set(r, t, 0, b, k);
+        set(r, t, 1, t % 5 == 0 ? NULL : b, t % 5 == 0 ? -1 : t % 200);
+        set(r, t, 2, "", 0);
+    }
+    PGresult *copy = PQcopyResult(r, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+    view_matches(copy);
     round_trip(r);
 }
 END_TEST
@@ -305,11 +438,13 @@ START_TEST(test_results_of_one_shape_store_it_once)
     hc__pgshape_usage(&shapes1, &bytes1);
     ck_assert_uint_eq(shapes1, shapes0); /* the same columns: no new shape */
     ck_assert_uint_eq(bytes1, bytes0);
-    const unsigned char *da = hc_value_data(va), *db = hc_value_data(vb);
-    ck_assert_int_eq(da[5], 0);                    /* by id */
-    ck_assert(memcmp(da + 12, db + 12, 8) == 0);   /* the same id */
-    /* header, id, then only the cells: 3 x (4 + len + 1) */
-    ck_assert_uint_eq(hc_value_len(vb), 12 + 8 + 3 * 6);
+    hc__pgshape *sa = shape_of(va), *sb = shape_of(vb);
+    ck_assert_uint_ne(sa->id, 0);                  /* by id */
+    ck_assert_uint_eq(sa->id, sb->id);             /* the same id */
+    /* magic, version, ntuples, the id, then only the cells: 3 x (1 + len + 1) */
+    ck_assert_uint_eq(hc_value_len(vb), 2 + 1 + (sb->id < 128 ? 1 : 2) + 3 * 3);
+    hc__pgshape_release(sa);
+    hc__pgshape_release(sb);
     hc_value_release(vb);
     PQclear(b);
 }
@@ -320,7 +455,11 @@ START_TEST(test_inline_shape_round_trips)
     PGresult *r = sample_result;
     hc_value *v = NULL;
     ck_assert_int_eq(hc__pgcodec_encode(r, &(hc__pgcodec_origin){.inline_shape = true}, &v, NULL), HC_OK);
-    ck_assert_int_eq(((const unsigned char *)hc_value_data(v))[5], HC_PGCODEC_FLAG_INLINE);
+    const unsigned char *d = hc_value_data(v);
+    ck_assert_int_eq(d[at_shape_id(d)], 0); /* shape id 0: inline */
+    hc__pgshape *sh = shape_of(v);
+    ck_assert_uint_eq(sh->id, 0);
+    hc__pgshape_release(sh);
     PGresult *back = NULL;
     ck_assert_int_eq(hc__pgcodec_decode(hc_value_data(v), hc_value_len(v), NULL, &back, NULL), HC_OK);
     hc_assert_same_result(r, back);
@@ -346,19 +485,22 @@ static void assert_view_refuses(const void *p, size_t len)
 START_TEST(test_unknown_shape_id_is_a_codec_error)
 {
     hc_value *v = sample_value;
-    size_t len = hc_value_len(v);
-    unsigned char *p = memcpy(malloc(len), hc_value_data(v), len);
-    memset(p + 12, 0xee, 8); /* an id never handed out */
-    PGresult *back = (PGresult *)1;
-    hc_error err;
-    ck_assert_int_eq(hc__pgcodec_decode(p, len, NULL, &back, &err), HC_ERR_CODEC);
-    ck_assert_ptr_null(back);
-    ck_assert_msg(strstr(err.message, "unknown shape") != NULL, "%s", err.message);
-    hc__pgshape *sh = (hc__pgshape *)1;
-    ck_assert_int_eq(hc__pgcodec_shape(p, len, &sh, NULL), HC_ERR_CODEC);
-    ck_assert_ptr_null(sh);
-    assert_view_refuses(p, len);
-    free(p);
+    const unsigned char *d = hc_value_data(v);
+    size_t at = at_shape_id(d), cut = at_cells(d) - at, len;
+    /* ids never handed out: one past the dictionary's bound, the largest varint */
+    static const unsigned char past[2] = {0x81, 0x20}, largest[5] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+    const unsigned char *ids[2] = {past, largest};
+    size_t sizes[2] = {sizeof past, sizeof largest};
+    ck_assert_uint_eq(0x01 | 0x20 << 7, HC_PGSHAPE_MAX_SHAPES + 1);
+    for (int i = 0; i < 2; i++) {
+        unsigned char *p = spliced(v, at, cut, ids[i], sizes[i], &len);
+        assert_codec_error(p, len, "unknown shape");
+        hc__pgshape *sh = (hc__pgshape *)1;
+        ck_assert_int_eq(hc__pgcodec_shape(p, len, &sh, NULL), HC_ERR_CODEC);
+        ck_assert_ptr_null(sh);
+        assert_view_refuses(p, len);
+        free(p);
+    }
 }
 END_TEST
 
@@ -402,7 +544,9 @@ START_TEST(test_the_dictionary_is_bounded_in_shapes)
     ck_assert(PQsetResultAttrs(r, 1, &attr));
     set(r, 0, 0, "v", 1);
     hc_value *v = encode_ok(r);
-    ck_assert_int_eq(((const unsigned char *)hc_value_data(v))[5], HC_PGCODEC_FLAG_INLINE);
+    hc__pgshape *sh = shape_of(v);
+    ck_assert_uint_eq(sh->id, 0); /* inline */
+    hc__pgshape_release(sh);
     PGresult *back = NULL;
     ck_assert_int_eq(hc__pgcodec_decode(hc_value_data(v), hc_value_len(v), NULL, &back, NULL), HC_OK);
     hc_assert_same_result(r, back);
@@ -452,19 +596,153 @@ START_TEST(test_the_dictionary_is_shared_by_threads)
 }
 END_TEST
 
-START_TEST(test_bad_magic_version_and_flags_are_rejected)
+START_TEST(test_bad_magic_and_version_are_rejected)
 {
     hc_value *v = sample_value;
     size_t len = hc_value_len(v);
     unsigned char *p = malloc(len);
-    static const size_t spots[] = {0, 3, 4, 5, 7};
-    for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++) {
-        memcpy(p, hc_value_data(v), len);
-        p[spots[i]] ^= 0x40;
-        PGresult *back = NULL;
-        ck_assert_int_eq(hc__pgcodec_decode(p, len, NULL, &back, NULL), HC_ERR_CODEC);
-    }
+    memcpy(p, hc_value_data(v), len);
+    p[0] ^= 0x40;
+    assert_codec_error(p, len, "bad magic");
+    assert_view_refuses(p, len);
+    memcpy(p, hc_value_data(v), len);
+    p[1] = HC_PGCODEC_VERSION + 1;
+    assert_codec_error(p, len, "format version 6");
+    assert_view_refuses(p, len);
     free(p);
+}
+END_TEST
+
+/* Versions 1-4 began "HCPG" and a version byte.  A cached value lives in
+ * process memory only, so none can reach the decoder; if one did it must be
+ * refused, saying which version it is, rather than misread. */
+START_TEST(test_version_4_bytes_are_refused_saying_so)
+{
+    /* version 4, by id 1, 1 row of one cell "7": header, u64 id, u32 len, "7", NUL */
+    static const unsigned char v4[] = {'H', 'C', 'P', 'G', 4, 0, 0, 0, 1, 0, 0, 0,
+                                       1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, '7', 0};
+    assert_codec_error(v4, sizeof v4, "format version 4; this library reads only version 5");
+    int n;
+    hc_error err;
+    ck_assert_int_eq(hc__pgcodec_ntuples(v4, sizeof v4, &n, &err), HC_ERR_CODEC);
+    hc__pgshape *sh = (hc__pgshape *)1;
+    ck_assert_int_eq(hc__pgcodec_shape(v4, sizeof v4, &sh, NULL), HC_ERR_CODEC);
+    ck_assert_ptr_null(sh);
+    assert_view_refuses(v4, sizeof v4);
+}
+END_TEST
+
+START_TEST(test_truncated_headers_are_rejected)
+{
+    static const struct {
+        unsigned char b[4];
+        size_t len;
+        const char *why;
+    } cases[] = {
+        {{0}, 0, "truncated header"},
+        {{HC_PGCODEC_MAGIC}, 1, "truncated header"},
+        {{HC_PGCODEC_MAGIC, HC_PGCODEC_VERSION}, 2, "truncated"},              /* no ntuples */
+        {{HC_PGCODEC_MAGIC, HC_PGCODEC_VERSION, 0x81}, 3, "truncated"},        /* ntuples cut */
+        {{HC_PGCODEC_MAGIC, HC_PGCODEC_VERSION, 1}, 3, "truncated"},           /* no shape id */
+        {{HC_PGCODEC_MAGIC, HC_PGCODEC_VERSION, 1, 0x81}, 4, "truncated"},     /* id cut */
+        {{HC_PGCODEC_MAGIC, HC_PGCODEC_VERSION, 1, 0}, 4, "truncated"},        /* no shape length */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* exactly len bytes, so ASan sees any over-read */
+        unsigned char *p = malloc(cases[i].len ? cases[i].len : 1);
+        memcpy(p, cases[i].b, cases[i].len);
+        assert_codec_error(p, cases[i].len, cases[i].why);
+        int n = -1;
+        ck_assert_int_eq(hc__pgcodec_ntuples(p, cases[i].len, &n, NULL), HC_ERR_CODEC);
+        ck_assert_int_eq(n, -1);
+        assert_view_refuses(p, cases[i].len);
+        free(p);
+    }
+    /* an inline shape longer than the bytes left */
+    static const unsigned char shape_cut[] = {HC_PGCODEC_MAGIC, HC_PGCODEC_VERSION, 0, 0, 13, 0, 0};
+    assert_codec_error(shape_cut, sizeof shape_cut, "shape length");
+}
+END_TEST
+
+/* A varint with a shorter form is refused wherever it is (ntuples, shape id,
+ * a cell's length): accepted, the same result would have two encodings. */
+START_TEST(test_overlong_varints_are_rejected)
+{
+    hc_value *v = sample_value;
+    const unsigned char *d = hc_value_data(v);
+    size_t len, cells = at_cells(d);
+    uint32_t x;
+    ck_assert_uint_eq(varint_at(d + AT_NTUPLES, &x), 1);
+    unsigned char two[2] = {(unsigned char)(x | 0x80), 0}; /* 2 rows, in 2 bytes */
+    unsigned char *p = spliced(v, AT_NTUPLES, 1, two, 2, &len);
+    assert_codec_error(p, len, "overlong varint");
+    assert_view_refuses(p, len);
+    free(p);
+    size_t at = at_shape_id(d), idlen = varint_at(d + at, &x);
+    unsigned char id[3] = {(unsigned char)(x | 0x80), (unsigned char)(x >> 7 | 0x80), 0};
+    p = spliced(v, at, idlen, id, 3, &len);                /* the id, a byte longer */
+    assert_codec_error(p, len, "overlong varint");
+    assert_view_refuses(p, len);
+    free(p);
+    ck_assert_uint_eq(varint_at(d + cells, &x), 1);         /* "42": 3 */
+    unsigned char cell[5] = {(unsigned char)(x | 0x80), 0x80, 0x80, 0x80, 0};
+    p = spliced(v, cells, 1, cell, 5, &len);
+    assert_codec_error(p, len, "overlong varint");
+    assert_view_refuses(p, len);
+    free(p);
+}
+END_TEST
+
+/* Varints past 32 bits are refused, not wrapped: 2 + 2^32 rows must not
+ * read as 2. */
+START_TEST(test_varint_overflow_is_rejected)
+{
+    hc_value *v = sample_value;
+    const unsigned char *d = hc_value_data(v);
+    size_t len, cells = at_cells(d);
+    static const unsigned char wraps_to_2[5] = {0x82, 0x80, 0x80, 0x80, 0x10};
+    unsigned char *p = spliced(v, AT_NTUPLES, 1, wraps_to_2, 5, &len);
+    assert_codec_error(p, len, "varint overflow");
+    assert_view_refuses(p, len);
+    free(p);
+    static const unsigned char six[6] = {0x82, 0x80, 0x80, 0x80, 0x80, 0x00};
+    p = spliced(v, AT_NTUPLES, 1, six, 6, &len);
+    assert_codec_error(p, len, "varint overflow");
+    free(p);
+    /* a cell length of 3 + 2^32 */
+    static const unsigned char cell[5] = {0x83, 0x80, 0x80, 0x80, 0x10};
+    p = spliced(v, cells, 1, cell, 5, &len);
+    assert_codec_error(p, len, "varint overflow");
+    assert_view_refuses(p, len);
+    free(p);
+}
+END_TEST
+
+START_TEST(test_cell_lengths_past_the_end_or_the_cap_are_rejected)
+{
+    hc_value *v = sample_value;
+    const unsigned char *d = hc_value_data(v);
+    size_t len, cells = at_cells(d), vl = hc_value_len(v);
+    /* the first cell ("42") claims every byte after its length: no room for its NUL */
+    uint32_t claim = (uint32_t)(vl - cells - 1);
+    unsigned char n[5];
+    size_t nl = 0;
+    for (uint32_t x = claim + 1; ; x >>= 7) {
+        n[nl++] = (unsigned char)(x < 0x80 ? x : (x & 0x7f) | 0x80);
+        if (x < 0x80) break;
+    }
+    unsigned char *p = spliced(v, cells, 1, n, nl, &len);
+    assert_codec_error(p, len, "value length");
+    assert_view_refuses(p, len);
+    free(p);
+    /* the largest length, and one past HC_MAX_VALUE_LEN (2^30): len + 1 = 2^30 + 2 */
+    static const unsigned char huge[2][5] = {{0xff, 0xff, 0xff, 0xff, 0x0f}, {0x82, 0x80, 0x80, 0x80, 0x04}};
+    for (int i = 0; i < 2; i++) {
+        p = spliced(v, cells, 1, huge[i], 5, &len);
+        assert_codec_error(p, len, "value length");
+        assert_view_refuses(p, len);
+        free(p);
+    }
 }
 END_TEST
 
@@ -586,17 +864,18 @@ START_TEST(test_impossible_counts_are_rejected_before_allocating)
     PGresult *r = make_result(3, 0);
     set(r, 0, 0, "1", 1);
     hc_value *v = encode_ok(r);
-    size_t len = hc_value_len(v);
-    unsigned char *p = malloc(len);
-    memcpy(p, hc_value_data(v), len);
-    p[8] = p[9] = p[10] = 0xff, p[11] = 0x7f; /* 2^31-1 rows of 3 columns in a few bytes */
+    size_t len;
+    static const unsigned char int_max[5] = {0xff, 0xff, 0xff, 0xff, 0x07};
+    unsigned char *p = spliced(v, AT_NTUPLES, 1, int_max, 5, &len); /* 2^31-1 rows of 3 columns in a few bytes */
     PGresult *back = NULL;
     hc_error err;
-    ck_assert_int_eq(hc__pgcodec_decode(p, len, NULL, &back, &err), HC_ERR_CODEC);
+    assert_codec_error(p, len, "row count");
     assert_view_refuses(p, len);
-    p[11] = 0xff; /* ntuples > INT_MAX */
-    ck_assert_int_eq(hc__pgcodec_decode(p, len, NULL, &back, &err), HC_ERR_CODEC);
     int n;
+    ck_assert_int_eq(hc__pgcodec_ntuples(p, len, &n, &err), HC_OK);
+    ck_assert_int_eq(n, INT32_MAX);
+    p[AT_NTUPLES + 4] = 0x08; /* ntuples > INT_MAX */
+    assert_codec_error(p, len, "row count");
     ck_assert_int_eq(hc__pgcodec_ntuples(p, len, &n, &err), HC_ERR_CODEC);
     ck_assert_int_eq(hc__pgcodec_decode(NULL, 0, NULL, &back, &err), HC_ERR_CODEC);
     ck_assert_int_eq(hc__pgcodec_decode(p, len, NULL, NULL, &err), HC_ERR_INVALID);
@@ -694,6 +973,10 @@ int main(void)
     tcase_add_test(rt, test_round_trip_binary_format_keeps_embedded_zero_bytes);
     tcase_add_test(rt, test_round_trip_mixed_formats);
     tcase_add_test(rt, test_decoded_result_without_connection_supports_column_lookup);
+    tcase_add_test(rt, test_null_and_empty_cells_encode_apart);
+    tcase_add_test(rt, test_one_short_row_costs_a_few_bytes_beyond_its_cells);
+    tcase_add_test(rt, test_binary_cells_across_varint_sizes_keep_their_zero_bytes);
+    tcase_add_test(rt, test_round_trip_many_rows);
     suite_add_tcase(s, rt);
     TCase *view = tcase_create("view");
     tcase_add_checked_fixture(view, make_sample, free_sample);
@@ -710,7 +993,12 @@ int main(void)
     tcase_add_test(bad, test_encode_refuses_error_results_and_null);
     tcase_add_test(bad, test_every_truncation_is_rejected);
     tcase_add_test(bad, test_trailing_bytes_are_rejected);
-    tcase_add_test(bad, test_bad_magic_version_and_flags_are_rejected);
+    tcase_add_test(bad, test_bad_magic_and_version_are_rejected);
+    tcase_add_test(bad, test_version_4_bytes_are_refused_saying_so);
+    tcase_add_test(bad, test_truncated_headers_are_rejected);
+    tcase_add_test(bad, test_overlong_varints_are_rejected);
+    tcase_add_test(bad, test_varint_overflow_is_rejected);
+    tcase_add_test(bad, test_cell_lengths_past_the_end_or_the_cap_are_rejected);
     tcase_add_test(bad, test_origin_is_recorded_and_matched);
     TCase *shapes = tcase_create("shapes");
     tcase_add_checked_fixture(shapes, make_sample, free_sample);

@@ -417,7 +417,7 @@ typedef struct hc_pg_view {
         const void *shape;                              /* its column metadata, held */
         const unsigned char *data;                      /* value's bytes */
         int ntuples, nfields;
-        const uint32_t *cells;                          /* offset of each cell's bytes, 0 = NULL */
+        const uint32_t *cells;                          /* offset of each cell (its length), 0 = NULL */
         uint32_t *heap;                                 /* the cells' offsets, for large results */
         uint32_t inline_cells[HC_PG_VIEW_INLINE_CELLS];
     } priv_;
