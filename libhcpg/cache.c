@@ -438,6 +438,11 @@ void hc__cache_bytes_split(hc_cache *c, hc_store_bytes *out)
     hc__store_bytes_split(c->store, out);
 }
 
+bool hc__cache_check(hc_cache *c, char *why, size_t cap)
+{
+    return hc__store_check(c->store, why, cap);
+}
+
 void hc__cache_count_bypass(hc_cache *c)
 {
     count(c, HC_CTR_BYPASSED_LOADS);

@@ -29,5 +29,7 @@ void hc__cache_with_publisher(hc_cache *c, hc__publisher_visit_fn visit, void *a
 
 /* Where the cache's bytes go (store.h), for the memory benchmark. */
 void hc__cache_bytes_split(hc_cache *c, hc_store_bytes *out);
+/* hc__store_check of the cache's store (tests). */
+bool hc__cache_check(hc_cache *c, char *why, size_t cap);
 
 #endif

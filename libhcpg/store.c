@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +54,12 @@ enum { Q_SMALL = 0, Q_MAIN = 1 };
  * (eviction, removal, table growth) hash the key again.
  */
 typedef struct entry {
-    struct entry *qprev, *qnext; /* FIFO; qnext: the dead list once removed */
+    union {
+        struct {
+            uint32_t qprev, qnext; /* FIFO neighbours: their slot indices, or NIL */
+        };
+        struct entry *dead_next; /* once removed: the dead list */
+    };
     uint16_t klen;               /* <= HC_MAX_KEY_LEN */
     uint8_t ntags;               /* <= HC_MAX_TAGS, KEY_IS_TAG's not counted */
     atomic_uchar freq;
@@ -63,7 +69,7 @@ typedef struct entry {
     /* the hc_value follows */
 } entry;
 
-_Static_assert(sizeof(entry) == 24, "entries are 24 bytes before their value");
+_Static_assert(sizeof(entry) == 16, "entries are 16 bytes before their value");
 _Static_assert(HC_MAX_KEY_LEN <= UINT16_MAX && HC_MAX_TAGS <= UINT8_MAX,
                "entry.klen and entry.ntags fit");
 
@@ -166,8 +172,12 @@ static inline uint8_t tag_of(uint64_t hash)
     return t != 0 ? t : 1;
 }
 
+/* A FIFO of entries linked by slot index (4 bytes a link instead of 8): an
+ * entry's neighbours are fixed up whenever it moves to another slot. */
+#define NIL UINT32_MAX
+
 typedef struct fifo {
-    entry *head, *tail; /* insert at head, evict from tail */
+    uint32_t head, tail; /* slot indices; insert at head, evict from tail */
     size_t bytes;
 } fifo;
 
@@ -381,6 +391,8 @@ static hc_taglink *link_of(void *owner, const hc_tagnode *node)
 static hc_status shard_init(hc_store *s, shard *sh)
 {
     memset(sh, 0, sizeof *sh);
+    sh->q[Q_SMALL].head = sh->q[Q_SMALL].tail = NIL;
+    sh->q[Q_MAIN].head = sh->q[Q_MAIN].tail = NIL;
     sh->nslots = MIN_SLOTS;
     table t;
     if (!table_new(sh->nslots, &t))
@@ -476,29 +488,52 @@ void hc__store_free(hc_store *s)
 
 /* ------------------------------------------------------------------ queues */
 
-static void fifo_push(fifo *q, entry *e)
+/* The entry in slot i, NULL for NIL. */
+static entry *at(const shard *sh, uint32_t i)
 {
-    e->qprev = NULL;
+    return i != NIL ? sh->slots[i] : NULL;
+}
+
+/* Push the entry in slot i at the head of q. */
+static void fifo_push(shard *sh, fifo *q, uint32_t i)
+{
+    entry *e = sh->slots[i];
+    e->qprev = NIL;
     e->qnext = q->head;
-    if (q->head != NULL)
-        q->head->qprev = e;
+    if (q->head != NIL)
+        sh->slots[q->head]->qprev = i;
     else
-        q->tail = e;
-    q->head = e;
+        q->tail = i;
+    q->head = i;
     q->bytes += cost_of(e);
 }
 
-static void fifo_unlink(fifo *q, entry *e)
+static void fifo_unlink(shard *sh, fifo *q, entry *e)
 {
-    if (e->qprev != NULL)
-        e->qprev->qnext = e->qnext;
+    if (e->qprev != NIL)
+        sh->slots[e->qprev]->qnext = e->qnext;
     else
         q->head = e->qnext;
-    if (e->qnext != NULL)
-        e->qnext->qprev = e->qprev;
+    if (e->qnext != NIL)
+        sh->slots[e->qnext]->qprev = e->qprev;
     else
         q->tail = e->qprev;
     q->bytes -= cost_of(e);
+}
+
+/* e, in the table and its FIFO, now sits in slot i: point its neighbours
+ * (or its queue's ends) there. */
+static void fifo_moved(shard *sh, entry *e, uint32_t i)
+{
+    fifo *q = &sh->q[e->queue];
+    if (e->qprev != NIL)
+        sh->slots[e->qprev]->qnext = i;
+    else
+        q->head = i;
+    if (e->qnext != NIL)
+        sh->slots[e->qnext]->qprev = i;
+    else
+        q->tail = i;
 }
 
 /* Ghosts: a direct-mapped table of nslots / 2 two-byte fingerprints (hash
@@ -568,7 +603,7 @@ static size_t do_find_entry(const shard *sh, const entry *e)
 
 /* Put e (of hash) in the first free slot of its probe sequence (there is
  * one: the table is never full). */
-static void slots_place(const table *t, size_t nslots, entry *e, uint64_t hash)
+static uint32_t slots_place(const table *t, size_t nslots, entry *e, uint64_t hash)
 {
     size_t mask = nslots - 1, home = hash & mask, i = home;
     while (t->tags[i] != 0)
@@ -577,10 +612,13 @@ static void slots_place(const table *t, size_t nslots, entry *e, uint64_t hash)
     t->slots[i] = e;
     t->tags[i] = tag_of(hash);
     t->dist[i] = d < DIST_FAR ? (uint8_t)d : DIST_FAR;
+    return (uint32_t)i;
 }
 
 /* Empty slot i, shifting later members of its cluster back so that every
- * probe sequence stays unbroken (no tombstones). */
+ * probe sequence stays unbroken (no tombstones).  The entry that was in slot
+ * i is out of its FIFO already; each entry shifted has its FIFO neighbours
+ * pointed at its new slot. */
 static void do_slot_clear(shard *sh, size_t i)
 {
     size_t mask = sh->nslots - 1;
@@ -594,6 +632,7 @@ static void do_slot_clear(shard *sh, size_t i)
             sh->slots[i] = sh->slots[j];
             sh->tags[i] = sh->tags[j];
             sh->dist[i] = d < DIST_FAR ? (uint8_t)d : DIST_FAR;
+            fifo_moved(sh, sh->slots[i], (uint32_t)i);
             i = j;
         }
     }
@@ -625,14 +664,30 @@ static enum room do_make_room(hc_store *s, shard *sh, int allow_full)
         return sh->count + 1 < sh->nslots ? ROOM_OK : ROOM_NONE;
     }
     table t;
-    if (!table_new(nb, &t)) {
+    /* where each slot's entry goes, to relink the FIFOs (freed at once) */
+    uint32_t *moved = hc__malloc(sh->nslots * sizeof *moved);
+    if (moved == NULL || !table_new(nb, &t)) {
+        free(moved);
         atomic_fetch_sub(&s->bytes_used, extra);
         /* a fuller table is only slower, but one free slot must remain */
         return sh->count + 1 < sh->nslots ? ROOM_OK : ROOM_NONE;
     }
     for (size_t i = 0; i < sh->nslots; i++)
         if (sh->tags[i] != 0)
-            slots_place(&t, nb, sh->slots[i], hash_of(sh->slots[i]));
+            moved[i] = slots_place(&t, nb, sh->slots[i], hash_of(sh->slots[i]));
+    for (size_t i = 0; i < sh->nslots; i++) {
+        if (sh->tags[i] == 0)
+            continue;
+        entry *e = sh->slots[i];
+        e->qprev = e->qprev != NIL ? moved[e->qprev] : NIL;
+        e->qnext = e->qnext != NIL ? moved[e->qnext] : NIL;
+    }
+    for (int q = Q_SMALL; q <= Q_MAIN; q++) {
+        fifo *f = &sh->q[q];
+        f->head = f->head != NIL ? moved[f->head] : NIL;
+        f->tail = f->tail != NIL ? moved[f->tail] : NIL;
+    }
+    free(moved);
     size_t ng = sh->nslots / 2;
     for (size_t i = 0; i < ng; i++)
         t.ghost[i] = t.ghost[i + ng] = sh->ghost[i];
@@ -664,8 +719,8 @@ static void do_remove_at(hc_store *s, shard *sh, size_t i, dead_list *dead,
 {
     entry *e = sh->slots[i];
     size_t cost = cost_of(e);
+    fifo_unlink(sh, &sh->q[e->queue], e);
     do_slot_clear(sh, i);
-    fifo_unlink(&sh->q[e->queue], e);
     hc__tagindex_unlink(&sh->tagix, links_of(e), e->ntags);
     sh->count--;
     sh->table_tagged -= (e->flags & KEY_TABLE_TAG) != 0;
@@ -673,7 +728,7 @@ static void do_remove_at(hc_store *s, shard *sh, size_t i, dead_list *dead,
     atomic_fetch_sub(&s->bytes_used, cost);
     atomic_fetch_sub(&s->entries_used, 1);
     e->queue = (uint8_t)reason;
-    e->qnext = dead->head;
+    e->dead_next = dead->head;
     dead->head = e;
     do_shrink_if_empty(s, sh);
 }
@@ -694,7 +749,7 @@ static void bury(hc_store *s, dead_list *dead)
 {
     entry *e = dead->head;
     while (e != NULL) {
-        entry *next = e->qnext;
+        entry *next = e->dead_next;
         if (e->queue != HC_EVICT_NONE && s->cfg.on_evict != NULL)
             s->cfg.on_evict(s->cfg.evict_ctx, key_of(e), hash_of(e), (hc_evict_reason)e->queue);
         hc_value_release(val_of(e));
@@ -714,14 +769,15 @@ static int do_evict_one(hc_store *s, shard *sh, dead_list *dead, uint64_t now)
 {
     for (;;) {
         fifo *small = &sh->q[Q_SMALL], *mainq = &sh->q[Q_MAIN];
-        if (small->tail != NULL && (small->bytes * 10 >= sh->bytes || mainq->tail == NULL)) {
-            entry *e = small->tail;
+        if (small->tail != NIL && (small->bytes * 10 >= sh->bytes || mainq->tail == NIL)) {
+            uint32_t i = small->tail;
+            entry *e = sh->slots[i];
             unsigned f = atomic_load_explicit(&e->freq, memory_order_relaxed);
             if (f > 0 && !is_expired(e, now)) {
-                fifo_unlink(small, e);
+                fifo_unlink(sh, small, e);
                 atomic_store_explicit(&e->freq, 0, memory_order_relaxed);
                 e->queue = Q_MAIN;
-                fifo_push(mainq, e);
+                fifo_push(sh, mainq, i);
                 continue;
             }
             int expired = is_expired(e, now);
@@ -730,14 +786,15 @@ static int do_evict_one(hc_store *s, shard *sh, dead_list *dead, uint64_t now)
             do_remove(s, sh, e, dead, expired ? HC_EVICT_EXPIRED : HC_EVICT_CAPACITY);
             return 1;
         }
-        if (mainq->tail == NULL)
+        if (mainq->tail == NIL)
             return 0;
-        entry *e = mainq->tail;
+        uint32_t i = mainq->tail;
+        entry *e = sh->slots[i];
         unsigned f = atomic_load_explicit(&e->freq, memory_order_relaxed);
         if (f > 0 && !is_expired(e, now)) {
-            fifo_unlink(mainq, e);
+            fifo_unlink(sh, mainq, e);
             atomic_store_explicit(&e->freq, f - 1, memory_order_relaxed);
-            fifo_push(mainq, e);
+            fifo_push(sh, mainq, i);
             continue;
         }
         do_remove(s, sh, e, dead, is_expired(e, now) ? HC_EVICT_EXPIRED : HC_EVICT_CAPACITY);
@@ -852,7 +909,7 @@ static entry *entry_new(const char *key, size_t klen, size_t ntags, uint8_t flag
     memcpy(m, key, klen);
     memset(m + klen, 0, key_space(klen) - klen);
     entry *e = (entry *)(void *)(m + key_space(klen));
-    e->qprev = e->qnext = NULL;
+    e->qprev = e->qnext = NIL;
     e->klen = (uint16_t)klen;
     e->ntags = (uint8_t)ntags;
     atomic_init(&e->freq, 0);
@@ -942,9 +999,10 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
     size_t old = do_find(sh, key, klen, hash);
     if (old != NOT_FOUND)
         do_remove_at(s, sh, old, &dead, HC_EVICT_NONE); /* replaced, not evicted */
-    slots_place(&(table){sh->slots, sh->ghost, sh->tags, sh->dist}, sh->nslots, e, hash);
+    uint32_t at_slot =
+        slots_place(&(table){sh->slots, sh->ghost, sh->tags, sh->dist}, sh->nslots, e, hash);
     e->queue = ghost_take(sh, hash) ? Q_MAIN : Q_SMALL;
-    fifo_push(&sh->q[e->queue], e);
+    fifo_push(sh, &sh->q[e->queue], at_slot);
     sh->count++;
     sh->table_tagged += (e->flags & KEY_TABLE_TAG) != 0;
     sh->bytes += own;
@@ -984,9 +1042,9 @@ static size_t do_remove_table_tagged(hc_store *s, shard *sh, const char *tag, si
 {
     size_t n = 0;
     for (int q = Q_SMALL; q <= Q_MAIN && sh->table_tagged > 0; q++) {
-        entry *e = sh->q[q].tail;
+        entry *e = at(sh, sh->q[q].tail);
         while (e != NULL) {
-            entry *prev = e->qprev;
+            entry *prev = at(sh, e->qprev); /* its links follow it when slots shift */
             if ((e->flags & KEY_TABLE_TAG) &&
                 is_table_tag(tag, tlen, key_of(e), first_segment(key_of(e), e->klen))) {
                 do_remove(s, sh, e, dead, HC_EVICT_NONE);
@@ -1039,9 +1097,9 @@ static size_t remove_where(hc_store *s, int expired_only, hc_evict_reason reason
         uint64_t now = expired_only ? now_ms(s) : 0;
         /* walk the queues: removals reshuffle the slots, not the queues */
         for (int q = Q_SMALL; q <= Q_MAIN; q++) {
-            entry *e = sh->q[q].tail;
+            entry *e = at(sh, sh->q[q].tail);
             while (e != NULL) {
-                entry *prev = e->qprev;
+                entry *prev = at(sh, e->qprev); /* its links follow it when slots shift */
                 if (!expired_only || is_expired(e, now)) {
                     do_remove(s, sh, e, &dead, reason);
                     n++;
@@ -1099,4 +1157,84 @@ void hc__store_bytes_split(hc_store *s, hc_store_bytes *out)
     out->counted = atomic_load(&s->bytes_used);
     size_t known = entries_cost + out->tables;
     out->tag_shared = out->counted > known ? out->counted - known : 0;
+}
+
+/* One shard's invariants; the first broken one is written to why. */
+static bool do_check_shard(const shard *sh, char *why, size_t cap)
+{
+    size_t mask = sh->nslots - 1, in_table = 0, in_fifos = 0, bytes = 0, table_tagged = 0;
+    for (size_t i = 0; i < sh->nslots; i++) {
+        entry *e = sh->slots[i];
+        if ((e == NULL) != (sh->tags[i] == 0)) {
+            snprintf(why, cap, "slot %zu: entry and tag disagree", i);
+            return false;
+        }
+        if (e == NULL)
+            continue;
+        uint64_t h = hash_of(e);
+        size_t home = h & mask, d = (i - home) & mask;
+        if (sh->tags[i] != tag_of(h) || sh->dist[i] != (d < DIST_FAR ? d : DIST_FAR)) {
+            snprintf(why, cap, "slot %zu: tag or distance wrong", i);
+            return false;
+        }
+        for (size_t k = home; k != i; k = (k + 1) & mask)
+            if (sh->tags[k] == 0) {
+                snprintf(why, cap, "slot %zu: probe sequence broken at %zu", i, k);
+                return false;
+            }
+        in_table++;
+        table_tagged += (e->flags & KEY_TABLE_TAG) != 0;
+    }
+    for (int q = Q_SMALL; q <= Q_MAIN; q++) {
+        const fifo *f = &sh->q[q];
+        uint32_t prev = NIL;
+        size_t qbytes = 0;
+        for (uint32_t i = f->head; i != NIL; i = sh->slots[i]->qnext) {
+            if (i >= sh->nslots || sh->slots[i] == NULL || in_fifos > in_table) {
+                snprintf(why, cap, "queue %d: link to slot %u is not an entry", q, i);
+                return false;
+            }
+            const entry *e = sh->slots[i];
+            if (e->qprev != prev || e->queue != q) {
+                snprintf(why, cap, "queue %d: slot %u has prev %u (want %u), queue %u", q, i,
+                         e->qprev, prev, e->queue);
+                return false;
+            }
+            prev = i;
+            qbytes += cost_of(e);
+            in_fifos++;
+        }
+        if (f->tail != prev || f->bytes != qbytes) {
+            snprintf(why, cap, "queue %d: tail %u (want %u), bytes %zu (want %zu)", q, f->tail,
+                     prev, f->bytes, qbytes);
+            return false;
+        }
+        bytes += qbytes;
+    }
+    if (in_table != sh->count || in_fifos != sh->count || bytes != sh->bytes ||
+        table_tagged != sh->table_tagged) {
+        snprintf(why, cap, "count %zu: %zu in the table, %zu in the queues; bytes %zu vs %zu",
+                 sh->count, in_table, in_fifos, sh->bytes, bytes);
+        return false;
+    }
+    return true;
+}
+
+bool hc__store_check(hc_store *s, char *why, size_t cap)
+{
+    bool ok = true;
+    size_t entries = 0;
+    for (unsigned i = 0; i < s->nshards && ok; i++) {
+        shard *sh = &s->shards[i];
+        write_lock(s, sh);
+        ok = do_check_shard(sh, why, cap);
+        entries += sh->count;
+        write_unlock(sh);
+    }
+    if (ok && entries != atomic_load(&s->entries_used)) {
+        snprintf(why, cap, "%zu entries in the shards, entries_used %zu", entries,
+                 atomic_load(&s->entries_used));
+        ok = false;
+    }
+    return ok;
 }

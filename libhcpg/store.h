@@ -27,8 +27,9 @@
  *   before entry    expiry (clock ms), only for an     8   yes (if present)
  *                   entry with a TTL (HAS_TTL)
  *                   key + NUL, padded to 8     klen + 1..8  yes (compare)
- *   entry header    qprev, qnext (FIFO; qnext is       16
- *                   the dead list once removed)
+ *   entry header    qprev, qnext (FIFO neighbours'      8
+ *                   slot indices; the dead list's
+ *                   pointer once removed)
  *                   klen (<= HC_MAX_KEY_LEN)           2   yes
  *                   ntags (linked tags)                1
  *                   freq (2-bit S3-FIFO counter)       1   yes (bumped)
@@ -137,5 +138,10 @@ typedef struct hc_store_bytes {
 /* Walks every shard under its lock; a consistent total when no other thread
  * writes meanwhile. */
 void hc__store_bytes_split(hc_store *s, hc_store_bytes *out);
+
+/* Check every shard's table, FIFOs and counters against each other (for
+ * tests): false with the first broken invariant in why.  Takes each shard's
+ * lock in turn. */
+bool hc__store_check(hc_store *s, char *why, size_t cap);
 
 #endif

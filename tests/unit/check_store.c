@@ -28,6 +28,7 @@ static size_t heap_in_use_glibc(void)
 #define HEAP_IN_USE() ((size_t)0)
 #endif
 
+#include "cache_int.h"
 #include "core_test.h"
 #include "hash.h"
 #include "hc_test.h"
@@ -387,6 +388,97 @@ START_TEST(test_table_tag_is_a_flag)
 }
 END_TEST
 
+static uint64_t fake_now(void *ctx)
+{
+    return *(const uint64_t *)ctx;
+}
+
+#define ck_assert_store_consistent(c)                                                    \
+    do {                                                                                 \
+        char why_[256] = "";                                                             \
+        ck_assert_msg(hc__cache_check((c), why_, sizeof why_), "store broken: %s", why_); \
+    } while (0)
+
+/*
+ * The store's structures stay consistent through every kind of change, mixed
+ * at random: puts of every size (table growth, eviction under a byte bound
+ * that keeps it busy, replacement), removals and tag invalidations (entries
+ * shifting in the table while their FIFO neighbours follow them), table-tag
+ * invalidations (queue walks), expiry through a fake clock and flushes (the
+ * table shrinking back).  hc__cache_check walks the table and both FIFOs of
+ * every shard: links, tags, home distances, counts and bytes.  Values must
+ * read back as written.
+ */
+START_TEST(test_store_stays_consistent_under_random_changes)
+{
+    enum { OPS = 30000, KEYS = 3000 };
+    uint64_t now = 1000;
+    for (unsigned shards = 1; shards <= 4; shards *= 4) {
+        hc_config cfg = {.max_bytes = 96 * 1024, .shards = shards, .clock = fake_now,
+                         .clock_ctx = &now};
+        hc_cache *c = hc_cache_new(&cfg, NULL);
+        ck_assert_ptr_nonnull(c);
+        unsigned seed = 777 + shards;
+        static char val[600];
+        char key[48], tag[32];
+        for (int op = 0; op < OPS; op++) {
+            unsigned r = (unsigned)rand_r(&seed), k = (unsigned)rand_r(&seed) % KEYS;
+            snprintf(key, sizeof key, "t%u:%u", k % 7, k);
+            snprintf(tag, sizeof tag, "t%u:*", k % 7);
+            switch (r % 64) {
+            case 0:
+            case 1:
+                ck_assert_int_eq(hc_remove(c, key, NULL), HC_OK);
+                break;
+            case 2:
+                snprintf(tag, sizeof tag, "g%u", k % 50);
+                ck_assert_int_eq(hc_invalidate_tag(c, tag, NULL), HC_OK);
+                break;
+            case 3:
+                if (r % 512 == 3) {
+                    ck_assert_int_eq(hc_invalidate_tag(c, tag, NULL), HC_OK);
+                    ck_assert_missing(c, key);
+                }
+                break;
+            case 4:
+                now += r % 5;
+                break;
+            case 5:
+                if (r % 8192 == 5) {
+                    ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
+                    ck_assert_uint_eq(diag(c).bytes_used, 0);
+                }
+                break;
+            default: {
+                size_t len = (size_t)(r >> 8) % (r % 3 == 0 ? sizeof val : 40);
+                memset(val, 'a' + (int)(k % 26), len);
+                char g[16];
+                snprintf(g, sizeof g, "g%u", k % 50);
+                hc_opts o = {.ttl_ms = r % 10 == 0 ? 3 : HC_TTL_DEFAULT,
+                             .tags = r % 2 ? HC_TAGS(key, tag, g) : HC_TAGS(tag)};
+                ck_assert_int_eq(hc_put(c, key, val, len, &o, NULL), HC_OK);
+                hc_value *v = NULL;
+                if (hc_get(c, key, &v, NULL) == HC_OK) {
+                    ck_assert_uint_eq(hc_value_len(v), len);
+                    ck_assert(len == 0 || memcmp(hc_value_data(v), val, len) == 0);
+                    hc_value_release(v);
+                }
+            }
+            }
+            ck_assert_uint_le(diag(c).bytes_used, cfg.max_bytes);
+            if (op % 500 == 0)
+                ck_assert_store_consistent(c);
+        }
+        ck_assert_store_consistent(c);
+        ck_assert_uint_gt(diag(c).stats.evictions_capacity, 1000);
+        ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
+        ck_assert_store_consistent(c);
+        ck_assert_uint_eq(diag(c).bytes_used, 0);
+        hc_cache_free(c);
+    }
+}
+END_TEST
+
 /* Whether HEAP_IN_USE sees this process's allocations (valgrind's malloc,
  * for one, is not glibc's). */
 static int heap_measurable(void)
@@ -527,6 +619,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_entity_key_that_is_its_tag_is_stored_once);
     tcase_add_test(tc, test_shared_tags_are_interned);
     tcase_add_test(tc, test_table_tag_is_a_flag);
+    tcase_add_test(tc, test_store_stays_consistent_under_random_changes);
     tcase_add_test(tc, test_bytes_used_covers_the_heap_and_stays_bounded);
     suite_add_tcase(s, tc);
     return s;
