@@ -25,6 +25,7 @@
 #include "hash.h"
 #include "stats.h"
 #include "store.h"
+#include "prefix.h"
 #include "tags.h"
 #include "value.h"
 
@@ -38,20 +39,23 @@ enum { Q_SMALL = 0, Q_MAIN = 1 };
 #define HAS_TTL 4u         /* entry.flags: an expiry time precedes the key */
 
 /*
- * An entry is one allocation holding the key, the entry and its value:
+ * An entry is one allocation holding the entry, its value and its key:
  *
- *   [expiry time: 8 bytes, only with HAS_TTL][key, NUL, padding to 8]
- *   [entry: 24 bytes][hc_value: refs, len, data, NUL]
+ *   [expiry time: 8 bytes, only with HAS_TTL][entry: 16 bytes]
+ *   [hc_value: refs, len, data, NUL][key, without its interned prefix]
  *   [padding to 8, tag links: ntags x hc_taglink]
  *
- * The slots point at the entry; its key ends right before it, so the key
- * compare and everything a hit reads or writes (expiry, key length,
- * frequency, the value's reference count) share the entry's first line or
- * the one before it.  An entry that never expires has no expiry field.  A hit hands out a reference to the embedded value
- * (value.h): the allocation lives until the store's reference and every
- * caller's are released (hc__store_value_free).  Byte costs are listed in
- * store.h.  The hash is not kept: the rare paths that start from an entry
- * (eviction, removal, table growth) hash the key again.
+ * The slots point at the entry.  A key of two or more segments ("user:42")
+ * has its first segment and ':' ("user:") interned once per store
+ * (prefix.h) and stores only the rest ("42"); entry.prefix names the
+ * prefix (0: the key is stored whole).  A hit reads the entry's line
+ * (length, prefix, frequency, the value's reference count), the prefix
+ * (shared, hot) and the stored key at the end of the value.  An entry that
+ * never expires has no expiry field.  A hit hands out a reference to the
+ * embedded value (value.h): the allocation lives until the store's
+ * reference and every caller's are released (hc__store_value_free).  Byte
+ * costs are listed in store.h.  The hash is not kept: the rare paths that
+ * start from an entry (eviction, removal, table growth) hash the key again.
  */
 typedef struct entry {
     union {
@@ -60,54 +64,45 @@ typedef struct entry {
         };
         struct entry *dead_next; /* once removed: the dead list */
     };
-    uint16_t klen;               /* <= HC_MAX_KEY_LEN */
-    uint8_t ntags;               /* <= HC_MAX_TAGS, KEY_IS_TAG's not counted */
+    uint16_t klen;   /* key bytes stored here (without the prefix) */
+    uint8_t ntags;   /* <= HC_MAX_TAGS, KEY_IS_TAG's not counted */
     atomic_uchar freq;
-    uint8_t queue; /* Q_*; the hc_evict_reason once removed */
+    uint8_t queue;   /* Q_*; the hc_evict_reason once removed */
     uint8_t flags;
-    uint16_t spare;
+    uint16_t prefix; /* interned prefix id, 0 = none */
     /* the hc_value follows */
 } entry;
 
 _Static_assert(sizeof(entry) == 16, "entries are 16 bytes before their value");
-_Static_assert(HC_MAX_KEY_LEN <= UINT16_MAX && HC_MAX_TAGS <= UINT8_MAX,
-               "entry.klen and entry.ntags fit");
+_Static_assert(HC_MAX_KEY_LEN <= UINT16_MAX && HC_MAX_TAGS <= UINT8_MAX &&
+                   HC_PREFIX_IDS <= UINT16_MAX,
+               "entry.klen, entry.ntags and entry.prefix fit");
 
 #define ALIGN8(n) (((n) + 7) & ~(size_t)7)
 
-/* Bytes before the entry: the key, its NUL and padding. */
-static inline size_t key_space(size_t klen)
-{
-    return ALIGN8(klen + 1);
-}
-
 /* Offset of the tag links from the entry. */
-static inline size_t links_offset(size_t vlen)
+static inline size_t links_offset(size_t vlen, size_t sklen)
 {
-    return ALIGN8(sizeof(entry) + HC__VALUE_HEADER + vlen);
+    return ALIGN8(sizeof(entry) + HC__VALUE_HEADER + vlen + sklen);
 }
 
-/* Bytes before the key: its expiry time, if it has one. */
+/* Bytes before the entry: its expiry time, if it has one. */
 static inline size_t ttl_space(bool ttl)
 {
     return ttl ? sizeof(uint64_t) : 0;
 }
 
-static inline size_t entry_size(size_t klen, size_t vlen, size_t ntags, bool ttl)
+/* Bytes of an entry storing sklen key bytes and a value of vlen. */
+static inline size_t entry_size(size_t sklen, size_t vlen, size_t ntags, bool ttl)
 {
-    return ttl_space(ttl) + key_space(klen) + (ntags > 0 ? links_offset(vlen) + ntags * sizeof(hc_taglink)
-                                        : sizeof(entry) + HC__VALUE_HEADER + vlen);
-}
-
-static inline char *key_of(const entry *e)
-{
-    return (char *)e - key_space(e->klen);
+    return ttl_space(ttl) + (ntags > 0 ? links_offset(vlen, sklen) + ntags * sizeof(hc_taglink)
+                                       : sizeof(entry) + HC__VALUE_HEADER + vlen + sklen);
 }
 
 /* The start of e's allocation. */
 static inline void *base_of(const entry *e)
 {
-    return key_of(e) - ttl_space(e->flags & HAS_TTL);
+    return (char *)e - ttl_space(e->flags & HAS_TTL);
 }
 
 /* Clock ms at which e expires, 0 = never. */
@@ -115,7 +110,7 @@ static inline uint64_t expires_of(const entry *e)
 {
     uint64_t t = 0;
     if (e->flags & HAS_TTL)
-        memcpy(&t, key_of(e) - sizeof t, sizeof t);
+        memcpy(&t, (const char *)e - sizeof t, sizeof t);
     return t;
 }
 
@@ -129,9 +124,15 @@ static inline size_t vlen_of(const entry *e)
     return val_of(e)->len & ~HC__VALUE_EMBEDDED;
 }
 
+/* The key bytes stored in e (e->klen of them, after its value's NUL). */
+static inline const char *skey_of(const entry *e)
+{
+    return val_of(e)->data + vlen_of(e) + 1;
+}
+
 static inline hc_taglink *links_of(const entry *e)
 {
-    return (hc_taglink *)(void *)((char *)e + links_offset(vlen_of(e)));
+    return (hc_taglink *)(void *)((char *)e + links_offset(vlen_of(e), e->klen));
 }
 
 void hc__store_value_free(hc_value *v)
@@ -142,9 +143,9 @@ void hc__store_value_free(hc_value *v)
 
 /* What an entry is charged: its one allocation.  Tag nodes and names are
  * charged separately (they are shared), tables likewise. */
-static size_t entry_cost(size_t klen, size_t vlen, size_t ntags, bool ttl)
+static size_t entry_cost(size_t sklen, size_t vlen, size_t ntags, bool ttl)
 {
-    return hc__alloc_cost(entry_size(klen, vlen, ntags, ttl));
+    return hc__alloc_cost(entry_size(sklen, vlen, ntags, ttl));
 }
 
 static size_t cost_of(const entry *e)
@@ -194,6 +195,7 @@ typedef struct shard {
     uint16_t *ghost; /* direct-mapped fingerprints of entries evicted from small; nslots / 2 */
     size_t sweep_cursor;
     size_t table_tagged; /* entries with KEY_TABLE_TAG */
+    const hc_prefixes *prefixes; /* the store's */
     hc_tagindex tagix;
 } __attribute__((aligned(64))) shard;
 
@@ -210,6 +212,7 @@ struct hc_store {
     void *readers_mem;
     size_t reader_stride;
     hc_tagdict tagdict;
+    hc_prefixes prefixes;
     /* global reservations; written on puts and removals only, never on hits */
     char pad[64]; /* keep the shared counters off the read-mostly fields' line */
     atomic_size_t bytes_used;
@@ -394,6 +397,7 @@ static hc_status shard_init(hc_store *s, shard *sh)
     sh->q[Q_SMALL].head = sh->q[Q_SMALL].tail = NIL;
     sh->q[Q_MAIN].head = sh->q[Q_MAIN].tail = NIL;
     sh->nslots = MIN_SLOTS;
+    sh->prefixes = &s->prefixes;
     table t;
     if (!table_new(sh->nslots, &t))
         return HC_ERR_NOMEM;
@@ -411,12 +415,13 @@ fail:
     return HC_ERR_NOMEM;
 }
 
-static void shard_destroy(shard *sh)
+static void shard_destroy(hc_store *s, shard *sh)
 {
     for (size_t i = 0; i < sh->nslots; i++) {
         entry *e = sh->slots[i];
         if (e != NULL) {
             hc__tagindex_unlink(&sh->tagix, links_of(e), e->ntags);
+            hc__prefix_release(&s->prefixes, e->prefix);
             /* a caller may still hold the value: it frees the entry then */
             hc_value_release(val_of(e));
         }
@@ -444,6 +449,11 @@ hc_store *hc__store_new(const hc_store_config *cfg)
         free(s);
         return NULL;
     }
+    if (hc__prefixes_init(&s->prefixes, &s->bytes_used) != HC_OK) {
+        hc__tagdict_destroy(&s->tagdict);
+        free(s);
+        return NULL;
+    }
     /* shards sit on their own cache lines: over-allocate and align by hand */
     s->shards_mem = hc__malloc(sizeof(shard) * s->nshards + 63);
     s->reader_stride = (s->nshards * sizeof(atomic_uint) + 63) / 64 * (64 / sizeof(atomic_uint));
@@ -452,6 +462,7 @@ hc_store *hc__store_new(const hc_store_config *cfg)
                          : NULL;
     if (s->readers_mem == NULL) {
         free(s->shards_mem);
+        hc__prefixes_destroy(&s->prefixes);
         hc__tagdict_destroy(&s->tagdict);
         free(s);
         return NULL;
@@ -463,9 +474,10 @@ hc_store *hc__store_new(const hc_store_config *cfg)
     for (unsigned i = 0; i < s->nshards; i++) {
         if (shard_init(s, &s->shards[i]) != HC_OK) {
             while (i-- > 0)
-                shard_destroy(&s->shards[i]);
+                shard_destroy(s, &s->shards[i]);
             free(s->readers_mem);
             free(s->shards_mem);
+            hc__prefixes_destroy(&s->prefixes);
             hc__tagdict_destroy(&s->tagdict);
             free(s);
             return NULL;
@@ -479,7 +491,8 @@ void hc__store_free(hc_store *s)
     if (s == NULL)
         return;
     for (unsigned i = 0; i < s->nshards; i++)
-        shard_destroy(&s->shards[i]);
+        shard_destroy(s, &s->shards[i]);
+    hc__prefixes_destroy(&s->prefixes);
     hc__tagdict_destroy(&s->tagdict);
     free(s->readers_mem);
     free(s->shards_mem);
@@ -570,6 +583,39 @@ static int ghost_take(shard *sh, uint64_t hash)
 #define NOT_FOUND SIZE_MAX
 
 /* The slot holding key, or NOT_FOUND. */
+/* Whether e's key is key[0..klen). */
+static inline bool key_eq(const shard *sh, const entry *e, const char *key, size_t klen)
+{
+    if (e->prefix == 0)
+        return e->klen == klen && memcmp(skey_of(e), key, klen) == 0;
+    const hc_prefix *p = hc__prefix_get(sh->prefixes, e->prefix);
+    return (size_t)p->len + e->klen == klen && memcmp(p->s, key, p->len) == 0 &&
+           memcmp(skey_of(e), key + p->len, e->klen) == 0;
+}
+
+/* e's whole key, NUL-terminated, into buf (HC_MAX_KEY_LEN + 1 bytes); its length. */
+static size_t key_copy(const hc_prefixes *d, const entry *e, char *buf)
+{
+    size_t n = 0;
+    if (e->prefix != 0) {
+        const hc_prefix *p = hc__prefix_get(d, e->prefix);
+        memcpy(buf, p->s, p->len);
+        n = p->len;
+    }
+    memcpy(buf + n, skey_of(e), e->klen);
+    n += e->klen;
+    buf[n] = '\0';
+    return n;
+}
+
+static uint64_t hash_of(const shard *sh, const entry *e)
+{
+    if (e->prefix == 0)
+        return hc__hash(skey_of(e), e->klen);
+    char buf[HC_MAX_KEY_LEN + 1];
+    return hc__hash(buf, key_copy(sh->prefixes, e, buf));
+}
+
 static size_t do_find(const shard *sh, const char *key, size_t klen, uint64_t hash)
 {
     size_t mask = sh->nslots - 1;
@@ -580,22 +626,16 @@ static size_t do_find(const shard *sh, const char *key, size_t klen, uint64_t ha
             return NOT_FOUND;
         if (t != want)
             continue;
-        const entry *e = sh->slots[i];
-        if (e->klen == klen && memcmp(key_of(e), key, klen) == 0)
+        if (key_eq(sh, sh->slots[i], key, klen))
             return i;
     }
-}
-
-static uint64_t hash_of(const entry *e)
-{
-    return hc__hash(key_of(e), e->klen);
 }
 
 /* The slot holding e (which is in the table). */
 static size_t do_find_entry(const shard *sh, const entry *e)
 {
     size_t mask = sh->nslots - 1;
-    size_t i = hash_of(e) & mask;
+    size_t i = hash_of(sh, e) & mask;
     while (sh->slots[i] != e)
         i = (i + 1) & mask;
     return i;
@@ -624,7 +664,7 @@ static void do_slot_clear(shard *sh, size_t i)
     size_t mask = sh->nslots - 1;
     for (size_t j = (i + 1) & mask; sh->tags[j] != 0; j = (j + 1) & mask) {
         size_t home = sh->dist[j] != DIST_FAR ? (j - sh->dist[j]) & mask
-                                              : hash_of(sh->slots[j]) & mask;
+                                              : hash_of(sh, sh->slots[j]) & mask;
         /* j's entry may fill the hole at i unless its home lies in (i, j] */
         int home_after_hole = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!home_after_hole) {
@@ -674,7 +714,7 @@ static enum room do_make_room(hc_store *s, shard *sh, int allow_full)
     }
     for (size_t i = 0; i < sh->nslots; i++)
         if (sh->tags[i] != 0)
-            moved[i] = slots_place(&t, nb, sh->slots[i], hash_of(sh->slots[i]));
+            moved[i] = slots_place(&t, nb, sh->slots[i], hash_of(sh, sh->slots[i]));
     for (size_t i = 0; i < sh->nslots; i++) {
         if (sh->tags[i] == 0)
             continue;
@@ -750,8 +790,12 @@ static void bury(hc_store *s, dead_list *dead)
     entry *e = dead->head;
     while (e != NULL) {
         entry *next = e->dead_next;
-        if (e->queue != HC_EVICT_NONE && s->cfg.on_evict != NULL)
-            s->cfg.on_evict(s->cfg.evict_ctx, key_of(e), hash_of(e), (hc_evict_reason)e->queue);
+        if (e->queue != HC_EVICT_NONE && s->cfg.on_evict != NULL) {
+            char key[HC_MAX_KEY_LEN + 1];
+            size_t klen = key_copy(&s->prefixes, e, key);
+            s->cfg.on_evict(s->cfg.evict_ctx, key, hc__hash(key, klen), (hc_evict_reason)e->queue);
+        }
+        hc__prefix_release(&s->prefixes, e->prefix);
         hc_value_release(val_of(e));
         e = next;
     }
@@ -782,7 +826,7 @@ static int do_evict_one(hc_store *s, shard *sh, dead_list *dead, uint64_t now)
             }
             int expired = is_expired(e, now);
             if (!expired)
-                ghost_add(sh, hash_of(e));
+                ghost_add(sh, hash_of(sh, e));
             do_remove(s, sh, e, dead, expired ? HC_EVICT_EXPIRED : HC_EVICT_CAPACITY);
             return 1;
         }
@@ -895,28 +939,31 @@ static void do_incremental_sweep(hc_store *s, shard *sh, dead_list *dead)
 }
 
 /* A new entry holding a copy of the value's bytes, with the store's one reference. */
-static entry *entry_new(const char *key, size_t klen, size_t ntags, uint8_t flags,
-                        uint64_t expires_at, const void *data, size_t vlen)
+/* A new entry holding the key after its prefix (prefix: the interned id of
+ * key[0..plen), or 0 and plen 0) and a copy of the value's bytes, with the
+ * store's one reference. */
+static entry *entry_new(const char *key, size_t klen, uint16_t prefix, size_t plen, size_t ntags,
+                        uint8_t flags, uint64_t expires_at, const void *data, size_t vlen)
 {
     bool ttl = expires_at != 0;
-    char *m = hc__malloc(entry_size(klen, vlen, ntags, ttl));
+    size_t sklen = klen - plen;
+    char *m = hc__malloc(entry_size(sklen, vlen, ntags, ttl));
     if (m == NULL)
         return NULL;
     if (ttl) {
         memcpy(m, &expires_at, sizeof expires_at);
         m += sizeof expires_at;
     }
-    memcpy(m, key, klen);
-    memset(m + klen, 0, key_space(klen) - klen);
-    entry *e = (entry *)(void *)(m + key_space(klen));
+    entry *e = (entry *)(void *)m;
     e->qprev = e->qnext = NIL;
-    e->klen = (uint16_t)klen;
+    e->klen = (uint16_t)sklen;
     e->ntags = (uint8_t)ntags;
     atomic_init(&e->freq, 0);
     e->queue = Q_SMALL;
     e->flags = (uint8_t)(flags | (ttl ? HAS_TTL : 0));
-    e->spare = 0;
+    e->prefix = prefix;
     hc__value_embed(val_of(e), data, vlen);
+    memcpy((char *)skey_of(e), key + plen, sklen);
     return e;
 }
 
@@ -926,11 +973,21 @@ static void entry_free(entry *e)
     free(base_of(e));
 }
 
+/* Report a put of key refused for want of room as a capacity eviction. */
+static void no_room_key(hc_store *s, const char *key, uint64_t hash)
+{
+    if (s->cfg.on_evict != NULL)
+        s->cfg.on_evict(s->cfg.evict_ctx, key, hash, HC_EVICT_CAPACITY);
+}
+
 /* Report a put refused for want of room as a capacity eviction. */
 static void no_room(hc_store *s, entry *e)
 {
-    if (s->cfg.on_evict != NULL)
-        s->cfg.on_evict(s->cfg.evict_ctx, key_of(e), hash_of(e), HC_EVICT_CAPACITY);
+    if (s->cfg.on_evict != NULL) {
+        char key[HC_MAX_KEY_LEN + 1];
+        size_t klen = key_copy(&s->prefixes, e, key);
+        s->cfg.on_evict(s->cfg.evict_ctx, key, hc__hash(key, klen), HC_EVICT_CAPACITY);
+    }
 }
 
 /*
@@ -951,20 +1008,37 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
     if (vlen > HC_MAX_VALUE_LEN)
         return hc_error_set(err, HC_ERR_TOO_LARGE, "value longer than %zu bytes",
                             HC_MAX_VALUE_LEN);
-    size_t own = entry_cost(klen, vlen, nlinked, expires_at != 0), tag_max = hc__tagindex_cost(linked, nlinked);
-    size_t held = own + tag_max;
+    size_t whole = entry_cost(klen, vlen, nlinked, expires_at != 0);
+    size_t tag_max = hc__tagindex_cost(linked, nlinked);
+    size_t held = whole + tag_max;
     if (held > s->cfg.max_bytes)
         return hc_error_set(err, HC_ERR_TOO_LARGE,
                             "entry of %zu bytes exceeds the cache limit of %zu bytes", held,
                             s->cfg.max_bytes);
-    entry *e = entry_new(key, klen, nlinked, flags, expires_at, data, vlen);
-    if (e == NULL)
-        return hc_error_set(err, HC_ERR_NOMEM, "out of memory storing an entry");
-    if (!reserve(s, held)) {
-        no_room(s, e);
-        entry_free(e);
+    /* the key's prefix, interned (when the bound leaves room for a new one) */
+    size_t plen = hc__prefix_len(key, klen);
+    size_t pre_max = plen > 0 ? hc__prefix_cost(plen) : 0;
+    if (held + pre_max > s->cfg.max_bytes)
+        plen = pre_max = 0;
+    if (!reserve(s, held + pre_max)) {
+        no_room_key(s, key, hash);
         return HC_OK;
     }
+    size_t charged = 0;
+    uint16_t prefix = plen > 0 ? hc__prefix_intern(&s->prefixes, key, plen, &charged) : 0;
+    if (prefix == 0)
+        plen = 0;
+    atomic_fetch_sub(&s->bytes_used, pre_max - charged); /* the prefix keeps what it took */
+    entry *e = entry_new(key, klen, prefix, plen, nlinked, flags, expires_at, data, vlen);
+    if (e == NULL) {
+        hc__prefix_release(&s->prefixes, prefix);
+        atomic_fetch_sub(&s->bytes_used, held);
+        atomic_fetch_sub(&s->entries_used, 1);
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory storing an entry");
+    }
+    size_t own = cost_of(e);
+    atomic_fetch_sub(&s->bytes_used, whole - own);
+    held = own + tag_max;
 
     shard *sh = shard_of(s, hash);
     dead_list dead = {NULL};
@@ -989,7 +1063,7 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
         allow_full = !evict_somewhere(s);
         write_lock(s, sh);
     }
-    size_t charged = 0;
+    charged = 0;
     if (hc__tagindex_link(&sh->tagix, links_of(e), linked, nlinked, e, &charged) != HC_OK) {
         held -= charged; /* the index uncounted what it made */
         st = hc_error_set(err, HC_ERR_NOMEM, "out of memory indexing tags");
@@ -1017,6 +1091,7 @@ refused:
     atomic_fetch_sub(&s->bytes_used, held);
     atomic_fetch_sub(&s->entries_used, 1);
     entry_free(e);
+    hc__prefix_release(&s->prefixes, prefix);
     return st;
 }
 
@@ -1045,8 +1120,10 @@ static size_t do_remove_table_tagged(hc_store *s, shard *sh, const char *tag, si
         entry *e = at(sh, sh->q[q].tail);
         while (e != NULL) {
             entry *prev = at(sh, e->qprev); /* its links follow it when slots shift */
+            char key[HC_MAX_KEY_LEN + 1];
+            size_t klen = (e->flags & KEY_TABLE_TAG) ? key_copy(sh->prefixes, e, key) : 0;
             if ((e->flags & KEY_TABLE_TAG) &&
-                is_table_tag(tag, tlen, key_of(e), first_segment(key_of(e), e->klen))) {
+                is_table_tag(tag, tlen, key, first_segment(key, klen))) {
                 do_remove(s, sh, e, dead, HC_EVICT_NONE);
                 n++;
             }
@@ -1143,8 +1220,10 @@ void hc__store_bytes_split(hc_store *s, hc_store_bytes *out)
                 continue;
             size_t vlen = vlen_of(e), links = e->ntags * sizeof(hc_taglink);
             size_t ecost = cost_of(e);
+            size_t plen = e->prefix != 0 ? hc__prefix_get(sh->prefixes, e->prefix)->len : 0;
             out->entries++;
-            out->key += e->klen;
+            out->key += plen + e->klen;
+            out->key_prefixes += plen;
             out->value_data += vlen;
             out->value_header += HC__VALUE_HEADER;
             out->tag_links += links;
@@ -1171,7 +1250,7 @@ static bool do_check_shard(const shard *sh, char *why, size_t cap)
         }
         if (e == NULL)
             continue;
-        uint64_t h = hash_of(e);
+        uint64_t h = hash_of(sh, e);
         size_t home = h & mask, d = (i - home) & mask;
         if (sh->tags[i] != tag_of(h) || sh->dist[i] != (d < DIST_FAR ? d : DIST_FAR)) {
             snprintf(why, cap, "slot %zu: tag or distance wrong", i);

@@ -21,25 +21,27 @@
  *
  * Bytes (bytes_used counts all of it, each allocation at hc__alloc_cost:
  * glibc's chunk, the request + 8 rounded up to 16, at least 32; 64-bit).
- * An entry is ONE allocation: key, entry header, value, tag links.
+ * An entry is ONE allocation: expiry, entry header, value, key, tag links.
  *
  *   part            field                          bytes   read by a hit
  *   before entry    expiry (clock ms), only for an     8   yes (if present)
  *                   entry with a TTL (HAS_TTL)
- *                   key + NUL, padded to 8     klen + 1..8  yes (compare)
  *   entry header    qprev, qnext (FIFO neighbours'      8
  *                   slot indices; the dead list's
  *                   pointer once removed)
- *                   klen (<= HC_MAX_KEY_LEN)           2   yes
+ *                   klen (key bytes stored here)       2   yes
  *                   ntags (linked tags)                1
  *                   freq (2-bit S3-FIFO counter)       1   yes (bumped)
  *                   queue / reason once removed        1
  *                   flags (KEY_IS_TAG, KEY_TABLE_TAG,  1
  *                   HAS_TTL)
- *                   spare                              2
+ *                   prefix (interned key prefix id)    2   yes
  *   value           refs 4 + len 4 (a hit retains      8   yes (retained)
  *                   the entry's own value)
  *                   data + NUL                   len + 1
+ *   key             the key after its prefix    klen - p   yes (compare)
+ *                   (no NUL: whole keys are copied
+ *                   out for on_evict)
  *   tag links       padding to 8, then per linked  0-7 +
  *                   tag: node, prev, next entry   24 each
  *   allocation      malloc's size word + rounding   8-23
@@ -50,8 +52,12 @@
  *   tag node        chain, name, first entry      24 (32) per tag per shard
  *   tag name        chain 8, hash 8, refs 4,  24 + len + 1 per distinct tag
  *                   len 4, text + NUL
+ *   key prefix      chain 8, hash 8, refs 4,  24 + len + 1 per distinct prefix
+ *                   id 2, len 2, text + NUL   (prefix.h)
  *   bucket arrays   8 per node or name, counted once grown past 16
  *
+ * A key of two or more segments keeps its first segment and ':' ("user:")
+ * once per store (prefix.h): the entry stores the rest and a 2-byte id.
  * Two tags cost no link at all.  An entity's own tag (the tag equal to its
  * key) is the KEY_IS_TAG flag: hc__store_remove_tag finds it in the table.
  * An entity's table tag (its key's first segment followed by ":*", what
@@ -60,7 +66,8 @@
  * the shards that hold flagged entries (a table-wide invalidation: TRUNCATE
  * or a bulk write).  The hash is not stored in the entry (the cold paths
  * that start from an entry hash the key again).  Each shard's first 16 slots
- * and buckets are the empty store's fixed cost, not counted.
+ * and buckets, and the prefix id table (HC_PREFIX_IDS pointers, 8 KiB), are
+ * the empty store's fixed cost, not counted.
  */
 #ifndef HC_STORE_H
 #define HC_STORE_H
@@ -125,14 +132,16 @@ void hc__store_usage(const hc_store *s, size_t *entries, size_t *bytes);
 /* Where the bytes go, summed over every entry (for benchmarks and tests). */
 typedef struct hc_store_bytes {
     size_t entries;
-    size_t key;          /* key bytes (no NUL) */
+    size_t key;          /* key bytes (no NUL), whole */
+    size_t key_prefixes; /* of which interned prefixes, not stored in the entries */
     size_t value_data;   /* hc_value_len */
     size_t value_header; /* value headers and NULs inside the entries */
-    size_t entry_header; /* entry allocations beyond key, value and tag links */
+    size_t entry_header; /* entry allocations beyond stored key, value and tag links */
     size_t tag_links;    /* hc_taglink bytes inside entries */
     size_t tables;       /* grown slot and ghost tables */
     size_t counted;      /* bytes_used */
-    size_t tag_shared;   /* the rest of counted: tag nodes, names, grown bucket arrays */
+    size_t tag_shared;   /* the rest of counted: tag nodes and names, interned key
+                          * prefixes, grown bucket arrays */
 } hc_store_bytes;
 
 /* Walks every shard under its lock; a consistent total when no other thread

@@ -400,6 +400,92 @@ static uint64_t fake_now(void *ctx)
     } while (0)
 
 /*
+ * A key's first segment and ':' is stored once per store: keys sharing it
+ * cost less than keys of one segment of the same length.  Keys that differ
+ * only in their prefix, an escaped ':' inside the first segment, an empty
+ * rest, a prefix too long to intern, and more distinct prefixes than the
+ * dictionary holds (the rest stored whole) all read back as themselves; the
+ * prefixes go with their last entry.
+ */
+START_TEST(test_key_prefixes_are_stored_once)
+{
+    enum { N = 2000 };
+    char key[128];
+    hc_cache *c = new_cache(64 << 20, 0, 4);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "customer_order_item_x%05d", i); /* one segment */
+        put_str(c, key, "v", NULL);
+    }
+    size_t whole = diag(c).bytes_used;
+    ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "customer_order_item:%05d", i); /* same length */
+        put_str(c, key, "v", NULL);
+    }
+    ck_assert_uint_lt(diag(c).bytes_used, whole - N * 8);
+    ck_assert_store_consistent(c);
+    ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
+    ck_assert_uint_eq(diag(c).bytes_used, 0);
+
+    put_str(c, "a:1", "a1", NULL);
+    put_str(c, "b:1", "b1", NULL);
+    put_str(c, "a\\:b:1", "ab1", NULL);
+    put_str(c, "a:b:1", "a-b1", NULL);
+    put_str(c, "user:", "empty rest", NULL);
+    put_str(c, "user", "one segment", NULL);
+    memset(key, 'p', 80);
+    strcpy(key + 80, ":1");
+    put_str(c, key, "long prefix", NULL);
+    ck_assert_cached(c, "a:1", "a1");
+    ck_assert_cached(c, "b:1", "b1");
+    ck_assert_cached(c, "a\\:b:1", "ab1");
+    ck_assert_cached(c, "a:b:1", "a-b1");
+    ck_assert_cached(c, "user:", "empty rest");
+    ck_assert_cached(c, "user", "one segment");
+    ck_assert_cached(c, key, "long prefix");
+    ck_assert_missing(c, "c:1");
+    ck_assert_missing(c, "a:2");
+    ck_assert_missing(c, "a:");
+    ck_assert_store_consistent(c);
+    ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
+
+    /* more distinct prefixes than ids: the rest are stored whole */
+    for (int i = 0; i < 1500; i++) {
+        snprintf(key, sizeof key, "e%d:%d", i, i);
+        put_str(c, key, "x", NULL);
+    }
+    for (int i = 0; i < 1500; i++) {
+        snprintf(key, sizeof key, "e%d:%d", i, i);
+        ck_assert_cached(c, key, "x");
+        snprintf(key, sizeof key, "e%d:%d", i, i + 1);
+        ck_assert_missing(c, key);
+    }
+    ck_assert_store_consistent(c);
+    for (int i = 0; i < 1500; i += 2) {
+        snprintf(key, sizeof key, "e%d:%d", i, i);
+        ck_assert_int_eq(hc_remove(c, key, NULL), HC_OK);
+    }
+    for (int i = 0; i < 1500; i++) { /* freed ids are taken again */
+        snprintf(key, sizeof key, "f%d:%d", i, i);
+        put_str(c, key, "y", NULL);
+    }
+    for (int i = 0; i < 1500; i++) {
+        snprintf(key, sizeof key, "f%d:%d", i, i);
+        ck_assert_cached(c, key, "y");
+        snprintf(key, sizeof key, "e%d:%d", i, i);
+        if (i % 2)
+            ck_assert_cached(c, key, "x");
+        else
+            ck_assert_missing(c, key);
+    }
+    ck_assert_store_consistent(c);
+    ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
+    ck_assert_uint_eq(diag(c).bytes_used, 0);
+}
+END_TEST
+
+
+/*
  * The store's structures stay consistent through every kind of change, mixed
  * at random: puts of every size (table growth, eviction under a byte bound
  * that keeps it busy, replacement), removals and tag invalidations (entries
@@ -619,6 +705,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_entity_key_that_is_its_tag_is_stored_once);
     tcase_add_test(tc, test_shared_tags_are_interned);
     tcase_add_test(tc, test_table_tag_is_a_flag);
+    tcase_add_test(tc, test_key_prefixes_are_stored_once);
     tcase_add_test(tc, test_store_stays_consistent_under_random_changes);
     tcase_add_test(tc, test_bytes_used_covers_the_heap_and_stays_bounded);
     suite_add_tcase(s, tc);
