@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "cache_int.h"
 #include "core_test.h"
 #include "hydracache/cache.h"
 
@@ -26,6 +27,10 @@ static void fail_each_allocation(hc_cache *c, void (*op)(hc_cache *c, long n))
         op(c, n);
         long used = hc__alloc_count();
         hc__alloc_fail_after(-1);
+        {
+            char why_[256] = "";
+            ck_assert_msg(hc__cache_check(c, why_, sizeof why_), "store broken after failure %ld: %s", n, why_);
+        }
         if (used <= n)
             break;
     }

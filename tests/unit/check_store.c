@@ -6,6 +6,7 @@
 
 #include <check.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -399,6 +400,93 @@ static uint64_t fake_now(void *ctx)
         ck_assert_msg(hc__cache_check((c), why_, sizeof why_), "store broken: %s", why_); \
     } while (0)
 
+/* Keys whose hashes share their low bits pile up in one probe run longer than
+ * the 255 slots a distance byte holds (DIST_FAR): removals in any order must
+ * shift the run back correctly, keep the FIFOs linked and every other key
+ * reachable, also when the run wraps around the end of the slot array. */
+START_TEST(test_probe_runs_longer_than_dist_far)
+{
+    enum { N = 420, BITS = 12 };
+    hc_cache *c = new_cache(64u << 20, 0, 1);
+    static char keys[N][24];
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t want = pass == 0 ? 5 : ((uint64_t)1 << BITS) - 3; /* second run wraps */
+        int n = 0;
+        for (unsigned i = 0; n < N; i++) {
+            char k[24];
+            snprintf(k, sizeof k, "p%d:%u", pass, i);
+            if ((hc__hash(k, strlen(k)) & (((uint64_t)1 << BITS) - 1)) == want)
+                memcpy(keys[n++], k, sizeof k);
+        }
+        for (int i = 0; i < N; i++)
+            ck_assert_int_eq(hc_put(c, keys[i], keys[i], strlen(keys[i]),
+                                    i % 3 ? HC_OPTS(.ttl_ms = 1000000) : NULL, NULL), HC_OK);
+        ck_assert_store_consistent(c);
+        for (int i = 0; i < N; i++)
+            ck_assert_cached(c, keys[i], keys[i]);
+        /* remove from the front, the middle and the back of the run */
+        unsigned seed = 99;
+        char gone[N] = {0};
+        for (int r = 0; r < N / 2; r++) {
+            int i = r % 3 == 0 ? r / 3 : r % 3 == 1 ? N - 1 - r / 3 : (int)(rand_r(&seed) % N);
+            ck_assert_int_eq(hc_remove(c, keys[i], NULL), HC_OK);
+            gone[i] = 1;
+            if (r % 16 == 0)
+                ck_assert_store_consistent(c);
+        }
+        ck_assert_store_consistent(c);
+        for (int i = 0; i < N; i++) {
+            if (gone[i])
+                ck_assert_missing(c, keys[i]);
+            else
+                ck_assert_cached(c, keys[i], keys[i]);
+        }
+        ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
+        ck_assert_store_consistent(c);
+    }
+}
+END_TEST
+
+/* Every key length up to HC_MAX_KEY_LEN (the key's padding), with and
+ * without a TTL and linked tags, and values of every small length: each
+ * entry's parts must not overlap (run under ASan/valgrind), read back, and
+ * leave nothing counted once removed. */
+START_TEST(test_entry_layout_for_every_key_length)
+{
+    hc_cache *c = new_cache(64u << 20, 0, 2);
+    static char key[HC_MAX_KEY_LEN + 1], tag[HC_MAX_KEY_LEN + 1], val[64];
+    for (size_t klen = 1; klen <= HC_MAX_KEY_LEN; klen += klen < 40 ? 1 : 97) {
+        for (size_t vlen = 0; vlen < sizeof val; vlen += 7) {
+            memset(key, 'k', klen);
+            key[klen] = '\0';
+            if (klen > 2)
+                key[1] = ':';
+            key[0] = (char)('a' + vlen % 26);
+            memset(val, (int)('0' + klen % 10), vlen);
+            size_t tlen = klen < HC_MAX_KEY_LEN ? klen + 1 : klen;
+            memset(tag, 't', tlen);
+            tag[tlen] = '\0';
+            char ttag[4] = {key[0], ':', '*', '\0'};
+            hc_opts o = {.ttl_ms = vlen % 2 ? 100000 : HC_TTL_DEFAULT,
+                         .tags = vlen % 3 == 0   ? HC_TAGS(key, ttag)
+                                 : vlen % 3 == 1 ? HC_TAGS(tag, "x", ttag)
+                                                 : HC_TAGS("y")};
+            ck_assert_int_eq(hc_put(c, key, val, vlen, &o, NULL), HC_OK);
+            hc_value *v = NULL;
+            ck_assert_int_eq(hc_get(c, key, &v, NULL), HC_OK);
+            ck_assert_uint_eq(hc_value_len(v), vlen);
+            ck_assert(memcmp(hc_value_data(v), val, vlen) == 0);
+            ck_assert_int_eq(((const char *)hc_value_data(v))[vlen], '\0');
+            ck_assert_int_eq(hc_invalidate_tag(c, vlen % 3 == 2 ? "y" : ttag, NULL), HC_OK);
+            ck_assert_missing(c, key);
+            ck_assert(memcmp(hc_value_data(v), val, vlen) == 0); /* outlives its entry */
+            hc_value_release(v);
+            ck_assert_uint_eq(diag(c).bytes_used, 0);
+        }
+    }
+}
+END_TEST
+
 /*
  * A key's first segment and ':' is stored once per store: keys sharing it
  * cost less than keys of one segment of the same length.  Keys that differ
@@ -565,6 +653,86 @@ START_TEST(test_store_stays_consistent_under_random_changes)
 }
 END_TEST
 
+/* Threads hit, put (TTLs, table tags, replacement), remove, invalidate table
+ * tags and flush one small cache at once, holding values across other
+ * threads' removals: meant for TSan and ASan (readers take no lock, values
+ * live inside entries freed by whoever releases last). */
+enum { CONC_KEYS = 400, CONC_ITERS = 20000 };
+
+static void *conc_worker(void *arg)
+{
+    hc_cache *c = arg;
+    unsigned seed = (unsigned)(uintptr_t)&seed;
+    hc_value *held[8] = {NULL};
+    uintptr_t bad = 0; /* asserted by the main thread */
+    char key[32], tag[16], val[300];
+    for (int it = 0; it < CONC_ITERS; it++) {
+        unsigned r = (unsigned)rand_r(&seed), k = (unsigned)rand_r(&seed) % CONC_KEYS;
+        snprintf(key, sizeof key, "t%u:%u", k % 5, k);
+        snprintf(tag, sizeof tag, "t%u:*", k % 5);
+        switch (r % 16) {
+        case 0:
+            hc_remove(c, key, NULL);
+            break;
+        case 1:
+            if (r % 64 == 1)
+                hc_invalidate_tag(c, tag, NULL);
+            break;
+        case 2:
+            if (r % 4096 == 2)
+                hc_flush(c, NULL);
+            break;
+        case 3:
+        case 4:
+        case 5: {
+            size_t len = (r >> 8) % sizeof val;
+            memset(val, 'a' + (int)(k % 26), len);
+            hc_opts o = {.ttl_ms = r % 3 == 0 ? 1 : HC_TTL_DEFAULT,
+                         .tags = r % 2 ? HC_TAGS(key, tag) : HC_TAGS(tag)};
+            hc_put(c, key, val, len, &o, NULL);
+            break;
+        }
+        default: {
+            hc_value *v = NULL;
+            if (hc_get(c, key, &v, NULL) == HC_OK) {
+                const char *d = hc_value_data(v);
+                for (size_t i = 0; i < hc_value_len(v); i++)
+                    bad += d[i] != 'a' + (int)(k % 26);
+                bad += d[hc_value_len(v)] != '\0';
+                hc_value_release(held[r % 8]);
+                held[r % 8] = v;
+            }
+        }
+        }
+    }
+    for (int i = 0; i < 8; i++)
+        hc_value_release(held[i]);
+    return (void *)bad;
+}
+
+START_TEST(test_concurrent_hits_puts_and_invalidations)
+{
+    for (unsigned shards = 1; shards <= 8; shards *= 8) {
+        hc_config cfg = {.max_bytes = 48 * 1024, .max_entries = 150, .shards = shards};
+        hc_cache *c = hc_cache_new(&cfg, NULL);
+        ck_assert_ptr_nonnull(c);
+        pthread_t th[4];
+        for (int i = 0; i < 4; i++)
+            ck_assert_int_eq(pthread_create(&th[i], NULL, conc_worker, c), 0);
+        for (int i = 0; i < 4; i++) {
+            void *bad = NULL;
+            pthread_join(th[i], &bad);
+            ck_assert_ptr_null(bad); /* every hit read back what was put */
+        }
+        ck_assert_store_consistent(c);
+        ck_assert_uint_le(diag(c).bytes_used, cfg.max_bytes);
+        ck_assert_int_eq(hc_flush(c, NULL), HC_OK);
+        ck_assert_uint_eq(diag(c).bytes_used, 0);
+        hc_cache_free(c);
+    }
+}
+END_TEST
+
 /* Whether HEAP_IN_USE sees this process's allocations (valgrind's malloc,
  * for one, is not glibc's). */
 static int heap_measurable(void)
@@ -706,6 +874,9 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_shared_tags_are_interned);
     tcase_add_test(tc, test_table_tag_is_a_flag);
     tcase_add_test(tc, test_key_prefixes_are_stored_once);
+    tcase_add_test(tc, test_probe_runs_longer_than_dist_far);
+    tcase_add_test(tc, test_entry_layout_for_every_key_length);
+    tcase_add_test(tc, test_concurrent_hits_puts_and_invalidations);
     tcase_add_test(tc, test_store_stays_consistent_under_random_changes);
     tcase_add_test(tc, test_bytes_used_covers_the_heap_and_stays_bounded);
     suite_add_tcase(s, tc);
