@@ -8,7 +8,8 @@
  * table; a re-inserted ghost goes straight to main.  Main is a FIFO with
  * "second chance" via a 2-bit frequency.  A one-pass scan therefore washes
  * through the small queue without displacing the hot entries in main, and a
- * hit costs one relaxed atomic store, so hits only need the shared lock.
+ * hit costs one relaxed atomic store and the value's reference count, so
+ * hits take no lock (store.h: reader counts and the writer flag).
  *
  * Functions named do_* expect the shard's exclusive lock held.
  */
@@ -1044,6 +1045,7 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
     dead_list dead = {NULL};
     hc_status st = HC_OK;
     int allow_full = 0;
+    bool report = false; /* refused for want of room: report it once unlocked */
     write_lock(s, sh);
     for (;;) {
         if (guard != NULL && !guard(guard_ctx))
@@ -1053,7 +1055,7 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
             break;
         if (r == ROOM_NONE) {
             if (allow_full)
-                no_room(s, e);
+                report = true;
             else
                 st = hc_error_set(err, HC_ERR_NOMEM, "out of memory growing the table");
             goto refused;
@@ -1088,6 +1090,8 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
 
 refused:
     write_unlock(sh);
+    if (report)
+        no_room(s, e);
     atomic_fetch_sub(&s->bytes_used, held);
     atomic_fetch_sub(&s->entries_used, 1);
     entry_free(e);
