@@ -12,7 +12,7 @@
 #define HYDRACACHE_VERSION_H
 
 #define HC_VERSION_MAJOR 0
-#define HC_VERSION_MINOR 3
+#define HC_VERSION_MINOR 4
 #define HC_VERSION_PATCH 0
 
 /* MAJOR * 10000 + MINOR * 100 + PATCH (0.1.0 -> 100), for #if comparisons */
