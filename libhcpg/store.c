@@ -42,11 +42,12 @@ enum { Q_SMALL = 0, Q_MAIN = 1 };
 /*
  * An entry is one allocation holding the entry, its value and its key:
  *
- *   [expiry time: 8 bytes, only with HAS_TTL][entry: 16 bytes]
- *   [hc_value: refs, len, data, NUL][key, without its interned prefix]
- *   [padding to 8, tag links: ntags x hc_taglink]
+ *   [expiry time: 8 bytes, only with HAS_TTL]
+ *   [key, without its interned prefix, padded to 8][entry: 16 bytes]
+ *   [hc_value: refs, len, data, NUL][padding to 8, tag links: ntags x hc_taglink]
  *
- * The slots point at the entry.  A key of two or more segments ("user:42")
+ * The slots point at the entry; its stored key ends right before it (on the
+ * line a hit reads anyway, whatever the value's size).  A key of two or more segments ("user:42")
  * has its first segment and ':' ("user:") interned once per store
  * (prefix.h) and stores only the rest ("42"); entry.prefix names the
  * prefix (0: the key is stored whole).  A hit reads the entry's line
@@ -82,12 +83,18 @@ _Static_assert(HC_MAX_KEY_LEN <= UINT16_MAX && HC_MAX_TAGS <= UINT8_MAX &&
 #define ALIGN8(n) (((n) + 7) & ~(size_t)7)
 
 /* Offset of the tag links from the entry. */
-static inline size_t links_offset(size_t vlen, size_t sklen)
+static inline size_t links_offset(size_t vlen)
 {
-    return ALIGN8(sizeof(entry) + HC__VALUE_HEADER + vlen + sklen);
+    return ALIGN8(sizeof(entry) + HC__VALUE_HEADER + vlen);
 }
 
-/* Bytes before the entry: its expiry time, if it has one. */
+/* Bytes before the entry for sklen stored key bytes. */
+static inline size_t key_space(size_t sklen)
+{
+    return ALIGN8(sklen);
+}
+
+/* Bytes before the key: its expiry time, if it has one. */
 static inline size_t ttl_space(bool ttl)
 {
     return ttl ? sizeof(uint64_t) : 0;
@@ -96,14 +103,21 @@ static inline size_t ttl_space(bool ttl)
 /* Bytes of an entry storing sklen key bytes and a value of vlen. */
 static inline size_t entry_size(size_t sklen, size_t vlen, size_t ntags, bool ttl)
 {
-    return ttl_space(ttl) + (ntags > 0 ? links_offset(vlen, sklen) + ntags * sizeof(hc_taglink)
-                                       : sizeof(entry) + HC__VALUE_HEADER + vlen + sklen);
+    return ttl_space(ttl) + key_space(sklen) +
+           (ntags > 0 ? links_offset(vlen) + ntags * sizeof(hc_taglink)
+                      : sizeof(entry) + HC__VALUE_HEADER + vlen);
+}
+
+/* The key bytes stored in e (e->klen of them, right before it). */
+static inline const char *skey_of(const entry *e)
+{
+    return (const char *)e - key_space(e->klen);
 }
 
 /* The start of e's allocation. */
 static inline void *base_of(const entry *e)
 {
-    return (char *)e - ttl_space(e->flags & HAS_TTL);
+    return (char *)skey_of(e) - ttl_space(e->flags & HAS_TTL);
 }
 
 /* Clock ms at which e expires, 0 = never. */
@@ -111,7 +125,7 @@ static inline uint64_t expires_of(const entry *e)
 {
     uint64_t t = 0;
     if (e->flags & HAS_TTL)
-        memcpy(&t, (const char *)e - sizeof t, sizeof t);
+        memcpy(&t, skey_of(e) - sizeof t, sizeof t);
     return t;
 }
 
@@ -125,15 +139,9 @@ static inline size_t vlen_of(const entry *e)
     return val_of(e)->len & ~HC__VALUE_EMBEDDED;
 }
 
-/* The key bytes stored in e (e->klen of them, after its value's NUL). */
-static inline const char *skey_of(const entry *e)
-{
-    return val_of(e)->data + vlen_of(e) + 1;
-}
-
 static inline hc_taglink *links_of(const entry *e)
 {
-    return (hc_taglink *)(void *)((char *)e + links_offset(vlen_of(e), e->klen));
+    return (hc_taglink *)(void *)((char *)e + links_offset(vlen_of(e)));
 }
 
 void hc__store_value_free(hc_value *v)
@@ -955,7 +963,9 @@ static entry *entry_new(const char *key, size_t klen, uint16_t prefix, size_t pl
         memcpy(m, &expires_at, sizeof expires_at);
         m += sizeof expires_at;
     }
-    entry *e = (entry *)(void *)m;
+    memcpy(m, key + plen, sklen);
+    memset(m + sklen, 0, key_space(sklen) - sklen);
+    entry *e = (entry *)(void *)(m + key_space(sklen));
     e->qprev = e->qnext = NIL;
     e->klen = (uint16_t)sklen;
     e->ntags = (uint8_t)ntags;
@@ -964,7 +974,6 @@ static entry *entry_new(const char *key, size_t klen, uint16_t prefix, size_t pl
     e->flags = (uint8_t)(flags | (ttl ? HAS_TTL : 0));
     e->prefix = prefix;
     hc__value_embed(val_of(e), data, vlen);
-    memcpy((char *)skey_of(e), key + plen, sklen);
     return e;
 }
 

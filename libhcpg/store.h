@@ -21,11 +21,15 @@
  *
  * Bytes (bytes_used counts all of it, each allocation at hc__alloc_cost:
  * glibc's chunk, the request + 8 rounded up to 16, at least 32; 64-bit).
- * An entry is ONE allocation: expiry, entry header, value, key, tag links.
+ * An entry is ONE allocation: expiry, key, entry header, value, tag links.
  *
  *   part            field                          bytes   read by a hit
  *   before entry    expiry (clock ms), only for an     8   yes (if present)
  *                   entry with a TTL (HAS_TTL)
+ *                   the key after its prefix,   klen - p   yes (compare)
+ *                   padded to 8 (no NUL: whole   + 0..7
+ *                   keys are copied out for
+ *                   on_evict)
  *   entry header    qprev, qnext (FIFO neighbours'      8
  *                   slot indices; the dead list's
  *                   pointer once removed)
@@ -39,9 +43,6 @@
  *   value           refs 4 + len 4 (a hit retains      8   yes (retained)
  *                   the entry's own value)
  *                   data + NUL                   len + 1
- *   key             the key after its prefix    klen - p   yes (compare)
- *                   (no NUL: whole keys are copied
- *                   out for on_evict)
  *   tag links       padding to 8, then per linked  0-7 +
  *                   tag: node, prev, next entry   24 each
  *   allocation      malloc's size word + rounding   8-23
