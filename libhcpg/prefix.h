@@ -8,14 +8,17 @@
  * whole); when every id is taken, or the prefix is longer than
  * HC_PREFIX_MAX_LEN, keys are stored whole.
  *
- * Locking: adding and releasing take the dictionary's mutex (taken under
- * no other store lock).  Every put of a prefixed key interns and every
- * removal releases, so a put-only loop on 2 threads pays for the mutex's
- * line moving between them (a microbenchmark of 40-byte puts with
- * evictions: 0.90 M puts/s with one-segment keys, 0.52 M with "user:" keys;
- * 1 thread: 1.25-1.31 vs 1.09-1.21 M).  Puts that follow a database query
- * do not come near that rate; per-shard references (the global one taken
- * once per shard) would remove it, with a lock-free lookup for the id.  hc__prefix_get takes none: a prefix is immutable
+ * Popular prefixes are pinned: once a prefix has HC_PREFIX_PIN_AFTER
+ * references, a copy of it is kept for the store's life under an id of
+ * its own (HC_PREFIX_IDS + k, k < HC_PREFIX_PINNED), found without a lock
+ * and holding no count, so the puts and removals of its keys touch no shared
+ * line (a put-only loop of 40-byte values with evictions on 2 threads: 0.52 M
+ * puts/s with a counted reference per put, 0.85-0.91 M pinned, 0.85-0.94 M
+ * for keys of one segment).  Pinned copies are
+ * the store's fixed cost (at most HC_PREFIX_PINNED of them), not counted.
+ *
+ * Locking: interning a prefix that is not pinned, and releasing one, take
+ * the dictionary's mutex (taken under no other store lock).  hc__prefix_get takes none: a prefix is immutable
  * while an entry holds it, and the entry is published to lock-free readers
  * after the prefix was made (store.c's shard protocol orders them).
  *
@@ -37,6 +40,8 @@
 #define HC_PREFIX_IDS 1024u      /* ids 1..1023 */
 #define HC_PREFIX_MAX_LEN 64u    /* bytes, with the ':' */
 #define HC_PREFIX_BUCKETS 64u
+#define HC_PREFIX_PINNED 64u     /* popular prefixes kept for the store's life */
+#define HC_PREFIX_PIN_AFTER 16u  /* references that make a prefix popular */
 
 typedef struct hc_prefix {
     struct hc_prefix *next; /* bucket chain */
@@ -44,6 +49,7 @@ typedef struct hc_prefix {
     uint32_t refs;          /* entries holding it, under the lock */
     uint16_t id;
     uint16_t len;
+    uint8_t pinned;         /* a pinned copy of it exists */
     char s[];
 } hc_prefix;
 
@@ -53,6 +59,9 @@ typedef struct hc_prefixes {
     hc_prefix *buckets[HC_PREFIX_BUCKETS];
     unsigned cursor; /* where the search for a free id starts */
     atomic_size_t *used;
+    /* pinned copies: written once each under the lock, read without it */
+    _Atomic(hc_prefix *) pinned[HC_PREFIX_PINNED];
+    atomic_uint npinned;
 } hc_prefixes;
 
 hc_status hc__prefixes_init(hc_prefixes *d, atomic_size_t *used);
@@ -72,13 +81,17 @@ size_t hc__prefix_cost(size_t len);
  * the rest); 0 when it cannot be made (no id free, no memory). */
 uint16_t hc__prefix_intern(hc_prefixes *d, const char *s, size_t len, size_t *charged);
 
-/* Drop a reference (id 0 is ignored); the last frees and uncounts it. */
+/* Drop a reference (id 0 and pinned ids are ignored); the last frees and
+ * uncounts it. */
 void hc__prefix_release(hc_prefixes *d, uint16_t id);
 
 /* The prefix of a held id. */
 static inline const hc_prefix *hc__prefix_get(const hc_prefixes *d, uint16_t id)
 {
-    return d->by_id[id];
+    if (id < HC_PREFIX_IDS)
+        return d->by_id[id];
+    return atomic_load_explicit(&d->pinned[id - HC_PREFIX_IDS],
+                                memory_order_acquire);
 }
 
 #endif

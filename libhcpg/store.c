@@ -77,7 +77,7 @@ typedef struct entry {
 
 _Static_assert(sizeof(entry) == 16, "entries are 16 bytes before their value");
 _Static_assert(HC_MAX_KEY_LEN <= UINT16_MAX && HC_MAX_TAGS <= UINT8_MAX &&
-                   HC_PREFIX_IDS <= UINT16_MAX,
+                   HC_PREFIX_IDS + HC_PREFIX_PINNED <= UINT16_MAX,
                "entry.klen, entry.ntags and entry.prefix fit");
 
 #define ALIGN8(n) (((n) + 7) & ~(size_t)7)

@@ -53,8 +53,10 @@
  *   tag node        chain, name, first entry      24 (32) per tag per shard
  *   tag name        chain 8, hash 8, refs 4,  24 + len + 1 per distinct tag
  *                   len 4, text + NUL
- *   key prefix      chain 8, hash 8, refs 4,  24 + len + 1 per distinct prefix
- *                   id 2, len 2, text + NUL   (prefix.h)
+ *   key prefix      chain 8, hash 8, refs 4,  32 + len + 1 per distinct prefix
+ *                   id 2, len 2, pinned 1,    (prefix.h); a popular prefix's
+ *                   text + NUL                pinned copy is fixed cost
+ *                                             (at most 64 per store)
  *   bucket arrays   8 per node or name, counted once grown past 16
  *
  * A key of two or more segments keeps its first segment and ':' ("user:")
