@@ -84,6 +84,17 @@ HC_EXTERN hc_status hc_key_build(char *buf, size_t cap, size_t *len_out,
     return HC_OK;
 }
 
+size_t hc__key_first_segment(const char *key, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (key[i] == '\\')
+            i++;
+        else if (key[i] == ':')
+            return i;
+    }
+    return SIZE_MAX;
+}
+
 HC_EXTERN hc_status hc_key_table_tag(char *buf, size_t cap, const char *entity, hc_error *err)
 {
     if (buf == NULL || entity == NULL)

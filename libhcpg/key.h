@@ -24,6 +24,12 @@ hc_status hc__key_check(const char *key, size_t *len_out, const char *what, hc_e
 hc_status hc__key_escape(char *buf, size_t limit, size_t *pos, const char *seg, hc_error *err);
 
 /*
+ * Length of key[0..len)'s first segment: up to its first ':' not escaped by
+ * a backslash (hc__key_escape's rule), or SIZE_MAX for a key of one segment.
+ */
+size_t hc__key_first_segment(const char *key, size_t len);
+
+/*
  * The tags of opts (opts->tags then opts->tagset), validated and
  * deduplicated, borrowed into out[HC_MAX_TAGS]; *n_out receives the count.
  * HC_ERR_INVALID for a NULL/empty tag or tags.v NULL with n > 0,

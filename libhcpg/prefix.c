@@ -74,18 +74,6 @@ static void maybe_pin(hc_prefixes *d, hc_prefix *p)
     atomic_store_explicit(&d->npinned, n + 1, memory_order_release);
 }
 
-size_t hc__prefix_len(const char *key, size_t klen)
-{
-    size_t n = klen < HC_PREFIX_MAX_LEN ? klen : HC_PREFIX_MAX_LEN;
-    for (size_t i = 0; i < n; i++) {
-        if (key[i] == '\\')
-            i++;
-        else if (key[i] == ':')
-            return i + 1;
-    }
-    return 0;
-}
-
 size_t hc__prefix_cost(size_t len)
 {
     return hc__alloc_cost(sizeof(hc_prefix) + len + 1);

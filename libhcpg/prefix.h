@@ -68,10 +68,13 @@ hc_status hc__prefixes_init(hc_prefixes *d, atomic_size_t *used);
 /* Every prefix must have been released. */
 void hc__prefixes_destroy(hc_prefixes *d);
 
-/* The length of key's prefix to intern (its first segment and the ':'), or 0
- * when it has none worth interning (one segment, or longer than
- * HC_PREFIX_MAX_LEN). */
-size_t hc__prefix_len(const char *key, size_t klen);
+/* The length of the prefix to intern of a key whose first segment is seg
+ * bytes (hc__key_first_segment): the segment and its ':', or 0 when there is
+ * none worth interning (one segment, or longer than HC_PREFIX_MAX_LEN). */
+static inline size_t hc__prefix_len(size_t seg)
+{
+    return seg < HC_PREFIX_MAX_LEN ? seg + 1 : 0;
+}
 
 /* The most hc__prefix_intern can charge for a prefix of len bytes. */
 size_t hc__prefix_cost(size_t len);

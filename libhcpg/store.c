@@ -24,6 +24,7 @@
 
 #include "alloc.h"
 #include "hash.h"
+#include "key.h"
 #include "stats.h"
 #include "store.h"
 #include "prefix.h"
@@ -52,7 +53,7 @@ enum { Q_SMALL = 0, Q_MAIN = 1 };
  * (prefix.h) and stores only the rest ("42"); entry.prefix names the
  * prefix (0: the key is stored whole).  A hit reads the entry's line
  * (length, prefix, frequency, the value's reference count), the prefix
- * (shared, hot) and the stored key at the end of the value.  An entry that
+ * (shared, hot) and the stored key right before the entry.  An entry that
  * never expires has no expiry field.  A hit hands out a reference to the
  * embedded value (value.h): the allocation lives until the store's
  * reference and every caller's are released (hc__store_value_free).  Byte
@@ -191,17 +192,22 @@ typedef struct fifo {
     size_t bytes;
 } fifo;
 
+/* A shard's table: one allocation (table_new). */
+typedef struct table {
+    entry **slots;   /* nslots; NULL = empty */
+    uint16_t *ghost; /* direct-mapped fingerprints of entries evicted from small; nslots / 2 */
+    uint8_t *tags;   /* nslots; 0 = empty */
+    uint8_t *dist;   /* nslots; distance from home, DIST_FAR if >= 255 */
+} table;
+
 typedef struct shard {
     pthread_rwlock_t lock; /* writers; readers only while a writer is in */
     atomic_int writer;     /* a writer holds or is taking the lock */
-    entry **slots;         /* nslots; NULL = empty */
-    uint8_t *tags;         /* nslots; 0 = empty */
-    uint8_t *dist;         /* nslots; distance from home, DIST_FAR if >= 255 */
+    table t;
     size_t nslots; /* power of two, at most 7/8 full (15/16 when memory is short) */
     size_t count;
     size_t bytes;
     fifo q[2];
-    uint16_t *ghost; /* direct-mapped fingerprints of entries evicted from small; nslots / 2 */
     size_t sweep_cursor;
     size_t table_tagged; /* entries with KEY_TABLE_TAG */
     const hc_prefixes *prefixes; /* the store's */
@@ -313,19 +319,6 @@ static shard *shard_of(const hc_store *s, uint64_t hash)
     return &s->shards[hc__store_shard_index(s, hash)];
 }
 
-/* Length of the key's first segment (up to its first ':' not escaped by a
- * backslash, hc_key_build's rule), or SIZE_MAX for a key of one segment. */
-static size_t first_segment(const char *key, size_t klen)
-{
-    for (size_t i = 0; i < klen; i++) {
-        if (key[i] == '\\')
-            i++;
-        else if (key[i] == ':')
-            return i;
-    }
-    return SIZE_MAX;
-}
-
 /* Whether tag is the table tag (hc_key_table_tag: first segment ":*") of a
  * key whose first segment is key[0..seg). */
 static bool is_table_tag(const char *tag, size_t tlen, const char *key, size_t seg)
@@ -336,12 +329,13 @@ static bool is_table_tag(const char *tag, size_t tlen, const char *key, size_t s
 
 /* Tags an entry links: tags[] without the key (an entity's key is its own
  * tag and is found through the table) and without the key's table tag (an
- * entity's table-wide tag is a flag: invalidating it walks the shards).
- * Returns the count kept in out; *flags gets KEY_IS_TAG and KEY_TABLE_TAG. */
-static size_t tags_to_link(const char *key, size_t klen, const char *const *tags, size_t ntags,
-                           const char **out, uint8_t *flags)
+ * entity's table-wide tag is a flag: invalidating it walks the shards).  seg
+ * is the key's first segment (hc__key_first_segment).  Returns the count
+ * kept in out; *flags gets KEY_IS_TAG and KEY_TABLE_TAG. */
+static size_t tags_to_link(const char *key, size_t klen, size_t seg, const char *const *tags,
+                           size_t ntags, const char **out, uint8_t *flags)
 {
-    size_t n = 0, seg = first_segment(key, klen);
+    size_t n = 0;
     *flags = 0;
     for (size_t i = 0; i < ntags; i++) {
         size_t tlen = strlen(tags[i]);
@@ -361,12 +355,6 @@ static size_t table_cost(size_t nslots)
     return nslots > MIN_SLOTS ? hc__alloc_cost(nslots * SLOT_BYTES) : 0;
 }
 
-typedef struct table {
-    entry **slots;
-    uint16_t *ghost;
-    uint8_t *tags, *dist;
-} table;
-
 /* A zeroed table of n slots in one allocation (slots, ghosts, tags,
  * distances), or 0. */
 static int table_new(size_t n, table *t)
@@ -379,14 +367,6 @@ static int table_new(size_t n, table *t)
     t->tags = (uint8_t *)(m + n * sizeof(entry *) + n / 2 * sizeof(uint16_t));
     t->dist = t->tags + n;
     return 1;
-}
-
-static void shard_set_table(shard *sh, const table *t)
-{
-    sh->slots = t->slots;
-    sh->ghost = t->ghost;
-    sh->tags = t->tags;
-    sh->dist = t->dist;
 }
 
 static hc_taglink *link_of(void *owner, const hc_tagnode *node)
@@ -407,10 +387,8 @@ static hc_status shard_init(hc_store *s, shard *sh)
     sh->q[Q_MAIN].head = sh->q[Q_MAIN].tail = NIL;
     sh->nslots = MIN_SLOTS;
     sh->prefixes = &s->prefixes;
-    table t;
-    if (!table_new(sh->nslots, &t))
+    if (!table_new(sh->nslots, &sh->t))
         return HC_ERR_NOMEM;
-    shard_set_table(sh, &t);
     if (hc__tagindex_init(&sh->tagix, &s->tagdict, link_of) != HC_OK)
         goto fail;
     atomic_init(&sh->writer, 0);
@@ -420,14 +398,14 @@ static hc_status shard_init(hc_store *s, shard *sh)
     }
     return HC_OK;
 fail:
-    free(sh->slots);
+    free(sh->t.slots);
     return HC_ERR_NOMEM;
 }
 
 static void shard_destroy(hc_store *s, shard *sh)
 {
     for (size_t i = 0; i < sh->nslots; i++) {
-        entry *e = sh->slots[i];
+        entry *e = sh->t.slots[i];
         if (e != NULL) {
             hc__tagindex_unlink(&sh->tagix, links_of(e), e->ntags);
             hc__prefix_release(&s->prefixes, e->prefix);
@@ -436,7 +414,7 @@ static void shard_destroy(hc_store *s, shard *sh)
         }
     }
     hc__tagindex_destroy(&sh->tagix);
-    free(sh->slots);
+    free(sh->t.slots);
     pthread_rwlock_destroy(&sh->lock);
 }
 
@@ -513,17 +491,17 @@ void hc__store_free(hc_store *s)
 /* The entry in slot i, NULL for NIL. */
 static entry *at(const shard *sh, uint32_t i)
 {
-    return i != NIL ? sh->slots[i] : NULL;
+    return i != NIL ? sh->t.slots[i] : NULL;
 }
 
 /* Push the entry in slot i at the head of q. */
 static void fifo_push(shard *sh, fifo *q, uint32_t i)
 {
-    entry *e = sh->slots[i];
+    entry *e = sh->t.slots[i];
     e->qprev = NIL;
     e->qnext = q->head;
     if (q->head != NIL)
-        sh->slots[q->head]->qprev = i;
+        sh->t.slots[q->head]->qprev = i;
     else
         q->tail = i;
     q->head = i;
@@ -533,11 +511,11 @@ static void fifo_push(shard *sh, fifo *q, uint32_t i)
 static void fifo_unlink(shard *sh, fifo *q, entry *e)
 {
     if (e->qprev != NIL)
-        sh->slots[e->qprev]->qnext = e->qnext;
+        sh->t.slots[e->qprev]->qnext = e->qnext;
     else
         q->head = e->qnext;
     if (e->qnext != NIL)
-        sh->slots[e->qnext]->qprev = e->qprev;
+        sh->t.slots[e->qnext]->qprev = e->qprev;
     else
         q->tail = e->qprev;
     q->bytes -= cost_of(e);
@@ -549,11 +527,11 @@ static void fifo_moved(shard *sh, entry *e, uint32_t i)
 {
     fifo *q = &sh->q[e->queue];
     if (e->qprev != NIL)
-        sh->slots[e->qprev]->qnext = i;
+        sh->t.slots[e->qprev]->qnext = i;
     else
         q->head = i;
     if (e->qnext != NIL)
-        sh->slots[e->qnext]->qprev = i;
+        sh->t.slots[e->qnext]->qprev = i;
     else
         q->tail = i;
 }
@@ -570,7 +548,7 @@ static uint16_t ghost_print(uint64_t hash)
 
 static uint16_t *ghost_slot(shard *sh, uint64_t hash)
 {
-    return &sh->ghost[hash & (sh->nslots / 2 - 1)];
+    return &sh->t.ghost[hash & (sh->nslots / 2 - 1)];
 }
 
 static void ghost_add(shard *sh, uint64_t hash)
@@ -630,24 +608,21 @@ static size_t do_find(const shard *sh, const char *key, size_t klen, uint64_t ha
     size_t mask = sh->nslots - 1;
     uint8_t want = tag_of(hash);
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
-        uint8_t t = sh->tags[i];
+        uint8_t t = sh->t.tags[i];
         if (t == 0)
             return NOT_FOUND;
         if (t != want)
             continue;
-        if (key_eq(sh, sh->slots[i], key, klen))
+        if (key_eq(sh, sh->t.slots[i], key, klen))
             return i;
     }
 }
 
-/* The slot holding e (which is in the table). */
+/* The slot holding e (which is in the table, so in a FIFO): its
+ * neighbour's link to it, or its queue's head. */
 static size_t do_find_entry(const shard *sh, const entry *e)
 {
-    size_t mask = sh->nslots - 1;
-    size_t i = hash_of(sh, e) & mask;
-    while (sh->slots[i] != e)
-        i = (i + 1) & mask;
-    return i;
+    return e->qprev != NIL ? sh->t.slots[e->qprev]->qnext : sh->q[e->queue].head;
 }
 
 /* Put e (of hash) in the first free slot of its probe sequence (there is
@@ -671,23 +646,23 @@ static uint32_t slots_place(const table *t, size_t nslots, entry *e, uint64_t ha
 static void do_slot_clear(shard *sh, size_t i)
 {
     size_t mask = sh->nslots - 1;
-    for (size_t j = (i + 1) & mask; sh->tags[j] != 0; j = (j + 1) & mask) {
-        size_t home = sh->dist[j] != DIST_FAR ? (j - sh->dist[j]) & mask
-                                              : hash_of(sh, sh->slots[j]) & mask;
+    for (size_t j = (i + 1) & mask; sh->t.tags[j] != 0; j = (j + 1) & mask) {
+        size_t home = sh->t.dist[j] != DIST_FAR ? (j - sh->t.dist[j]) & mask
+                                              : hash_of(sh, sh->t.slots[j]) & mask;
         /* j's entry may fill the hole at i unless its home lies in (i, j] */
         int home_after_hole = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!home_after_hole) {
             size_t d = (i - home) & mask;
-            sh->slots[i] = sh->slots[j];
-            sh->tags[i] = sh->tags[j];
-            sh->dist[i] = d < DIST_FAR ? (uint8_t)d : DIST_FAR;
-            fifo_moved(sh, sh->slots[i], (uint32_t)i);
+            sh->t.slots[i] = sh->t.slots[j];
+            sh->t.tags[i] = sh->t.tags[j];
+            sh->t.dist[i] = d < DIST_FAR ? (uint8_t)d : DIST_FAR;
+            fifo_moved(sh, sh->t.slots[i], (uint32_t)i);
             i = j;
         }
     }
-    sh->slots[i] = NULL;
-    sh->tags[i] = 0;
-    sh->dist[i] = 0;
+    sh->t.slots[i] = NULL;
+    sh->t.tags[i] = 0;
+    sh->t.dist[i] = 0;
 }
 
 enum room { ROOM_NONE, ROOM_OK, ROOM_NEEDS_BYTES };
@@ -722,12 +697,12 @@ static enum room do_make_room(hc_store *s, shard *sh, int allow_full)
         return sh->count + 1 < sh->nslots ? ROOM_OK : ROOM_NONE;
     }
     for (size_t i = 0; i < sh->nslots; i++)
-        if (sh->tags[i] != 0)
-            moved[i] = slots_place(&t, nb, sh->slots[i], hash_of(sh, sh->slots[i]));
+        if (sh->t.tags[i] != 0)
+            moved[i] = slots_place(&t, nb, sh->t.slots[i], hash_of(sh, sh->t.slots[i]));
     for (size_t i = 0; i < sh->nslots; i++) {
-        if (sh->tags[i] == 0)
+        if (sh->t.tags[i] == 0)
             continue;
-        entry *e = sh->slots[i];
+        entry *e = sh->t.slots[i];
         e->qprev = e->qprev != NIL ? moved[e->qprev] : NIL;
         e->qnext = e->qnext != NIL ? moved[e->qnext] : NIL;
     }
@@ -739,9 +714,9 @@ static enum room do_make_room(hc_store *s, shard *sh, int allow_full)
     free(moved);
     size_t ng = sh->nslots / 2;
     for (size_t i = 0; i < ng; i++)
-        t.ghost[i] = t.ghost[i + ng] = sh->ghost[i];
-    free(sh->slots);
-    shard_set_table(sh, &t);
+        t.ghost[i] = t.ghost[i + ng] = sh->t.ghost[i];
+    free(sh->t.slots);
+    sh->t = t;
     sh->nslots = nb;
     return ROOM_OK;
 }
@@ -755,8 +730,8 @@ static void do_shrink_if_empty(hc_store *s, shard *sh)
     table t;
     if (!table_new(MIN_SLOTS, &t))
         return;
-    free(sh->slots);
-    shard_set_table(sh, &t);
+    free(sh->t.slots);
+    sh->t = t;
     atomic_fetch_sub(&s->bytes_used, table_cost(sh->nslots));
     sh->nslots = MIN_SLOTS;
     sh->sweep_cursor = 0;
@@ -766,7 +741,7 @@ static void do_shrink_if_empty(hc_store *s, shard *sh)
 static void do_remove_at(hc_store *s, shard *sh, size_t i, dead_list *dead,
                          hc_evict_reason reason)
 {
-    entry *e = sh->slots[i];
+    entry *e = sh->t.slots[i];
     size_t cost = cost_of(e);
     fifo_unlink(sh, &sh->q[e->queue], e);
     do_slot_clear(sh, i);
@@ -824,7 +799,7 @@ static int do_evict_one(hc_store *s, shard *sh, dead_list *dead, uint64_t now)
         fifo *small = &sh->q[Q_SMALL], *mainq = &sh->q[Q_MAIN];
         if (small->tail != NIL && (small->bytes * 10 >= sh->bytes || mainq->tail == NIL)) {
             uint32_t i = small->tail;
-            entry *e = sh->slots[i];
+            entry *e = sh->t.slots[i];
             unsigned f = atomic_load_explicit(&e->freq, memory_order_relaxed);
             if (f > 0 && !is_expired(e, now)) {
                 fifo_unlink(sh, small, e);
@@ -842,7 +817,7 @@ static int do_evict_one(hc_store *s, shard *sh, dead_list *dead, uint64_t now)
         if (mainq->tail == NIL)
             return 0;
         uint32_t i = mainq->tail;
-        entry *e = sh->slots[i];
+        entry *e = sh->t.slots[i];
         unsigned f = atomic_load_explicit(&e->freq, memory_order_relaxed);
         if (f > 0 && !is_expired(e, now)) {
             fifo_unlink(sh, mainq, e);
@@ -896,7 +871,7 @@ static void drop_expired(hc_store *s, shard *sh, const char *key, size_t klen, u
     dead_list dead = {NULL};
     write_lock(s, sh);
     size_t i = do_find(sh, key, klen, hash);
-    if (i != NOT_FOUND && is_expired(sh->slots[i], now_ms(s)))
+    if (i != NOT_FOUND && is_expired(sh->t.slots[i], now_ms(s)))
         do_remove_at(s, sh, i, &dead, HC_EVICT_EXPIRED);
     write_unlock(sh);
     bury(s, &dead);
@@ -911,7 +886,7 @@ hc_status hc__store_get(hc_store *s, const char *key, size_t klen, uint64_t hash
         read_unlock(sh, rd);
         return HC_MISS;
     }
-    entry *e = sh->slots[i];
+    entry *e = sh->t.slots[i];
     /* the clock is read only for entries that can expire */
     if ((e->flags & HAS_TTL) && now_ms(s) >= expires_of(e)) {
         read_unlock(sh, rd);
@@ -935,7 +910,7 @@ static void do_incremental_sweep(hc_store *s, shard *sh, dead_list *dead)
     int have_now = 0;
     for (int k = 0; k < SWEEP_SLOTS_PER_PUT; k++) {
         size_t i = sh->sweep_cursor++ & (sh->nslots - 1);
-        entry *e = sh->slots[i];
+        entry *e = sh->t.slots[i];
         if (e == NULL || !(e->flags & HAS_TTL))
             continue;
         if (!have_now) {
@@ -984,20 +959,10 @@ static void entry_free(entry *e)
 }
 
 /* Report a put of key refused for want of room as a capacity eviction. */
-static void no_room_key(hc_store *s, const char *key, uint64_t hash)
+static void no_room(hc_store *s, const char *key, uint64_t hash)
 {
     if (s->cfg.on_evict != NULL)
         s->cfg.on_evict(s->cfg.evict_ctx, key, hash, HC_EVICT_CAPACITY);
-}
-
-/* Report a put refused for want of room as a capacity eviction. */
-static void no_room(hc_store *s, entry *e)
-{
-    if (s->cfg.on_evict != NULL) {
-        char key[HC_MAX_KEY_LEN + 1];
-        size_t klen = key_copy(&s->prefixes, e, key);
-        s->cfg.on_evict(s->cfg.evict_ctx, key, hc__hash(key, klen), HC_EVICT_CAPACITY);
-    }
 }
 
 /*
@@ -1014,7 +979,8 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
     *stored = false;
     const char *linked[HC_MAX_TAGS];
     uint8_t flags;
-    size_t nlinked = tags_to_link(key, klen, tags, ntags, linked, &flags);
+    size_t seg = hc__key_first_segment(key, klen);
+    size_t nlinked = tags_to_link(key, klen, seg, tags, ntags, linked, &flags);
     if (vlen > HC_MAX_VALUE_LEN)
         return hc_error_set(err, HC_ERR_TOO_LARGE, "value longer than %zu bytes",
                             HC_MAX_VALUE_LEN);
@@ -1026,12 +992,12 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
                             "entry of %zu bytes exceeds the cache limit of %zu bytes", held,
                             s->cfg.max_bytes);
     /* the key's prefix, interned (when the bound leaves room for a new one) */
-    size_t plen = hc__prefix_len(key, klen);
+    size_t plen = hc__prefix_len(seg);
     size_t pre_max = plen > 0 ? hc__prefix_cost(plen) : 0;
     if (held + pre_max > s->cfg.max_bytes)
         plen = pre_max = 0;
     if (!reserve(s, held + pre_max)) {
-        no_room_key(s, key, hash);
+        no_room(s, key, hash);
         return HC_OK;
     }
     size_t charged = 0;
@@ -1085,7 +1051,7 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
     if (old != NOT_FOUND)
         do_remove_at(s, sh, old, &dead, HC_EVICT_NONE); /* replaced, not evicted */
     uint32_t at_slot =
-        slots_place(&(table){sh->slots, sh->ghost, sh->tags, sh->dist}, sh->nslots, e, hash);
+        slots_place(&sh->t, sh->nslots, e, hash);
     e->queue = ghost_take(sh, hash) ? Q_MAIN : Q_SMALL;
     fifo_push(sh, &sh->q[e->queue], at_slot);
     sh->count++;
@@ -1100,7 +1066,7 @@ hc_status hc__store_put(hc_store *s, const char *key, size_t klen, uint64_t hash
 refused:
     write_unlock(sh);
     if (report)
-        no_room(s, e);
+        no_room(s, key, hash);
     atomic_fetch_sub(&s->bytes_used, held);
     atomic_fetch_sub(&s->entries_used, 1);
     entry_free(e);
@@ -1136,7 +1102,7 @@ static size_t do_remove_table_tagged(hc_store *s, shard *sh, const char *tag, si
             char key[HC_MAX_KEY_LEN + 1];
             size_t klen = (e->flags & KEY_TABLE_TAG) ? key_copy(sh->prefixes, e, key) : 0;
             if ((e->flags & KEY_TABLE_TAG) &&
-                is_table_tag(tag, tlen, key, first_segment(key, klen))) {
+                is_table_tag(tag, tlen, key, hc__key_first_segment(key, klen))) {
                 do_remove(s, sh, e, dead, HC_EVICT_NONE);
                 n++;
             }
@@ -1162,7 +1128,7 @@ size_t hc__store_remove_tag(hc_store *s, const char *tag, size_t tlen, uint64_t 
         }
         /* an entity whose key is the tag is not in the index: the table finds it */
         size_t k = sh == own ? do_find(sh, tag, tlen, hash) : NOT_FOUND;
-        if (k != NOT_FOUND && (sh->slots[k]->flags & KEY_IS_TAG)) {
+        if (k != NOT_FOUND && (sh->t.slots[k]->flags & KEY_IS_TAG)) {
             do_remove_at(s, sh, k, &dead, HC_EVICT_NONE);
             n++;
         }
@@ -1228,7 +1194,7 @@ void hc__store_bytes_split(hc_store *s, hc_store_bytes *out)
         shard *sh = &s->shards[i];
         write_lock(s, sh);
         for (size_t k = 0; k < sh->nslots; k++) {
-            const entry *e = sh->slots[k];
+            const entry *e = sh->t.slots[k];
             if (e == NULL)
                 continue;
             size_t vlen = vlen_of(e), links = e->ntags * sizeof(hc_taglink);
@@ -1256,8 +1222,8 @@ static bool do_check_shard(const shard *sh, char *why, size_t cap)
 {
     size_t mask = sh->nslots - 1, in_table = 0, in_fifos = 0, bytes = 0, table_tagged = 0;
     for (size_t i = 0; i < sh->nslots; i++) {
-        entry *e = sh->slots[i];
-        if ((e == NULL) != (sh->tags[i] == 0)) {
+        entry *e = sh->t.slots[i];
+        if ((e == NULL) != (sh->t.tags[i] == 0)) {
             snprintf(why, cap, "slot %zu: entry and tag disagree", i);
             return false;
         }
@@ -1265,12 +1231,12 @@ static bool do_check_shard(const shard *sh, char *why, size_t cap)
             continue;
         uint64_t h = hash_of(sh, e);
         size_t home = h & mask, d = (i - home) & mask;
-        if (sh->tags[i] != tag_of(h) || sh->dist[i] != (d < DIST_FAR ? d : DIST_FAR)) {
+        if (sh->t.tags[i] != tag_of(h) || sh->t.dist[i] != (d < DIST_FAR ? d : DIST_FAR)) {
             snprintf(why, cap, "slot %zu: tag or distance wrong", i);
             return false;
         }
         for (size_t k = home; k != i; k = (k + 1) & mask)
-            if (sh->tags[k] == 0) {
+            if (sh->t.tags[k] == 0) {
                 snprintf(why, cap, "slot %zu: probe sequence broken at %zu", i, k);
                 return false;
             }
@@ -1281,12 +1247,12 @@ static bool do_check_shard(const shard *sh, char *why, size_t cap)
         const fifo *f = &sh->q[q];
         uint32_t prev = NIL;
         size_t qbytes = 0;
-        for (uint32_t i = f->head; i != NIL; i = sh->slots[i]->qnext) {
-            if (i >= sh->nslots || sh->slots[i] == NULL || in_fifos > in_table) {
+        for (uint32_t i = f->head; i != NIL; i = sh->t.slots[i]->qnext) {
+            if (i >= sh->nslots || sh->t.slots[i] == NULL || in_fifos > in_table) {
                 snprintf(why, cap, "queue %d: link to slot %u is not an entry", q, i);
                 return false;
             }
-            const entry *e = sh->slots[i];
+            const entry *e = sh->t.slots[i];
             if (e->qprev != prev || e->queue != q) {
                 snprintf(why, cap, "queue %d: slot %u has prev %u (want %u), queue %u", q, i,
                          e->qprev, prev, e->queue);

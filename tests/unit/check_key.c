@@ -104,6 +104,24 @@ START_TEST(test_table_tag_equals_no_entity_key)
 }
 END_TEST
 
+/* The first segment of a built key ends at its first unescaped ':' (what
+ * the store interns as a key prefix and derives table tags from). */
+START_TEST(test_first_segment_of_built_keys)
+{
+    char key[64];
+    ck_assert_int_eq(HC_KEY(key, sizeof key, NULL, "user", "42"), HC_OK);
+    ck_assert_uint_eq(hc__key_first_segment(key, strlen(key)), 4);
+    ck_assert_int_eq(HC_KEY(key, sizeof key, NULL, "a:b", "1"), HC_OK); /* a\:b:1 */
+    ck_assert_uint_eq(hc__key_first_segment(key, strlen(key)), 4);
+    ck_assert_int_eq(HC_KEY(key, sizeof key, NULL, "a\\", "1"), HC_OK); /* a\\:1 */
+    ck_assert_uint_eq(hc__key_first_segment(key, strlen(key)), 3);
+    ck_assert_int_eq(HC_KEY(key, sizeof key, NULL, "solo"), HC_OK);
+    ck_assert_uint_eq(hc__key_first_segment(key, strlen(key)), SIZE_MAX);
+    ck_assert_uint_eq(hc__key_first_segment("x\\:", 3), SIZE_MAX); /* escaped ':' only */
+    ck_assert_uint_eq(hc__key_first_segment(":x", 2), 0);
+}
+END_TEST
+
 START_TEST(test_key_build_rejects_bad_arguments)
 {
     char buf[16];
@@ -291,6 +309,7 @@ static Suite *key_suite(void)
     tcase_add_test(tc, test_shared_key_vectors);
     tcase_add_test(tc, test_escaped_keys_never_collide);
     tcase_add_test(tc, test_table_tag_equals_no_entity_key);
+    tcase_add_test(tc, test_first_segment_of_built_keys);
     tcase_add_test(tc, test_key_build_rejects_bad_arguments);
     tcase_add_test(tc, test_key_build_enforces_buffer_and_max_length);
     tcase_add_test(tc, test_key_check_validates_keys);
