@@ -648,11 +648,14 @@ static int connect_loopback(int port)
     return fd;
 }
 
-/* Kernel counter of SYNs dropped because a listen queue was full. */
-static long listen_overflows(void)
+/* Kernel counter of SYNs dropped because a listen queue was full, read from
+ * /proc/net/netstat opened once by the test (f): the proxy thread polls it
+ * while the bus connects, and opening it anew each time would take fd numbers
+ * (the one libpq just closed, say) from under the bus's sockets, which is the
+ * very reuse the test stages for the bus, and a fd race TSan reports. */
+static long listen_overflows(FILE *f)
 {
-    FILE *f = fopen("/proc/net/netstat", "r");
-    if (f == NULL) return -1;
+    if (f == NULL || fseek(f, 0, SEEK_SET) != 0) return -1;
     char names[4096], vals[4096];
     long v = -1;
     while (v < 0 && fgets(names, sizeof names, f) && fgets(vals, sizeof vals, f)) {
@@ -665,12 +668,12 @@ static long listen_overflows(void)
         }
         if (n && x) v = atol(x);
     }
-    fclose(f);
     return v;
 }
 
 typedef struct slow_proxy {
     int lfd, filler, real_port;
+    FILE *netstat;
     long overflows0;
     pthread_t t;
 } slow_proxy;
@@ -678,7 +681,7 @@ typedef struct slow_proxy {
 static bool overflowed(void *ctx)
 {
     slow_proxy *p = ctx;
-    return listen_overflows() > p->overflows0;
+    return listen_overflows(p->netstat) > p->overflows0;
 }
 
 /* Accept queue full (one un-accepted filler), so the bus's SYN is dropped;
@@ -712,13 +715,15 @@ START_TEST(test_multi_host_conninfo_connects_when_the_first_address_refuses)
      * number.  The bus must watch the new socket: reaching LISTENING must
      * not wait for the connect deadline (query_timeout_ms, set to 30 s). */
     const char *tcp = hc_test_tcp_conninfo();
-    if (tcp == NULL || listen_overflows() < 0) {
+    FILE *netstat = fopen("/proc/net/netstat", "r");
+    if (tcp == NULL || listen_overflows(netstat) < 0) {
         fprintf(stderr, "check_pgbus: no TCP test server or /proc/net/netstat; skipped\n");
+        if (netstat != NULL) fclose(netstat);
         return;
     }
     PQconninfoOption *opts = PQconninfoParse(tcp, NULL);
     ck_assert_ptr_nonnull(opts);
-    slow_proxy p = {.real_port = 0};
+    slow_proxy p = {.real_port = 0, .netstat = netstat};
     for (PQconninfoOption *o = opts; o->keyword; o++)
         if (strcmp(o->keyword, "port") == 0 && o->val) p.real_port = atoi(o->val);
     PQconninfoFree(opts);
@@ -728,7 +733,7 @@ START_TEST(test_multi_host_conninfo_connects_when_the_first_address_refuses)
     p.lfd = loopback_socket(0, &proxy_port);
     p.filler = connect_loopback(proxy_port);
     ck_assert_int_ge(p.filler, 0);
-    p.overflows0 = listen_overflows();
+    p.overflows0 = listen_overflows(netstat);
     ck_assert_int_eq(pthread_create(&p.t, NULL, slow_proxy_main, &p), 0);
 
     char conninfo[1024];
@@ -747,6 +752,7 @@ START_TEST(test_multi_host_conninfo_connects_when_the_first_address_refuses)
     close(p.filler);
     close(p.lfd);
     close(closed);
+    fclose(netstat);
 }
 END_TEST
 
